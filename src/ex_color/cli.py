@@ -1,0 +1,84 @@
+"""The `ex-color` command: parse arguments, call `ex_color.experiment`, print results.
+
+Bad input (an experiment file, a flag) exits with code 2 and one line on stderr, never a
+traceback; an interrupted run exits with 130 after saving a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ex_color import __version__
+
+log = logging.getLogger('ex_color')
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+HEADLINE_COLOURS = ('red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'black', 'white')
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+        self.exit(EXIT_USAGE, f'{self.prog}: error: {message}\n')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog='ex-color', description='Concept-anchored representation engineering experiments.')
+    parser.add_argument('--version', action='version', version=f'ex-color {__version__}')
+    parser.add_argument('-v', '--verbose', action='store_true', help='log debug messages')
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND', parser_class=_Parser)
+
+    run = commands.add_parser('run', help='train one seed of an experiment, operate on it and evaluate it')
+    run.add_argument('experiment', metavar='EXPERIMENT', help='a directory holding experiment.toml, or a .toml file')
+    run.add_argument('--seed', type=int, help="seed (default: the experiment file's)")
+    run.add_argument('--out', help='run directory (default: runs/<experiment>/seed-<N>/)')
+    run.add_argument('--engine', choices=['fast', 'lightning'], default='fast', help='trainer (default: fast)')
+    run.add_argument('--steps', type=int, help='train only the first N steps of the dopesheet')
+    run.add_argument('--resume', action='store_true', help='continue an interrupted run in the run directory')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format='%(levelname).1s %(name)s: %(message)s',
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    # Heavy imports (torch, lightning) only once we know there is work to do.
+    from ex_color.config import ConfigError, load_experiment
+    from ex_color.experiment import RunExistsError, TrainingInterrupted, run_experiment
+
+    try:
+        experiment = load_experiment(args.experiment)
+        result = run_experiment(
+            experiment, seed=args.seed, out=args.out, engine=args.engine, steps=args.steps, resume=args.resume
+        )
+    except (ConfigError, RunExistsError, ValueError) as e:
+        print(f'ex-color: error: {e}', file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingInterrupted as e:
+        print(f'ex-color: {e}; checkpoint saved, continue with --resume', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print_results(result.directory, result.results)
+    return 0
+
+
+def print_results(directory: object, results: dict) -> None:
+    """The headline figures of a run, as a short table."""
+    print(
+        f'{results["title"]} · seed {results["seed"]} · {results["engine"]} engine · {results["steps"]} steps '
+        f'in {results["train_seconds"]:.1f} s'
+    )
+    header = f'{"":<12}{"mse max":>10}{"median":>10}{"select r²":>10}' + ''.join(f'{c:>9}' for c in HEADLINE_COLOURS)
+    print(header)
+    for name, e in results['evaluations'].items():
+        colours = ''.join(f'{e["named_colors"][c]:>9.2g}' for c in HEADLINE_COLOURS)
+        print(f'{name:<12}{e["mse_max"]:>10.2g}{e["mse_median"]:>10.2g}{e["selectivity_r2"]:>10.3f}{colours}')
+    print(f'Results: {directory}')

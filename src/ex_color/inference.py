@@ -1,0 +1,179 @@
+"""Inference with interventions and activation capture: a Lightning module, and plain batched `infer`.
+
+Both apply interventions with forward hooks (`apply_interventions`) and capture the outputs of
+named layers *after* any intervention on them, flattened to `[N, D]`, detached and on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from ex_color.intervention.config import InterventionConfig
+from ex_color.intervention.hooks import apply_interventions
+from ex_color.model import get_layer
+
+__all__ = ['InferenceModule', 'InferenceResult', 'capture_activations', 'infer']
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def capture_activations(
+    model: nn.Module, layer_names: Iterable[str], store: dict[str, list[Tensor]] | None = None
+) -> Iterator[dict[str, list[Tensor]]]:
+    """Within the block, append each named layer's output, as `[N, D]` on the CPU, to `store[name]`.
+
+    Yields the store (a new dict of empty lists unless one is given). Enter it after
+    `apply_interventions` to capture post-intervention outputs: hooks run in registration order.
+    """
+    layers = [(name, get_layer(model, name)) for name in dict.fromkeys(layer_names)]
+    captured = store if store is not None else {}
+    handles: list[RemovableHandle] = []
+    try:
+        for name, layer in layers:
+            batches = captured.setdefault(name, [])
+            handles.append(layer.register_forward_hook(_capture_hook(name, batches)))
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _capture_hook(name: str, batches: list[Tensor]) -> Any:
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        if not isinstance(output, Tensor):
+            raise TypeError(f'cannot capture layer {name!r}: its output is {type(output).__name__}, not a Tensor')
+        # copy=True: a later in-place op (e.g. ReLU(inplace=True)) must not change what we kept.
+        flat = output.detach().reshape(-1, output.shape[-1]) if output.ndim else output.detach().reshape(1, 1)
+        batches.append(flat.to('cpu', copy=True))
+
+    return hook
+
+
+def _concat_captured(name: str, batches: Sequence[Tensor]) -> Tensor:
+    if not batches:
+        raise ValueError(f'nothing captured for layer {name!r} yet; run the model on some data first')
+    return torch.cat(list(batches), dim=0)
+
+
+class InferenceModule(L.LightningModule):
+    """Lightning wrapper for `trainer.predict`: runs `model` with interventions, capturing layers.
+
+    `predict_step` takes a batch `[B, 3]` (or a 1-tuple/list holding it) and returns the model's
+    output `[B, 3]`. Captured activations accumulate per layer across batches, in order, and
+    are read with `read_captured(name)` → `[N, D]`. Captures from an earlier `trainer.predict`
+    run are cleared when a new one starts; `clear_captured()` clears them by hand.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        interventions: Iterable[InterventionConfig],
+        capture_layers: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.interventions = list(interventions)
+        self.capture_layers = list(capture_layers) if capture_layers is not None else []
+        # Fail at construction, naming the valid layers, rather than mid-prediction.
+        for name in [*self.capture_layers, *(n for i in self.interventions for n in i.layer_affinities)]:
+            get_layer(model, name)
+        self._captured: dict[str, list[Tensor]] = {name: [] for name in self.capture_layers}
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Model output `[..., 3]` for `x` `[..., 3]`, with interventions applied and layers captured."""
+        with (
+            apply_interventions(self.model, self.interventions),
+            capture_activations(self.model, self.capture_layers, self._captured),
+        ):
+            return self.model(x)
+
+    def predict_step(self, batch: Tensor | Sequence[Tensor], batch_idx: int) -> Tensor:
+        if isinstance(batch, list | tuple):
+            if len(batch) != 1:
+                raise ValueError(
+                    f'InferenceModule: expected a batch tensor [B, 3] or a 1-tuple of it, got {len(batch)} items'
+                )
+            batch = batch[0]
+        return self(batch)
+
+    def on_predict_start(self) -> None:
+        self.clear_captured()
+
+    def read_captured(self, name: str) -> Tensor:
+        """All activations captured at layer `name`, concatenated over batches: `[N, D]` (CPU)."""
+        if name not in self._captured:
+            raise KeyError(f'layer {name!r} was not captured; captured layers: {self.capture_layers}')
+        return _concat_captured(name, self._captured[name])
+
+    def clear_captured(self) -> None:
+        """Forget captured activations (the capture layers stay the same)."""
+        for batches in self._captured.values():
+            batches.clear()
+
+
+class InferenceResult(NamedTuple):
+    """What `infer` returns."""
+
+    outputs: Tensor
+    """Model outputs `[..., K]`, with the input's leading shape, on the input tensor's device (CPU for numpy)."""
+
+    captured: dict[str, Tensor]
+    """Post-intervention outputs of each capture layer, `[N, D]` over all N input rows, on the CPU."""
+
+
+def infer(
+    model: nn.Module,
+    x: Tensor | np.ndarray,
+    interventions: Iterable[InterventionConfig] = (),
+    capture_layers: Iterable[str] = (),
+    batch_size: int = 262144,
+) -> InferenceResult:
+    """Run `model` on `x` `[..., 3]` in a few large chunks, in eval mode, without gradients.
+
+    No DataLoader or Trainer: the rows of x are split into chunks of `batch_size` and run on the
+    model's device in its dtype. The model's train/eval mode (of every submodule) is restored
+    afterwards. Accepts numpy arrays.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f'infer: batch_size must be a positive integer, got {batch_size!r}')
+    inputs = torch.as_tensor(x)
+    if inputs.ndim < 1:
+        raise ValueError(f'infer: x must have shape [..., features], got a scalar {tuple(inputs.shape)}')
+    result_device = inputs.device
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else inputs.device
+    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
+    rows = inputs.reshape(-1, inputs.shape[-1]).to(device=device, dtype=dtype)  # [N, F]
+    # Splitting an empty tensor yields no chunks; run it once so shapes still come out right.
+    chunks = rows.split(batch_size) if rows.shape[0] else (rows,)
+
+    modes = {module: module.training for module in model.modules()}
+    store: dict[str, list[Tensor]] = {}
+    try:
+        model.eval()
+        with (
+            torch.inference_mode(),
+            apply_interventions(model, interventions),
+            capture_activations(model, capture_layers, store),
+        ):
+            output_chunks = [model(chunk) for chunk in chunks]
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    log.debug('infer: %d rows in %d chunks', rows.shape[0], len(chunks))
+
+    # Concatenating outside inference mode gives ordinary tensors, which callers may modify in place.
+    outputs = torch.cat(output_chunks, dim=0)  # [N, K]
+    outputs = outputs.reshape(*inputs.shape[:-1], outputs.shape[-1]).to(result_device)
+    captured = {name: _concat_captured(name, batches) for name, batches in store.items()}
+    return InferenceResult(outputs, captured)

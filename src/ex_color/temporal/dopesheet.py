@@ -1,0 +1,253 @@
+"""Dopesheet: a keyframed schedule of hyperparameters, phases and actions, read from CSV.
+
+A sheet is a pure function of the step: `sheet[t]` gives the frame at step t, and
+`sheet.table()` gives every property at every step as one `[steps, props]` array, computed
+once. See DESIGN.md §3 "Dopesheet and timeline" for the file format.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import os
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import TYPE_CHECKING, NamedTuple, SupportsIndex, TextIO
+
+import numpy as np
+
+from ex_color.temporal.keyframes import DopesheetError, Keyframe, PropertySpec, location
+from ex_color.temporal.parsing import STEP_COLUMN, parse_dopesheet_csv
+from ex_color.temporal.track import Track
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The schedule at one step.
+
+    Steps before the first PHASE row belong to no phase (`phase` None, both flags False).
+    Each PHASE cell starts a new phase, even if it repeats the current name.
+    """
+
+    step: int
+    phase: str | None
+    is_phase_start: bool
+    """True at the first step of a named phase."""
+    is_phase_end: bool
+    """True at the last step of a named phase (the step before the next PHASE row, or the sheet's last)."""
+    actions: list[str] = field(default_factory=list)
+    """Events at exactly this step (from the ACTION column)."""
+    props: dict[str, float] = field(default_factory=dict)
+    """Value of every property at this step, in column order."""
+
+
+class ScheduleTable(NamedTuple):
+    """Every property at every step; unpacks as `names, values = table`."""
+
+    names: list[str]
+    """Property names in column order."""
+    values: np.ndarray
+    """`[steps, props]` float64, read-only: `values[t, j]` is property `names[j]` at step t."""
+
+    def column(self, name: str) -> np.ndarray:
+        """One property over all steps: `[steps]`."""
+        return self.values[:, self.names.index(name)]
+
+
+class Dopesheet:
+    """A keyframed schedule: properties interpolated between rows, plus phases and actions.
+
+    Build with `Dopesheet.from_csv(path_or_file)` or `Dopesheet.from_string(text)`. Its length is
+    the last keyframe's step + 1; valid steps are `0 … len(sheet) − 1` (others raise IndexError).
+    """
+
+    def __init__(
+        self, properties: Sequence[PropertySpec], keyframes: Sequence[Keyframe], *, source: str = '<memory>'
+    ) -> None:
+        """Build from specs (column order) and keyframes (any order; sorted here by step).
+
+        Raises DopesheetError when there are no keyframes, two keyframes share a step, a keyframe
+        keys an unknown property, or a property has no keyed value at all.
+        """
+        self.source = source
+        if not keyframes:
+            raise DopesheetError(f'{source}: no keyframes: expected at least one row')
+        ordered = sorted(keyframes, key=lambda k: k.step)
+        self._check_keyframes(properties, ordered, source)
+        self.keyframes: tuple[Keyframe, ...] = tuple(ordered)
+        """Rows sorted by resolved step."""
+        self.properties: tuple[PropertySpec, ...] = tuple(properties)
+        """How each property moves, in column order."""
+        self._length = ordered[-1].step + 1
+        self._tracks: dict[str, Track] = {}
+        for spec in properties:
+            keyed = [k for k in ordered if spec.name in k.values]
+            if not keyed:
+                raise DopesheetError(
+                    f'{location(source, column=spec.label)}: no values in this column: expected at least one keyframe'
+                )
+            self._tracks[spec.name] = Track(spec, [k.step for k in keyed], [k.values[spec.name] for k in keyed])
+        self._phase_starts = [k.step for k in ordered if k.phase is not None]
+        self._phase_names = [k.phase for k in ordered if k.phase is not None]
+        self._actions = {k.step: k.actions for k in ordered if k.actions}
+        self._table: np.ndarray | None = None
+        log.debug('Dopesheet %s: %d steps, properties %s', source, self._length, self.props)
+
+    @staticmethod
+    def _check_keyframes(properties: Sequence[PropertySpec], ordered: Sequence[Keyframe], source: str) -> None:
+        names = [spec.name for spec in properties]
+        if len(set(names)) != len(names):
+            duplicate = next(n for n in names if names.count(n) > 1)
+            raise DopesheetError(f'{source}: duplicate property {duplicate!r}: expected each property once')
+        for before, after in pairwise(ordered):
+            if before.step == after.step:
+                first, second = sorted((before, after), key=lambda k: (k.row is None, k.row or 0))
+                raise DopesheetError(
+                    f'{_where(source, second)}: resolves to step {second.step}, the same step as '
+                    f'{_row_name(first)}: expected one row per step'
+                )
+        if ordered[0].step < 0:
+            raise DopesheetError(f'{_where(source, ordered[0])}: step {ordered[0].step}: expected a step >= 0')
+        known = set(names)
+        for keyframe in ordered:
+            if unknown := set(keyframe.values) - known:
+                where = location(source, row=keyframe.row, line=keyframe.line)
+                raise DopesheetError(f'{where}: unknown properties {sorted(unknown)}: expected {names}')
+
+    @classmethod
+    def from_csv(cls, path_or_file: str | os.PathLike[str] | TextIO, *, source: str | None = None) -> Dopesheet:
+        """Read a dopesheet from a CSV path or an open text file; `source` names it in errors.
+
+        Errors name the file path (or the file object's `name`, else `<stream>`).
+        """
+        if isinstance(path_or_file, str | os.PathLike):
+            default_source = os.fspath(path_or_file)
+        else:
+            default_source = str(getattr(path_or_file, 'name', '<stream>'))
+        source = source or default_source
+        try:
+            if isinstance(path_or_file, str | os.PathLike):
+                with open(path_or_file, encoding='utf-8-sig', newline='') as file:
+                    text = file.read()
+            else:
+                text = path_or_file.read()
+                if isinstance(text, bytes):
+                    text = text.decode('utf-8-sig')
+        except UnicodeDecodeError as error:
+            raise DopesheetError(f'{source}: not UTF-8 text: {error}') from None
+        return cls.from_string(text, source=source)
+
+    @classmethod
+    def from_string(cls, text: str, *, source: str = '<string>') -> Dopesheet:
+        """Parse dopesheet CSV text; `source` names it in error messages."""
+        properties, keyframes = parse_dopesheet_csv(text, source)
+        return cls(properties, keyframes, source=source)
+
+    def __len__(self) -> int:
+        """Number of steps: the last keyframe's step + 1."""
+        return self._length
+
+    @property
+    def props(self) -> list[str]:
+        """Property names in column order (without `:space:timing`)."""
+        return [spec.name for spec in self.properties]
+
+    @property
+    def phases(self) -> set[str]:
+        """Names of the phases in the sheet."""
+        return set(self._phase_names)  # type: ignore[arg-type]
+
+    @property
+    def steps(self) -> list[int]:
+        """Resolved steps of the rows, ascending."""
+        return [k.step for k in self.keyframes]
+
+    def track(self, prop: str) -> Track:
+        """The keyframes and curve of property `prop`."""
+        try:
+            return self._tracks[prop]
+        except KeyError:
+            raise KeyError(f'unknown property {prop!r}: expected one of {self.props}') from None
+
+    def value(self, prop: str, t: SupportsIndex) -> float:
+        """Value of property `prop` at step `t`."""
+        return self.track(prop).value_at(self._check_step(t))
+
+    def __getitem__(self, t: SupportsIndex) -> Frame:
+        """The frame at step `t`, its props evaluated directly (no table needed)."""
+        t = self._check_step(t)
+        return self._frame(t, {name: track.value_at(t) for name, track in self._tracks.items()})
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Frames for steps 0 … len − 1, props taken from the table."""
+        names, values = self.table()
+        for t in range(self._length):
+            yield self._frame(t, dict(zip(names, values[t].tolist(), strict=True)))
+
+    def table(self) -> ScheduleTable:
+        """Every property at every step: `values [steps, props]` float64, computed once then reused."""
+        if self._table is None:
+            table = np.empty((self._length, len(self._tracks)), dtype=np.float64)
+            for j, track in enumerate(self._tracks.values()):
+                table[:, j] = track.sample(self._length)
+            table.flags.writeable = False
+            self._table = table
+        return ScheduleTable(self.props, self._table)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as a pandas DataFrame: index `STEP` (0 … len − 1), one column per property."""
+        import pandas as pd
+
+        names, values = self.table()
+        return pd.DataFrame(values.copy(), index=pd.RangeIndex(self._length, name=STEP_COLUMN), columns=names)
+
+    def _check_step(self, t: SupportsIndex) -> int:
+        t = operator.index(t)
+        if not 0 <= t < self._length:
+            raise IndexError(f'step {t} is out of range: {self.source} has steps 0 to {self._length - 1}')
+        return t
+
+    def _frame(self, t: int, props: dict[str, float]) -> Frame:
+        """The frame at a checked step `t` with the given property values."""
+        j = bisect_right(self._phase_starts, t) - 1
+        if j < 0:
+            phase, starts, ends = None, False, False
+        else:
+            phase = self._phase_names[j]
+            starts = self._phase_starts[j] == t
+            next_start = self._phase_starts[j + 1] if j + 1 < len(self._phase_starts) else self._length
+            ends = next_start == t + 1
+        return Frame(
+            step=t,
+            phase=phase,
+            is_phase_start=starts,
+            is_phase_end=ends,
+            actions=list(self._actions.get(t, ())),
+            props=props,
+        )
+
+    def __repr__(self) -> str:
+        return f'Dopesheet({self.source!r}, steps={self._length}, props={self.props}, phases={sorted(self.phases)})'
+
+
+def schedule_table(dopesheet: Dopesheet) -> ScheduleTable:
+    """`(names, values [steps, props])` for `dopesheet`: every property at every step (cached)."""
+    return dopesheet.table()
+
+
+def _where(source: str, keyframe: Keyframe) -> str:
+    """Location prefix for an error about `keyframe`'s row."""
+    return location(source, row=keyframe.row, line=keyframe.line, column=STEP_COLUMN)
+
+
+def _row_name(keyframe: Keyframe) -> str:
+    if keyframe.row is None:
+        return f'the keyframe at step {keyframe.step}'
+    return f'row {keyframe.row} (line {keyframe.line})'

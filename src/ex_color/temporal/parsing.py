@@ -1,0 +1,280 @@
+"""Read dopesheet CSV text into property specs and keyframes, resolving relative steps.
+
+Every problem raises DopesheetError with a one-line message naming the source, the row
+(`row N` counts data rows under the header from 1, `line L` is the CSV line) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+from ex_color.temporal.keyframes import DopesheetError, Keyframe, PropertySpec, location
+from ex_color.temporal.timing import DEFAULT_SPACE, DEFAULT_TIMING, SPACES, TIMING_FUNCTIONS, canonical_timing
+
+STEP_COLUMN = 'STEP'
+PHASE_COLUMN = 'PHASE'
+ACTION_COLUMN = 'ACTION'
+RESERVED_COLUMNS = (STEP_COLUMN, PHASE_COLUMN, ACTION_COLUMN)
+
+_ABSOLUTE = re.compile(r'\d+')
+_RELATIVE_WHOLE = re.compile(r'([+-])(\d+)')
+_RELATIVE_FRACTION = re.compile(r'([+-])(\d+\.\d*|\.\d+)')
+_STEP_FORMS = 'a whole step >= 0 (e.g. 1000) or a relative step (+10, -10, +0.5, -0.5)'
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A STEP cell as written: absolute, or an offset from the absolute rows around it."""
+
+    kind: Literal['absolute', 'after', 'before']
+    """`absolute`; `after` (`+`: from the previous absolute row); `before` (`-`: from the next)."""
+    amount: int | Fraction
+    """The step, a whole offset, or (when `fractional`) a fraction of the gap in (0, 1)."""
+    fractional: bool = False
+    text: str = ''
+    """The cell as written."""
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A data row with its position in the source, cells stripped and padded to the header."""
+
+    row: int
+    line: int
+    cells: list[str]
+
+
+def parse_step(text: str, where: str) -> StepSpec:
+    """Parse one STEP cell; `where` prefixes the error message."""
+    if not text:
+        raise DopesheetError(f'{where}: empty STEP: expected {_STEP_FORMS}')
+    if _ABSOLUTE.fullmatch(text):
+        return StepSpec('absolute', int(text), text=text)
+    kind: Literal['after', 'before']
+    if match := _RELATIVE_WHOLE.fullmatch(text):
+        kind = 'after' if match[1] == '+' else 'before'
+        return StepSpec(kind, int(match[2]), text=text)
+    if match := _RELATIVE_FRACTION.fullmatch(text):
+        kind = 'after' if match[1] == '+' else 'before'
+        fraction = Fraction(match[2])
+        if not 0 < fraction < 1:
+            raise DopesheetError(
+                f'{where}: relative step {text!r} has a decimal point, so it is a fraction of the gap between '
+                f'the absolute rows around it and must lie strictly between 0 and 1 (write whole offsets '
+                f'without a decimal point, e.g. +10)'
+            )
+        return StepSpec(kind, fraction, fractional=True, text=text)
+    if re.fullmatch(r'\d+\.\d*|\.\d+', text):
+        raise DopesheetError(f'{where}: absolute step {text!r} is not a whole number: expected {_STEP_FORMS}')
+    raise DopesheetError(f'{where}: malformed STEP {text!r}: expected {_STEP_FORMS}')
+
+
+def resolve_steps(specs: Sequence[StepSpec], wheres: Sequence[str]) -> list[int]:
+    """Resolve written steps (in file order) to absolute steps, in the same order.
+
+    `+N` = previous absolute row + N; `-N` = next absolute row − N; `+F` = round(prev + F·(next − prev));
+    `-F` = round(next − F·(next − prev)). "Previous/next absolute row" are the nearest rows above/below
+    in file order whose STEP is absolute. Fractions use exact decimal arithmetic and Python's `round`
+    (ties to even). `wheres[i]` prefixes errors about row i.
+    """
+    previous: list[int | None] = []
+    last: int | None = None
+    for spec in specs:
+        previous.append(last)
+        if spec.kind == 'absolute':
+            last = int(spec.amount)
+    following: list[int | None] = [None] * len(specs)
+    last = None
+    for i in range(len(specs) - 1, -1, -1):
+        following[i] = last
+        if specs[i].kind == 'absolute':
+            last = int(specs[i].amount)
+
+    steps: list[int] = []
+    for spec, prev, nxt, where in zip(specs, previous, following, wheres, strict=True):
+        steps.append(_resolve_one(spec, prev, nxt, where))
+    return steps
+
+
+def _resolve_one(spec: StepSpec, prev: int | None, nxt: int | None, where: str) -> int:
+    """Resolve one written step given the absolute steps above (`prev`) and below (`nxt`) it."""
+    if spec.kind == 'absolute':
+        return int(spec.amount)
+    needs_above = spec.kind == 'after' or spec.fractional
+    needs_below = spec.kind == 'before' or spec.fractional
+    missing = [
+        side
+        for side, needed, found in (('above', needs_above, prev), ('below', needs_below, nxt))
+        if needed and found is None
+    ]
+    if missing:
+        wanted = ' and '.join(side for side, needed in (('above', needs_above), ('below', needs_below)) if needed)
+        raise DopesheetError(
+            f'{where}: relative step {spec.text!r} needs an absolute STEP in a row {wanted} it; '
+            f'found none {" or ".join(missing)}'
+        )
+    if spec.fractional:
+        assert prev is not None and nxt is not None
+        gap = nxt - prev
+        exact = prev + spec.amount * gap if spec.kind == 'after' else nxt - spec.amount * gap
+        step = round(exact)
+        how = f'round({float(exact)})'
+    elif spec.kind == 'after':
+        assert prev is not None
+        step = prev + int(spec.amount)
+        how = f'{prev} + {spec.amount}'
+    else:
+        assert nxt is not None
+        step = nxt - int(spec.amount)
+        how = f'{nxt} - {spec.amount}'
+    if step < 0:
+        raise DopesheetError(f'{where}: relative step {spec.text!r} resolves to {how} = {step}: expected a step >= 0')
+    return step
+
+
+def parse_property_header(header: str, where: str) -> PropertySpec:
+    """Parse a property header `name`, `name:space` or `name:space:timing` (blank parts are defaults)."""
+    parts = [part.strip() for part in header.split(':')]
+    if len(parts) > 3:
+        raise DopesheetError(
+            f'{where}: header {header!r} has {len(parts)} parts: expected name, name:space or name:space:timing'
+        )
+    name, space, timing = [*parts, '', ''][:3]
+    if not name:
+        raise DopesheetError(f'{where}: header {header!r} has no property name: expected name[:space[:timing]]')
+    space = space or DEFAULT_SPACE
+    if space not in SPACES:
+        raise DopesheetError(
+            f'{where}: unknown space {space!r} in header {header!r}: expected one of {", ".join(SPACES)}'
+        )
+    timing = timing or DEFAULT_TIMING
+    if timing not in TIMING_FUNCTIONS:
+        raise DopesheetError(
+            f'{where}: unknown timing {timing!r} in header {header!r}: expected one of {", ".join(TIMING_FUNCTIONS)}'
+        )
+    return PropertySpec(name=name, space=space, timing=canonical_timing(timing), header=header)  # type: ignore[arg-type]
+
+
+def parse_value(text: str, where: str) -> float:
+    """Parse a property cell as a finite float."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise DopesheetError(f'{where}: expected a number (e.g. 0.01 or 1e-8), got {text!r}') from None
+    if not math.isfinite(value):
+        raise DopesheetError(f'{where}: expected a finite number, got {text!r}')
+    return value
+
+
+def parse_actions(text: str) -> tuple[str, ...]:
+    """Split an ACTION cell on commas, stripping names and dropping empty ones."""
+    return tuple(name for name in (part.strip() for part in text.split(',')) if name)
+
+
+def _read_records(text: str, source: str) -> list[tuple[int, list[str]]]:
+    """All CSV records as (line the record starts on, stripped cells); blank lines give empty records."""
+    if text.startswith('\ufeff'):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text))
+    records = []
+    end_of_previous = 0
+    try:
+        for cells in reader:
+            start, end_of_previous = end_of_previous + 1, reader.line_num
+            stripped = [cell.strip() for cell in cells]
+            records.append((start, stripped))
+    except csv.Error as error:
+        raise DopesheetError(f'{location(source, line=reader.line_num)}: not valid CSV: {error}') from None
+    return records
+
+
+def parse_dopesheet_csv(text: str, source: str) -> tuple[list[PropertySpec], list[Keyframe]]:
+    """Parse dopesheet CSV `text` into property specs (column order) and keyframes (file order).
+
+    Fully blank lines (and rows whose cells are all blank) are skipped; a row shorter than the
+    header is padded with blanks. Duplicate steps and empty columns are checked by `Dopesheet`.
+    """
+    records = _read_records(text, source)
+    first = next((i for i, (_, cells) in enumerate(records) if any(cells)), None)
+    if first is None:
+        raise DopesheetError(f'{source}: empty dopesheet: expected a header row with a STEP column')
+    header_line, header = records[first]
+    reserved, properties = _parse_header(header, header_line, source)
+
+    rows: list[_Row] = []
+    for number, (line, cells) in enumerate(records[first + 1 :], start=1):
+        if not any(cells):
+            continue
+        if len(cells) > len(header):
+            if any(cells[len(header) :]):
+                raise DopesheetError(
+                    f'{location(source, row=number, line=line)}: row has {len(cells)} cells: '
+                    f'expected at most {len(header)}, one per header column'
+                )
+            cells = cells[: len(header)]
+        rows.append(_Row(number, line, cells + [''] * (len(header) - len(cells))))
+    if not rows:
+        raise DopesheetError(f'{location(source, line=header_line)}: no rows under the header: expected at least one')
+
+    step_col = reserved[STEP_COLUMN]
+    step_wheres = [location(source, row=r.row, line=r.line, column=STEP_COLUMN) for r in rows]
+    specs = [parse_step(r.cells[step_col], where) for r, where in zip(rows, step_wheres, strict=True)]
+    steps = resolve_steps(specs, step_wheres)
+
+    keyframes = []
+    for r, step in zip(rows, steps, strict=True):
+        values = {}
+        for column, spec in properties:
+            if cell := r.cells[column]:
+                values[spec.name] = parse_value(cell, location(source, row=r.row, line=r.line, column=spec.label))
+        phase = (r.cells[reserved[PHASE_COLUMN]] or None) if PHASE_COLUMN in reserved else None
+        actions = parse_actions(r.cells[reserved[ACTION_COLUMN]]) if ACTION_COLUMN in reserved else ()
+        keyframes.append(
+            Keyframe(
+                step=step,
+                values=values,
+                phase=phase,
+                actions=actions,
+                written_step=r.cells[step_col],
+                row=r.row,
+                line=r.line,
+            )
+        )
+    return [spec for _, spec in properties], keyframes
+
+
+def _parse_header(header: list[str], line: int, source: str) -> tuple[dict[str, int], list[tuple[int, PropertySpec]]]:
+    """Column indices of the reserved columns, and (index, spec) of each property column."""
+    reserved: dict[str, int] = {}
+    properties: list[tuple[int, PropertySpec]] = []
+    seen: dict[str, int] = {}
+    for index, text in enumerate(header):
+        where = location(source, line=line, column=f'{index + 1} ({text!r})')
+        if text in RESERVED_COLUMNS:
+            if text in reserved:
+                raise DopesheetError(f'{where}: duplicate {text} column (also column {reserved[text] + 1})')
+            reserved[text] = index
+            continue
+        name = text.split(':', 1)[0].strip()
+        if name in RESERVED_COLUMNS:
+            raise DopesheetError(f'{where}: reserved column {name} takes no space or timing: expected just {name}')
+        spec = parse_property_header(text, where)
+        if spec.name in seen:
+            raise DopesheetError(
+                f'{where}: duplicate property {spec.name!r} (also column {seen[spec.name] + 1}): '
+                f'expected each property once'
+            )
+        seen[spec.name] = index
+        properties.append((index, spec))
+    if STEP_COLUMN not in reserved:
+        near = [text for text in header if text.strip().upper() == STEP_COLUMN]
+        hint = f' (found {near[0]!r}; reserved column names are upper case)' if near else ''
+        raise DopesheetError(f'{location(source, line=line)}: no STEP column in the header{hint}: expected STEP')
+    return reserved, properties

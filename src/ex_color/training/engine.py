@@ -1,0 +1,321 @@
+"""The fast trainer: plain PyTorch, an ensemble of S models in one process.
+
+A step costs a few hundred kFLOPs, so time goes to Python and framework overhead. This
+engine keeps that overhead per *ensemble* step, not per model: the schedule is a table
+computed once, the training colours are one tensor, batches are drawn on-tensor, and the
+S members run as one stacked model (`StackedChain`). Each member has its own seed,
+initial weights, data stream and labels, and its loss is its own batch mean, so (Adam
+being elementwise) every member trains exactly as it would alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from ex_color.loss import RegularizerConfig, check_finite, total_loss
+from ex_color.training.schedule import TrainingSchedule
+from ex_color.training.stacked import StackedChain
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What the engine samples from: colours, their sampling weights and label probabilities.
+
+    Batches are drawn with replacement, weighted by `weights`; each sample's labels are
+    fresh Bernoulli draws from its probabilities (noisy on purpose, as in the seed).
+    """
+
+    colours: Tensor
+    """RGB `[N, 3]` float32."""
+    weights: Tensor
+    """Sampling weight per colour `[N]`."""
+    label_probabilities: Mapping[str, Tensor]
+    """Label name → probability per colour `[N]`."""
+    batch_size: int = 64
+
+
+@dataclass
+class EnsembleResult:
+    """Trained members (ordinary models, in seed order) and the metrics written while training."""
+
+    seeds: list[int]
+    models: list[nn.Module]
+    metrics: pd.DataFrame
+    steps: int
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on request (a signal); a checkpoint holds the state to resume from."""
+
+
+@dataclass
+class EngineOptions:
+    """How the engine runs (not what it learns): logging, checkpoints, progress."""
+
+    log_every: int = 50
+    """Write per-term losses, lr and weights every this many steps (and at the last step)."""
+    checkpoint_every: int = 500
+    """Save a checkpoint every this many steps, when a path is set."""
+    checkpoint_path: Path | None = None
+    chunk_steps: int = 100
+    """Batches are pre-drawn this many steps at a time per member."""
+    progress: bool | None = None
+    """Show a progress bar; None → only when stderr is a terminal."""
+    should_stop: Callable[[], bool] = field(default=lambda: False)
+    """Polled every step; True → checkpoint and raise TrainingInterrupted."""
+
+
+def data_generator(seed: int) -> torch.Generator:
+    """The RNG of one member's data stream (batches and labels), derived from its seed."""
+    state = np.random.SeedSequence([seed, 1]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def init_models(make_model: Callable[[], nn.Module], seeds: Sequence[int]) -> list[nn.Module]:
+    """One freshly initialised model per seed: `torch.manual_seed(seed)` then `make_model()`.
+
+    The Lightning trainer initialises the same way, so both engines start from the same weights.
+    """
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(make_model())
+    return models
+
+
+class _Batches:
+    """Per-member batches and labels, pre-drawn a chunk of steps at a time.
+
+    Each member draws from its own generator in the same order whatever the ensemble's
+    size, which is what makes a member's stream identical alone and in an ensemble.
+    """
+
+    def __init__(self, data: TrainingData, generators: list[torch.Generator]) -> None:
+        self.data = data
+        self.generators = generators
+        self.label_names = list(data.label_probabilities)
+        self.probabilities = torch.stack([data.label_probabilities[n] for n in self.label_names])  # [L, N]
+        self.start = 0
+        self.indices = torch.empty(0)
+        self.uniform = torch.empty(0)
+
+    def draw(self, start: int, steps: int) -> None:
+        B = self.data.batch_size
+        L = len(self.label_names)
+        indices, uniform = [], []
+        for g in self.generators:
+            indices.append(
+                torch.multinomial(self.data.weights, steps * B, replacement=True, generator=g).view(steps, B)
+            )
+            uniform.append(torch.rand(steps, L, B, generator=g))
+        self.start = start
+        self.indices = torch.stack(indices, dim=1)  # [T, S, B]
+        self.uniform = torch.stack(uniform, dim=2)  # [T, L, S, B]
+
+    def batch(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """Colours `[S, B, 3]` and labels {name: `[S, B]`} for one step of the current chunk."""
+        idx = self.indices[step - self.start]  # [S, B]
+        colours = self.data.colours[idx]
+        p = self.probabilities[:, idx]  # [L, S, B]
+        drawn = (self.uniform[step - self.start] < p).to(colours.dtype)
+        return colours, {name: drawn[i] for i, name in enumerate(self.label_names)}
+
+
+def train_ensemble(
+    models: Sequence[nn.Module],
+    seeds: Sequence[int],
+    data: TrainingData,
+    regularizers: Sequence[RegularizerConfig],
+    schedule: TrainingSchedule,
+    *,
+    steps: int | None = None,
+    options: EngineOptions | None = None,
+) -> EnsembleResult:
+    """Train S initialised models (one per seed) together for `steps` steps of `schedule`.
+
+    Args:
+        models: S models of one chain architecture (e.g. from `init_models`); not modified.
+        seeds: S seeds; each seeds its member's data stream.
+        data: the colours to sample batches from and their label probabilities.
+        regularizers: terms added to the MSE reconstruction loss, weighted by the schedule.
+        schedule: per-step learning rate and regularizer weights.
+        steps: how many steps to train (default: the whole schedule).
+        options: logging, checkpointing and progress settings.
+
+    Returns: the trained members as ordinary models, with the metrics table.
+    """
+    options = options or EngineOptions()
+    seeds = list(seeds)
+    if len(models) != len(seeds):
+        raise ValueError(f'got {len(models)} models for {len(seeds)} seeds')
+    steps = len(schedule) if steps is None else steps
+    if not 0 < steps <= len(schedule):
+        raise ValueError(f'steps must be in 1..{len(schedule)} (the schedule length), got {steps}')
+
+    chain = StackedChain(models)
+    layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
+    optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]))
+    generators = [data_generator(seed) for seed in seeds]
+    batches = _Batches(data, generators)
+    metrics: list[dict[str, Any]] = []
+    start = 0
+
+    if options.checkpoint_path is not None and Path(options.checkpoint_path).exists():
+        start, metrics = _load_checkpoint(options.checkpoint_path, seeds, chain, optimizer, generators)
+        log.info('Resuming from step %d (%s)', start, options.checkpoint_path)
+
+    chunk_generator_states: list[Tensor] = []
+    with _Progress(options, steps, start) as advance:
+        for step in range(start, steps):
+            if step == start or step % options.chunk_steps == 0:
+                # A resumed run restores the generators as they were at its chunk's start,
+                # so redrawing the chunk gives the batches the interrupted run had.
+                chunk_start = step - step % options.chunk_steps
+                chunk_generator_states = [g.get_state() for g in generators]
+                batches.draw(chunk_start, min(options.chunk_steps, steps - chunk_start))
+            checkpoint_due = step % options.checkpoint_every == 0 and step > start
+            stop = options.should_stop()
+            if options.checkpoint_path is not None and (checkpoint_due or stop):
+                _save_checkpoint(
+                    options.checkpoint_path, step, seeds, chain, optimizer, chunk_generator_states, metrics
+                )
+            if stop:
+                raise TrainingInterrupted(f'training stopped at step {step}')
+
+            lr = float(schedule.lr[step])
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            colours, labels = batches.batch(step)
+            outputs, captured = chain.forward(colours, capture=layers)
+            recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
+            weights = schedule.weights_at(step)
+            total, terms = total_loss(recon, regularizers, captured, labels, weights)
+            if not bool(torch.isfinite(total).all()):
+                check_finite(terms, regularizers, step)
+            optimizer.zero_grad(set_to_none=True)
+            total.sum().backward()
+            optimizer.step()
+
+            if step % options.log_every == 0 or step == steps - 1:
+                metrics.extend(_metric_rows(step, seeds, lr, weights, total, terms))
+            advance(step, total)
+
+    if options.checkpoint_path is not None:
+        _save_checkpoint(options.checkpoint_path, steps, seeds, chain, optimizer, [], metrics)
+    return EnsembleResult(seeds=seeds, models=chain.to_models(), metrics=pd.DataFrame(metrics), steps=steps)
+
+
+def _metric_rows(
+    step: int, seeds: list[int], lr: float, weights: Mapping[str, float], total: Tensor, terms: Mapping[str, Tensor]
+) -> list[dict[str, Any]]:
+    names = list(terms)
+    values = torch.stack([total.detach(), *(terms[n].detach() for n in names)]).tolist()  # [1 + T, S]
+    rows = []
+    for s, seed in enumerate(seeds):
+        row: dict[str, Any] = {'step': step, 'seed': seed, 'lr': lr, 'loss': values[0][s]}
+        row.update({f'loss_{n}': values[i + 1][s] for i, n in enumerate(names)})
+        row.update({f'weight_{n}': w for n, w in weights.items()})
+        rows.append(row)
+    return rows
+
+
+def _save_checkpoint(
+    path: Path,
+    step: int,
+    seeds: list[int],
+    chain: StackedChain,
+    optimizer: torch.optim.Optimizer,
+    generator_states: list[Tensor],
+    metrics: list[dict[str, Any]],
+) -> None:
+    """Write the state at the start of `step` atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        'version': CHECKPOINT_VERSION,
+        'step': step,
+        'seeds': seeds,
+        'chain': chain.state_dict(),
+        'optimizer': optimizer.state_dict(),
+        'generators': generator_states,
+        'metrics': [row for row in metrics if row['step'] < step],
+    }
+    tmp = path.with_name(path.name + '.tmp')
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    log.debug('Checkpoint at step %d → %s', step, path)
+
+
+def _load_checkpoint(
+    path: Path,
+    seeds: list[int],
+    chain: StackedChain,
+    optimizer: torch.optim.Optimizer,
+    generators: list[torch.Generator],
+) -> tuple[int, list[dict[str, Any]]]:
+    state = torch.load(path, weights_only=False)
+    if state.get('version') != CHECKPOINT_VERSION or state['seeds'] != seeds:
+        raise ValueError(f'{path}: checkpoint is for seeds {state.get("seeds")}, not {seeds}')
+    chain.load_state_dict(state['chain'])
+    optimizer.load_state_dict(state['optimizer'])
+    for g, g_state in zip(generators, state['generators'], strict=False):
+        g.set_state(g_state)
+    return state['step'], state['metrics']
+
+
+class _Progress:
+    """A rich progress bar (step, it/s, loss) when enabled; a no-op otherwise."""
+
+    def __init__(self, options: EngineOptions, steps: int, start: int) -> None:
+        enabled = options.progress if options.progress is not None else sys.stderr.isatty()
+        self.bar = None
+        self.steps, self.start = steps, start
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn('[bold]Training'),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn('{task.fields[speed]} it/s'),
+                TextColumn('loss {task.fields[loss]}'),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+
+    def __enter__(self) -> Callable[[int, Tensor], None]:
+        if self.bar is None:
+            return lambda step, total: None
+        self.bar.start()
+        task = self.bar.add_task('train', total=self.steps, completed=self.start, speed='-', loss='-')
+
+        def advance(step: int, total: Tensor) -> None:
+            if step % 25 == 0 or step == self.steps - 1:
+                speed = self.bar.tasks[task].speed
+                self.bar.update(
+                    task,
+                    completed=step + 1,
+                    speed=f'{speed:.0f}' if speed else '-',
+                    loss=f'{float(total.detach().mean()):.3g}',
+                )
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,110 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ex_color.intervention import BoundedFalloff, Repulsion, Suppression
+
+STEP = BoundedFalloff(a=0.0, b=1.0, power=0)
+
+
+def test_suppression_step_removes_aligned_component():
+    suppress = Suppression(torch.tensor([1.0, 0.0, 0.0]), STEP)
+    a = torch.tensor([[0.6, 0.8, 0.0], [-0.6, 0.8, 0.0]])
+    # Row 0: a·v = 0.6 → g = 1 → a − 0.6·v = (0, 0.8, 0). Row 1: a·v = −0.6 → clamp 0 → g = 0 → unchanged.
+    torch.testing.assert_close(suppress(a), torch.tensor([[0.0, 0.8, 0.0], [-0.6, 0.8, 0.0]]))
+
+
+def test_suppression_linear_falloff_by_hand_and_v_is_normalised():
+    suppress = Suppression([2.0, 0.0, 0.0], BoundedFalloff(0.0, 1.0, power=1))
+    # v → (1,0,0); a·v = 0.6 → g = 0.6 → a − 0.6·0.6·v = (0.6 − 0.36, 0.8, 0) = (0.24, 0.8, 0)
+    torch.testing.assert_close(suppress(torch.tensor([0.6, 0.8, 0.0])), torch.tensor([0.24, 0.8, 0.0]))
+
+
+def test_suppression_clamps_alignment_before_falloff():
+    # a·v = 3 → falloff(clamp(3, 0, 1)) = falloff(1) = 0.5·1 = 0.5 → a − 0.5·3·v = (1.5, 1)
+    suppress = Suppression([1.0, 0.0], BoundedFalloff(0.0, 0.5))
+    torch.testing.assert_close(suppress(torch.tensor([3.0, 1.0])), torch.tensor([1.5, 1.0]))
+
+
+vectors = st.lists(st.floats(-2.0, 2.0), min_size=4, max_size=4)
+
+
+@settings(max_examples=50)
+@given(st.lists(vectors, min_size=1, max_size=6), vectors.filter(lambda v: sum(x * x for x in v) > 1e-2))
+def test_suppression_step_leaves_no_positive_component(rows, direction):
+    a = torch.tensor(rows, dtype=torch.float64)
+    v = torch.tensor(direction, dtype=torch.float64)
+    v = v / v.norm()
+    out = Suppression(v, STEP)(a)
+    dot = a @ v
+    aligned = dot > 0
+    # Independent check by projection: aligned rows lose exactly their v-component ...
+    torch.testing.assert_close(out[aligned] @ v, torch.zeros(int(aligned.sum()), dtype=torch.float64))
+    torch.testing.assert_close(out[aligned], a[aligned] - dot[aligned, None] * v)
+    # ... and the others are untouched.
+    assert torch.equal(out[~aligned], a[~aligned])
+
+
+def test_repulsion_hand_example_2d():
+    # v = (1,0); a = (1,1)/√2·2 = (√2, √2): ‖a‖ = 2, cos = 1/√2. Mapper → 0 rotates a to ‖a‖·u = (0, 2).
+    repel = Repulsion(torch.tensor([1.0, 0.0]), lambda cos: torch.zeros_like(cos))
+    a = torch.tensor([1.0, 1.0]) / math.sqrt(2) * 2
+    torch.testing.assert_close(repel(a), torch.tensor([0.0, 2.0]))
+
+
+def test_repulsion_hand_example_3d():
+    # v = (0,0,1); a = (3,0,4): ‖a‖ = 5, cos = 0.8, u = (1,0,0). Mapper → 0.6: 5·(0.6·v + 0.8·u) = (4, 0, 3).
+    repel = Repulsion([0.0, 0.0, 1.0], lambda cos: torch.full_like(cos, 0.6))
+    torch.testing.assert_close(repel(torch.tensor([3.0, 0.0, 4.0])), torch.tensor([4.0, 0.0, 3.0]))
+
+
+def test_repulsion_leaves_unaligned_unchanged():
+    repel = Repulsion([1.0, 0.0], lambda cos: torch.zeros_like(cos))
+    a = torch.tensor([[-1.0, 1.0], [0.0, 3.0], [0.0, 0.0]])  # cos −1/√2, 0, and the zero vector
+    assert torch.equal(repel(a), a)
+
+
+def test_repulsion_parallel_activation_keeps_norm():
+    repel = Repulsion([1.0, 0.0, 0.0], lambda cos: torch.zeros_like(cos))
+    out = repel(torch.tensor([2.0, 0.0, 0.0]))
+    torch.testing.assert_close(out.norm(), torch.tensor(2.0))
+    torch.testing.assert_close(out[0], torch.tensor(0.0))
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(vectors, min_size=1, max_size=6),
+    vectors.filter(lambda v: sum(x * x for x in v) > 1e-2),
+    st.floats(0.0, 1.0),
+)
+def test_repulsion_keeps_norm_and_hits_mapped_alignment(rows, direction, scale):
+    a = torch.tensor(rows, dtype=torch.float64)
+    v = torch.tensor(direction, dtype=torch.float64)
+    out = Repulsion(v, lambda cos: scale * cos)(a)
+    v = v / v.norm()
+    norm = a.norm(dim=-1)
+    cos = (a @ v) / norm.clamp_min(1e-300)
+    aligned = (cos > 0) & (norm > 1e-6)
+    torch.testing.assert_close(out.norm(dim=-1), norm)
+    torch.testing.assert_close((out[aligned] @ v) / norm[aligned], scale * cos[aligned])
+    # Where a is not parallel to v, the result stays in the plane of (v, a): projecting it onto v
+    # and onto a's unit perpendicular u reproduces it.
+    perp = a - (a @ v)[:, None] * v
+    planar = aligned & (perp.norm(dim=-1) > 1e-3 * norm)
+    u = perp[planar] / perp[planar].norm(dim=-1, keepdim=True)
+    in_plane = (out[planar] @ v)[:, None] * v + (out[planar] * u).sum(-1, keepdim=True) * u
+    torch.testing.assert_close(out[planar], in_plane)
+    assert torch.equal(out[~aligned], a[~aligned])
+
+
+@pytest.mark.parametrize('cls', [Suppression, Repulsion])
+def test_direction_validation(cls):
+    with pytest.raises(ValueError, match='non-zero'):
+        cls([0.0, 0.0], STEP)
+    with pytest.raises(ValueError, match='1-D'):
+        cls([[1.0, 0.0]], STEP)
+    with pytest.raises(ValueError, match='expected 2 to match v'):
+        cls([1.0, 0.0], STEP)(torch.ones(4, 3))
