@@ -1,7 +1,8 @@
 """The `ex-color` command: parse arguments, call `ex_color.experiment`, print results.
 
 Bad input (an experiment file, a flag) exits with code 2 and one line on stderr, never a
-traceback; an interrupted run exits with 130 after saving a checkpoint.
+traceback; a run whose loss turns non-finite exits with 1 and one line; an interrupted run
+exits with 130 after saving a checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ex_color import __version__
 
 log = logging.getLogger('ex_color')
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 HEADLINE_COLOURS = ('red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'black', 'white')
@@ -23,6 +25,16 @@ HEADLINE_COLOURS = ('red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'black',
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
         self.exit(EXIT_USAGE, f'{self.prog}: error: {message}\n')
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {value}')
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--seed', type=int, help="seed (default: the experiment file's)")
     run.add_argument('--out', help='run directory (default: runs/<experiment>/seed-<N>/)')
     run.add_argument('--engine', choices=['fast', 'lightning'], default='fast', help='trainer (default: fast)')
-    run.add_argument('--steps', type=int, help='train only the first N steps of the dopesheet')
+    run.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
     run.add_argument('--resume', action='store_true', help='continue an interrupted run in the run directory')
     return parser
 
@@ -51,18 +63,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    # Heavy imports (torch, lightning) only once we know there is work to do.
+    # Heavy imports only once we know there is work to do; Lightning (via experiment) only for a valid file.
     from ex_color.config import ConfigError, load_experiment
-    from ex_color.experiment import RunExistsError, TrainingInterrupted, run_experiment
 
     try:
         experiment = load_experiment(args.experiment)
+    except ConfigError as e:
+        print(f'ex-color: error: {e}', file=sys.stderr)
+        return EXIT_USAGE
+    if args.steps is not None and args.steps > len(experiment.dopesheet):  # before anything is written
+        print(
+            f'ex-color: error: --steps must be in 1..{len(experiment.dopesheet)} '
+            f'(the length of {experiment.dopesheet_path}), got {args.steps}',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    from ex_color.experiment import RunExistsError, TrainingInterrupted, run_experiment
+    from ex_color.loss import NonFiniteLossError
+
+    try:
         result = run_experiment(
             experiment, seed=args.seed, out=args.out, engine=args.engine, steps=args.steps, resume=args.resume
         )
-    except (ConfigError, RunExistsError, ValueError) as e:
+    except (RunExistsError, ValueError) as e:
         print(f'ex-color: error: {e}', file=sys.stderr)
         return EXIT_USAGE
+    except NonFiniteLossError as e:  # the schedule diverged: not a usage error, but no traceback either
+        print(f'ex-color: error: training failed: {e}', file=sys.stderr)
+        return EXIT_FAILED
     except TrainingInterrupted as e:
         print(f'ex-color: {e}; checkpoint saved, continue with --resume', file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -10,13 +10,15 @@ regularizer kind, a layer the model lacks, a missing or malformed dopesheet — 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+from torch import nn
 
 from ex_color.data import ColorCube, arange_cyclic
 from ex_color.data.cube_sampler import cube_training_tensors
@@ -32,8 +34,11 @@ from ex_color.loss import (
     Unitarity,
 )
 from ex_color.model import CNColorMLP, get_layer
+from ex_color.surgery import ablate, prune
 from ex_color.temporal import Dopesheet, DopesheetError
-from ex_color.training.engine import TrainingData
+
+if TYPE_CHECKING:  # importing ex_color.training loads Lightning (seconds); a bad file should fail fast
+    from ex_color.training.engine import TrainingData
 
 EXPERIMENT_FILE = 'experiment.toml'
 
@@ -42,8 +47,24 @@ class ConfigError(ValueError):
     """A bad experiment file; the message is one line naming the file and field."""
 
 
+def _field_error(field: str, message: str) -> PydanticCustomError:
+    """A validation error whose message names its own field (for checks across fields)."""
+    return PydanticCustomError('config_field', message, {'field': field})
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra='forbid', frozen=True)
+    model_config = ConfigDict(extra='forbid', frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode='before')
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        # Before pydantic's own extra='forbid' check, so that the message can list the valid keys.
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    expected = ', '.join(cls.model_fields)
+                    raise PydanticCustomError('unknown_key', f'unknown key; expected one of {expected}', {'key': key})
+        return data
 
 
 class ExperimentSection(_Section):
@@ -57,9 +78,10 @@ class ExperimentSection(_Section):
 
 class ModelSection(_Section):
     kind: Literal['CNColorMLP'] = 'CNColorMLP'
-    k_bottleneck: int = Field(gt=0)
-    k_codec: int = Field(16, gt=0)
-    n_nonlinear: int = Field(1, gt=0)
+    # Upper bounds far above any colour model, so that a typo (16000) fails here instead of in the allocator.
+    k_bottleneck: int = Field(gt=0, le=1024)
+    k_codec: int = Field(16, gt=0, le=1024)
+    n_nonlinear: int = Field(1, gt=0, le=16)
 
 
 class DataSection(_Section):
@@ -85,8 +107,8 @@ class _RegularizerBase(_Section):
     name: str = Field(min_length=1)
     layers: list[str] = Field(min_length=1)
     """Module paths whose outputs the term regularizes, e.g. ['bottleneck']."""
-    labels: dict[str, float] | None = None
-    """Label affinities; None → every sample counts equally."""
+    labels: dict[Literal['red', 'vibrant', 'desaturated'], float] | None = None
+    """Label affinities (labels as in [labels]); None → every sample counts equally."""
 
 
 class UnitarityConfig(_RegularizerBase):
@@ -157,17 +179,21 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode='after')
     def _names_unique(self) -> ExperimentConfig:
-        for kind, names in (
-            ('regularizers', [r.name for r in self.regularizers]),
-            ('evaluations', [e.name for e in self.evaluations]),
-        ):
-            seen = set()
-            for name in names:
-                if name in seen:
-                    raise ValueError(f'{kind}: name {name!r} is used twice')
-                seen.add(name)
-        if any(e.name == 'baseline' for e in self.evaluations):
-            raise ValueError("evaluations: 'baseline' is always evaluated; do not list it")
+        for section, entries in (('regularizers', self.regularizers), ('evaluations', self.evaluations)):
+            first_index: dict[str, int] = {}
+            for i, entry in enumerate(entries):
+                if entry.name in first_index:
+                    raise _field_error(
+                        f'{section}.{i}.name',
+                        f'{entry.name!r} is already the name of {section}.{first_index[entry.name]}; '
+                        'expected unique names',
+                    )
+                first_index[entry.name] = i
+        for i, e in enumerate(self.evaluations):
+            if e.name == 'baseline':
+                raise _field_error(
+                    f'evaluations.{i}.name', "'baseline' is reserved: the untouched model is always evaluated"
+                )
         return self
 
     # Building objects ------------------------------------------------------------
@@ -188,6 +214,8 @@ class ExperimentConfig(_Section):
         )
 
     def training_data(self) -> TrainingData:
+        from ex_color.training.engine import TrainingData
+
         samples = cube_training_tensors(self.training_cube())
         lab = self.labels
         probabilities = label_probabilities(
@@ -283,27 +311,137 @@ def load_experiment(path: str | Path) -> Experiment:
 
 
 def parse_config(raw: dict, source: str = '<config>') -> ExperimentConfig:
-    """Validate a parsed TOML document; the first problem becomes a one-line ConfigError."""
+    """Validate a parsed TOML document; the first problem becomes a one-line ConfigError.
+
+    The message reads `source: field.path: what is wrong; what was expected`, with the
+    path as written in the file (0-based list indices, e.g. `regularizers.1.kind`).
+    """
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as e:
-        error = e.errors()[0]
-        where = '.'.join(str(part) for part in error['loc']) or '(top level)'
-        message = error['msg']
-        if error['type'] == 'extra_forbidden':
+        raise ConfigError(f'{source}: {_describe(e.errors()[0], raw)}') from None
+
+
+def _describe(error: ErrorDetails, raw: object) -> str:
+    """`field.path: message` for one pydantic error."""
+    path = _field_path(error['loc'], raw)
+    ctx = error.get('ctx', {})
+    message = error['msg']
+    match error['type']:
+        case 'config_field':
+            return f'{ctx["field"]}: {message}'
+        case 'unknown_key':  # from _Section._known_keys, which puts the key in ctx
+            path.append(ctx['key'])
+        case 'extra_forbidden':
             message = 'unknown key'
-        elif error['type'] == 'union_tag_invalid':
-            message = f'unknown kind {error["input"].get("kind")!r}' if isinstance(error['input'], dict) else message
-        raise ConfigError(f'{source}: {where}: {message}') from None
+        case 'union_tag_invalid':
+            path.append('kind')
+            message = f'unknown kind {ctx["tag"]!r}; expected one of {ctx["expected_tags"]}'
+        case 'union_tag_not_found':
+            path.append('kind')
+            message = 'missing: every entry needs a kind'
+        case _ if isinstance(error['input'], str | int | float | bool):
+            message = f'{message} (got {error["input"]!r})'
+    return f'{".".join(str(part) for part in path) or "(top level)"}: {message}'
+
+
+def _field_path(loc: tuple[int | str, ...], raw: object) -> list[int | str]:
+    """Pydantic's error location as the file's field path: without the union-member steps it inserts."""
+    path: list[int | str] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get('kind') == part:
+            continue  # pydantic's step into the tagged-union member named by `kind`
+        if part == '[key]':
+            continue  # pydantic's marker for "the key itself", after the key
+        path.append(part)
+        try:
+            node = node[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return path
 
 
 def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:
-    """Every layer a regularizer or evaluation names must exist in the model."""
+    """Check the config against the model it builds, so that a bad file fails at load, not after training.
+
+    Every layer a regularizer or evaluation names must exist; every point, direction and
+    dimension index must fit that layer's width; every term, intervention and surgery must
+    build. Raises ConfigError naming the file and the field.
+    """
     model = config.build_model()
-    named = [(f'regularizers[{i}].layers', layer) for i, r in enumerate(config.regularizers) for layer in r.layers]
-    named += [(f'evaluations[{i}].layer', e.layer) for i, e in enumerate(config.evaluations)]
+    named = [(f'regularizers.{i}.layers', layer) for i, r in enumerate(config.regularizers) for layer in r.layers]
+    named += [(f'evaluations.{i}.layer', e.layer) for i, e in enumerate(config.evaluations)]
     for field, layer in named:
         try:
             get_layer(model, layer)
         except KeyError as e:
             raise ConfigError(f'{source}: {field}: {e}') from None
+    widths = layer_widths(model, {layer for _, layer in named})
+    for field, problem in _shape_problems(config, model, widths):
+        raise ConfigError(f'{source}: {field}: {problem}')
+
+
+def layer_widths(model: nn.Module, layers: Iterable[str]) -> dict[str, int]:
+    """The output width (last dimension) of each named layer, from one forward pass of a black pixel `[1, 3]`."""
+    widths: dict[str, int] = {}
+
+    def record(name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            widths[name] = output.shape[-1]
+
+        return hook
+
+    handles = [get_layer(model, name).register_forward_hook(record(name)) for name in layers]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return widths
+
+
+def _index_problem(indices: Sequence[int], layer: str, width: int) -> str | None:
+    out_of_range = [d for d in indices if not 0 <= d < width]
+    if out_of_range:
+        return f'{out_of_range} out of range for layer {layer!r} of width {width}; expected indices in [0, {width})'
+    if len(set(indices)) != len(indices):
+        return f'{list(indices)} repeats an index; expected each index at most once'
+    return None
+
+
+def _shape_problems(config: ExperimentConfig, model: nn.Module, widths: dict[str, int]) -> Iterator[tuple[str, str]]:
+    """(field, problem) for each vector or index list that does not fit its layer, or term that does not build."""
+    for i, r in enumerate(config.regularizers):
+        for layer in r.layers:
+            width = widths[layer]
+            if isinstance(r, AnchorConfig | AntiAnchorConfig) and len(r.point) != width:
+                yield f'regularizers.{i}.point', f'has {len(r.point)} values; expected {width} (the width of {layer!r})'
+            elif isinstance(r, SubspaceConfig) and (problem := _index_problem(r.dims, layer, width)):
+                yield f'regularizers.{i}.dims', problem
+            elif isinstance(r, SeparateConfig) and r.channels and (problem := _index_problem(r.channels, layer, width)):
+                yield f'regularizers.{i}.channels', problem
+        try:
+            _build_regularizer(r)
+        except ValueError as e:
+            yield f'regularizers.{i}', str(e)
+    for i, e in enumerate(config.evaluations):
+        width = widths[e.layer]
+        if isinstance(e, SuppressEvaluation):
+            if len(e.direction) != width:
+                yield (
+                    f'evaluations.{i}.direction',
+                    f'has {len(e.direction)} values; expected {width} (the width of {e.layer!r})',
+                )
+            try:
+                build_intervention(e)
+            except ValueError as error:
+                yield f'evaluations.{i}', str(error)
+            continue
+        if problem := _index_problem(e.dims, e.layer, width):
+            yield f'evaluations.{i}.dims', problem
+        try:
+            (ablate if e.kind == 'ablate' else prune)(model, e.layer, e.dims)
+        except ValueError as error:
+            yield f'evaluations.{i}', str(error)

@@ -20,7 +20,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from ex_color.config import (
     build_intervention,
 )
 from ex_color.evaluation import Evaluation, evaluate
+from ex_color.files import write_atomic
 from ex_color.surgery import ablate, prune
 from ex_color.training.engine import EngineOptions, TrainingInterrupted, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
@@ -127,6 +127,7 @@ def run_experiment(
         with _stop_on_signals() as stop_requested:
             options = EngineOptions(
                 checkpoint_path=checkpoint,
+                metrics_path=directory / 'metrics.csv',
                 checkpoint_every=checkpoint_every,
                 progress=progress,
                 should_stop=stop_requested,
@@ -140,9 +141,10 @@ def run_experiment(
                 steps=steps,
                 options=options,
             )
-        model, metrics = result.models[0], result.metrics.drop(columns='seed')
+        model = result.models[0]
     else:
         model, metrics = _train_lightning(experiment, seed, steps, progress=progress)
+        write_atomic(directory / 'metrics.csv', metrics.to_csv(index=False))
     train_seconds = time.perf_counter() - started
 
     evaluations = evaluate_variants(model, config)
@@ -155,7 +157,6 @@ def run_experiment(
         'train_seconds': train_seconds,
         'evaluations': {name: e.to_dict() for name, e in evaluations.items()},
     }
-    write_atomic(directory / 'metrics.csv', metrics.to_csv(index=False).encode())
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     write_atomic(directory / 'model.pt', buffer.getvalue())
@@ -233,8 +234,8 @@ def _train_lightning(
 
 def _lightning_metrics(logged: pd.DataFrame, module: Any) -> pd.DataFrame:
     """Lightning's CSV log in the fast engine's columns: step, lr, loss, loss_<term>, weight_<name>."""
-    columns = {'train_loss': 'loss'}
-    columns.update({c: 'loss_' + c.removeprefix('train_') for c in logged.columns if c.startswith('train_')})
+    terms = [c for c in logged.columns if c.startswith('train_') and c != 'train_loss']
+    columns = {'train_loss': 'loss'} | {c: 'loss_' + c.removeprefix('train_') for c in terms}
     table = logged.rename(columns=columns)
     table = table[['step', 'lr', 'loss', *[c for c in table.columns if c.startswith('loss_')]]]
     table = table.groupby('step', as_index=False).first()
@@ -250,20 +251,6 @@ def _write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
     resolved['experiment']['dopesheet'] = 'dopesheet.csv'
     write_atomic(directory / 'config.toml', tomli_w.dumps(resolved).encode())
     write_atomic(directory / 'dopesheet.csv', experiment.dopesheet_path.read_bytes())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
@@ -304,5 +291,4 @@ __all__ = [
     'read_metrics',
     'run_experiment',
     'variants',
-    'write_atomic',
 ]

@@ -10,8 +10,8 @@ being elementwise) every member trains exactly as it would alone.
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from ex_color.loss import RegularizerConfig, check_finite, total_loss
+from ex_color.files import write_atomic
+from ex_color.loss import NonFiniteLossError, RegularizerConfig, check_finite, total_loss
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.training.stacked import StackedChain
 
@@ -72,6 +73,8 @@ class EngineOptions:
     checkpoint_every: int = 500
     """Save a checkpoint every this many steps, when a path is set."""
     checkpoint_path: Path | None = None
+    metrics_path: Path | None = None
+    """Where the metrics table (CSV) is written at each checkpoint, on stop and at the end."""
     chunk_steps: int = 100
     """Batches are pre-drawn this many steps at a time per member."""
     progress: bool | None = None
@@ -180,6 +183,12 @@ def train_ensemble(
         log.info('Resuming from step %d (%s)', start, options.checkpoint_path)
 
     chunk_generator_states: list[Tensor] = []
+
+    def save(step: int) -> None:
+        if options.checkpoint_path is not None:
+            _save_checkpoint(options.checkpoint_path, step, seeds, chain, optimizer, chunk_generator_states, metrics)
+        _write_metrics(options.metrics_path, metrics)
+
     with _Progress(options, steps, start) as advance:
         for step in range(start, steps):
             if step == start or step % options.chunk_steps == 0:
@@ -188,12 +197,9 @@ def train_ensemble(
                 chunk_start = step - step % options.chunk_steps
                 chunk_generator_states = [g.get_state() for g in generators]
                 batches.draw(chunk_start, min(options.chunk_steps, steps - chunk_start))
-            checkpoint_due = step % options.checkpoint_every == 0 and step > start
             stop = options.should_stop()
-            if options.checkpoint_path is not None and (checkpoint_due or stop):
-                _save_checkpoint(
-                    options.checkpoint_path, step, seeds, chain, optimizer, chunk_generator_states, metrics
-                )
+            if stop or (step % options.checkpoint_every == 0 and step > start):
+                save(step)
             if stop:
                 raise TrainingInterrupted(f'training stopped at step {step}')
 
@@ -206,7 +212,10 @@ def train_ensemble(
             weights = schedule.weights_at(step)
             total, terms = total_loss(recon, regularizers, captured, labels, weights)
             if not bool(torch.isfinite(total).all()):
+                # Keep the last good checkpoint as it is; record the metrics up to here.
+                _write_metrics(options.metrics_path, metrics)
                 check_finite(terms, regularizers, step)
+                raise NonFiniteLossError(f'non-finite total loss at step {step}: a schedule weight is not finite')
             optimizer.zero_grad(set_to_none=True)
             total.sum().backward()
             optimizer.step()
@@ -215,9 +224,14 @@ def train_ensemble(
                 metrics.extend(_metric_rows(step, seeds, lr, weights, total, terms))
             advance(step, total)
 
-    if options.checkpoint_path is not None:
-        _save_checkpoint(options.checkpoint_path, steps, seeds, chain, optimizer, [], metrics)
+    chunk_generator_states = []
+    save(steps)
     return EnsembleResult(seeds=seeds, models=chain.to_models(), metrics=pd.DataFrame(metrics), steps=steps)
+
+
+def _write_metrics(path: Path | None, metrics: list[dict[str, Any]]) -> None:
+    if path is not None:
+        write_atomic(path, pd.DataFrame(metrics).to_csv(index=False))
 
 
 def _metric_rows(
@@ -244,8 +258,6 @@ def _save_checkpoint(
     metrics: list[dict[str, Any]],
 ) -> None:
     """Write the state at the start of `step` atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         'version': CHECKPOINT_VERSION,
         'step': step,
@@ -255,9 +267,9 @@ def _save_checkpoint(
         'generators': generator_states,
         'metrics': [row for row in metrics if row['step'] < step],
     }
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
     log.debug('Checkpoint at step %d → %s', step, path)
 
 

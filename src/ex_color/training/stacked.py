@@ -17,6 +17,32 @@ import torch
 from torch import Tensor, nn
 
 
+class _StackedLinear(torch.autograd.Function):
+    """`y = x·Wᵀ + b` per member, with a weight gradient that does not depend on S.
+
+    A batched matmul's reduction order can change with the number of matrices in the
+    batch, so member s's weight gradient would differ in its last bits between an
+    ensemble and a lone run, and training amplifies that. Summing the per-sample outer
+    products over the batch axis instead adds in the same order whatever S is.
+    """
+
+    @staticmethod
+    def forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # [S, B, out]
+
+    @staticmethod
+    def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
+        x, weight, _bias = inputs
+        ctx.save_for_backward(x, weight)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight)  # [S, B, in]
+        grad_weight = (grad.unsqueeze(-1) * x.unsqueeze(-2)).sum(dim=1)  # [S, B, out, in] → [S, out, in]
+        return grad_x, grad_weight, grad.sum(dim=1)
+
+
 @dataclass(frozen=True)
 class _Op:
     """One step of the flattened forward pass."""
@@ -89,7 +115,7 @@ class StackedChain:
         for op in self._ops:
             if op.kind == 'linear':
                 w, b = self.weights[op.linear_index], self.biases[op.linear_index]
-                x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # [S, B, out]
+                x = _StackedLinear.apply(x, w, b)  # [S, B, out]
             else:
                 x = op.module(x)
             for path in op.ends:

@@ -1,0 +1,448 @@
+"""The experiment-file schema: Ex 2.9 resolves to DESIGN.md §4, and bad files fail with one line naming the field."""
+
+from __future__ import annotations
+
+import colorsys
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ex_color.config import (
+    AblateEvaluation,
+    ConfigError,
+    ExperimentConfig,
+    SuppressEvaluation,
+    build_intervention,
+    check_layers,
+    layer_widths,
+    load_experiment,
+    parse_config,
+)
+from ex_color.intervention import BoundedFalloff, Suppression
+from ex_color.loss import AngularAnchor, AntiAnchor, AxisAlignedSubspace, Separate, Unitarity
+from ex_color.model import CNColorMLP
+
+EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+
+
+@pytest.fixture(scope='module')
+def ex29():
+    return load_experiment(EX29)
+
+
+@pytest.fixture
+def raw() -> dict:
+    """Ex 2.9's experiment.toml as parsed TOML, for tests to break."""
+    return tomllib.loads((EX29 / 'experiment.toml').read_text())
+
+
+def config_error(raw: dict) -> str:
+    """The ConfigError message for `raw` (parsed and checked against its model); fails if there is none."""
+    with pytest.raises(ConfigError) as caught:
+        check_layers(parse_config(raw, source='exp.toml'), source='exp.toml')
+    message = str(caught.value)
+    assert '\n' not in message
+    assert message.startswith('exp.toml: ')
+    return message
+
+
+# Ex 2.9 as checked in ----------------------------------------------------------------------
+
+
+def test_ex29_resolves_to_design_section_4(ex29):
+    config = ex29.config
+    assert ex29.name == 'ex-2.9'
+    assert config.experiment.seed == 0
+    assert (config.data.hues, config.data.saturations, config.data.values) == (36, 10, 10)
+    assert config.data.batch_size == 64
+    labels = config.labels
+    assert (labels.soft, labels.red, labels.vibrant, labels.desaturated) == (False, 0.5, 0.5, 0.5)
+    # DESIGN §4 schedule: last keyframe at step 3000 → 3,001 steps.
+    assert len(ex29.dopesheet) == 3001
+    assert 'lr' in ex29.dopesheet.props
+
+
+def test_ex29_builds_the_seeds_model(ex29):
+    model = ex29.config.build_model()
+    expected = CNColorMLP(5, n_nonlinear=2)
+    assert type(model) is CNColorMLP
+    shapes = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+    assert shapes == {name: tuple(p.shape) for name, p in expected.state_dict().items()}
+    # n_nonlinear=2, k_codec=16: encoder Linear(3,16), GELU, Linear(16,16), GELU, Linear(16,5).
+    linears = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(3, 16), (16, 16), (16, 5)]
+
+
+def test_ex29_regularizers_are_the_seeds_five(ex29):
+    regularizers = {r.name: r for r in ex29.config.build_regularizers()}
+    assert list(regularizers) == ['reg-unit', 'reg-anchor', 'reg-separate', 'reg-planar-d', 'reg-anti-anchor']
+    expected = {  # DESIGN §4: class, label affinities, layers
+        'reg-unit': (Unitarity, None, ['encoder']),
+        'reg-anchor': (AngularAnchor, {'red': 1.0}, ['bottleneck']),
+        'reg-separate': (Separate, None, ['bottleneck']),
+        'reg-planar-d': (AxisAlignedSubspace, {'desaturated': 1.0}, ['bottleneck']),
+        'reg-anti-anchor': (AntiAnchor, None, ['bottleneck']),
+    }
+    for name, (cls, labels, layers) in expected.items():
+        r = regularizers[name]
+        assert type(r.compute_loss_term) is cls, name
+        assert r.label_affinities == labels, name
+        assert r.layer_affinities == layers, name
+        assert r.phase == 'train'
+    assert regularizers['reg-anchor'].compute_loss_term.point.tolist() == [1, 0, 0, 0, 0]
+    assert regularizers['reg-anti-anchor'].compute_loss_term.point.tolist() == [-1, 0, 0, 0, 0]
+    assert regularizers['reg-anti-anchor'].compute_loss_term.hemi is True
+    separate = regularizers['reg-separate'].compute_loss_term
+    assert (separate.power, separate.shift, separate.channels) == (100.0, True, None)
+    subspace = regularizers['reg-planar-d'].compute_loss_term
+    assert (tuple(subspace.dims), subspace.invert) == ((2, 3, 4), False)
+
+
+def test_ex29_regularizers_compute_the_design_formulas(ex29):
+    """The built terms are the right maths, not just the right classes: checked on one vector by hand."""
+    terms = {r.name: r.compute_loss_term for r in ex29.config.build_regularizers()}
+    x = torch.tensor([[0.6, 0.8, 0.0, 0.0, 0.0]])  # ‖x‖ = 1, cos(x, e0) = 0.6
+    assert terms['reg-unit'](x).item() == pytest.approx(0.0, abs=1e-6)  # (‖x‖ − 1)²
+    assert terms['reg-anchor'](x).item() == pytest.approx(0.4, abs=1e-6)  # 1 − 0.6
+    assert terms['reg-anti-anchor'](x).item() == pytest.approx(0.0, abs=1e-6)  # max(cos(x, −e0), 0) = max(−0.6, 0)
+    assert terms['reg-planar-d'](x).item() == pytest.approx(1.0, abs=1e-6)  # x0² + x1² (dims not in 2,3,4)
+
+
+def test_ex29_evaluations_are_ablate_prune_suppress(ex29):
+    ablated, pruned, suppressed = ex29.config.evaluations
+    assert ablated == AblateEvaluation(name='ablated', kind='ablate', layer='bottleneck', dims=[0])
+    assert pruned == AblateEvaluation(name='pruned', kind='prune', layer='bottleneck', dims=[0])
+    assert isinstance(suppressed, SuppressEvaluation)
+    intervention = build_intervention(suppressed)
+    assert intervention.layer_affinities == ['bottleneck']
+    assert isinstance(intervention.apply, Suppression)
+    # BoundedFalloff(a=0, b=1, power=0): a step, g = 1 for a·v > 0, else 0.
+    # a = (0.6, 0.8, 0, 0, 0): a·v = 0.6 → a − 1·0.6·v = (0, 0.8, 0, 0, 0).
+    # a = (−0.6, 0.8, 0, 0, 0): clamp(a·v) = 0 → g = 0 → unchanged.
+    out = intervention.apply(torch.tensor([[0.6, 0.8, 0, 0, 0], [-0.6, 0.8, 0, 0, 0]]))
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0.8, 0, 0, 0], [-0.6, 0.8, 0, 0, 0]]))
+
+
+def test_ex29_training_data_is_3600_colours_weighted_by_cube_bias(ex29):
+    data = ex29.config.training_data()
+    assert data.colours.shape == (3600, 3)  # 36 hues × 10 saturations × 10 values
+    assert data.batch_size == 64
+    # Independent route: recover s, v from each RGB colour with colorsys and apply DESIGN §3's bias,
+    # w = (1−v)/(n_s·n_h) + (1−s)·v/n_h + s·v with n_h = 36, n_s = 10. (colorsys gives s = 0 for
+    # greys and any s for black, where the formula does not depend on s.)
+    n_h, n_s = 36, 10
+    expected = []
+    for r, g, b in data.colours.double().tolist():
+        _, s, v = colorsys.rgb_to_hsv(r, g, b)
+        expected.append((1 - v) / (n_s * n_h) + (1 - s) * v / n_h + s * v)
+    torch.testing.assert_close(data.weights.double(), torch.tensor(expected, dtype=torch.float64), atol=1e-6, rtol=0)
+    # The cube holds exactly 36 pure hues at s = v = 1, each with weight 1 (vibrant).
+    assert int((data.weights > 1 - 1e-6).sum()) == 36
+
+
+def test_ex29_label_probabilities_follow_the_labels_section(ex29):
+    data = ex29.config.training_data()
+    colours = data.colours
+    red = int(((colours - torch.tensor([1.0, 0, 0])).abs().sum(dim=1) < 1e-6).nonzero()[0])
+    white = int(((colours - 1).abs().sum(dim=1) < 1e-6).nonzero()[0])
+    p = data.label_probabilities
+    assert set(p) == {'red', 'vibrant', 'desaturated'}
+    # Pure red: redness 1 → 1¹⁰·0.5; vibrancy 1 → 1¹⁰⁰·0.5; desaturated (1−1)¹⁰·0.5 = 0.
+    assert [p[k][red].item() for k in ('red', 'vibrant', 'desaturated')] == pytest.approx([0.5, 0.5, 0.0])
+    # White: redness 1·(1 − ½ − ½) = 0; vibrancy 0 → vibrant 0, desaturated 1¹⁰·0.5.
+    assert [p[k][white].item() for k in ('red', 'vibrant', 'desaturated')] == pytest.approx([0.0, 0.0, 0.5])
+
+
+def test_a_label_scale_of_zero_turns_the_label_off(raw):
+    raw['labels']['vibrant'] = 0
+    data = parse_config(raw).training_data()
+    assert set(data.label_probabilities) == {'red', 'desaturated'}
+
+
+def test_layer_widths_follow_the_architecture():
+    # CNColorMLP(7, k_codec=12): encoder.0 = Linear(3, 12); encoder ends in Linear(12, 7);
+    # decoder ends in Linear(12, 3).
+    widths = layer_widths(CNColorMLP(7, k_codec=12), ['encoder.0', 'encoder', 'bottleneck', 'decoder'])
+    assert widths == {'encoder.0': 12, 'encoder': 7, 'bottleneck': 7, 'decoder': 3}
+
+
+# Resolved config round trip ------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    hues=st.integers(1, 400),
+    saturations=st.integers(2, 50),
+    batch_size=st.integers(1, 4096),
+    red=st.floats(0, 1),
+    soft=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+    power=st.floats(-1e6, 1e6),
+)
+def test_dumped_config_parses_back_to_the_same_config(raw, hues, saturations, batch_size, red, soft, seed, power):
+    """What a run directory's config.toml holds (model_dump → TOML) must parse back unchanged."""
+    raw = copy.deepcopy(raw)
+    raw['experiment']['seed'] = seed
+    raw['data'].update(hues=hues, saturations=saturations, batch_size=batch_size)
+    raw['labels'].update(red=red, soft=soft)
+    raw['regularizers'][2]['power'] = power
+    config = parse_config(raw)
+    dumped = tomllib.loads(tomli_w.dumps(config.model_dump(mode='json', exclude_none=True)))
+    assert parse_config(dumped) == config
+
+
+def test_defaults_fill_omitted_sections(raw):
+    minimal = {'experiment': {'name': 'x'}, 'model': {'k_bottleneck': 3}}
+    config = parse_config(minimal)
+    assert (config.data.hues, config.data.batch_size, config.labels.red, config.model.n_nonlinear) == (36, 64, 0.5, 1)
+    assert config.regularizers == [] and config.evaluations == []
+    assert config.experiment.dopesheet == 'dopesheet.csv'
+
+
+# Bad files: one line naming the field ----------------------------------------------------------
+
+
+def test_unknown_top_level_key_lists_the_sections(raw):
+    raw['trainer'] = {'epochs': 3}
+    message = config_error(raw)
+    assert message.startswith('exp.toml: trainer: unknown key; expected one of ')
+    assert 'experiment, model, data, labels, regularizers, evaluations' in message
+
+
+@pytest.mark.parametrize('section', ['experiment', 'model', 'data', 'labels'])
+@given(key=st.text(alphabet='abcdefghijklmnopqrstuvwxyz_', min_size=1, max_size=12))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_unknown_key_in_a_section_is_named(raw, section, key):
+    raw = copy.deepcopy(raw)
+    if key in raw[section] or key in ExperimentConfig.model_fields[section].annotation.model_fields:
+        return  # a real key, not a typo
+    raw[section][key] = 1
+    assert config_error(raw).startswith(f'exp.toml: {section}.{key}: unknown key; expected one of ')
+
+
+def test_unknown_key_in_a_regularizer_is_named_without_pydantics_union_step(raw):
+    raw['regularizers'][1]['hemi'] = True  # anti-anchor has `hemi`, angular-anchor does not
+    message = config_error(raw)
+    assert message.startswith('exp.toml: regularizers.1.hemi: unknown key; expected one of ')
+    assert 'angular-anchor' not in message.split(': ')[1]
+
+
+def test_wrong_type_names_field_and_value(raw):
+    raw['model']['k_bottleneck'] = 'five'
+    message = config_error(raw)
+    assert message.startswith('exp.toml: model.k_bottleneck: ')
+    assert "'five'" in message
+
+
+def test_wrong_type_inside_a_regularizer_point(raw):
+    raw['regularizers'][1]['point'][2] = 'x'
+    assert config_error(raw).startswith('exp.toml: regularizers.1.point.2: ')
+
+
+def test_non_finite_numbers_are_rejected(raw):
+    raw['regularizers'][4]['point'][0] = float('-inf')
+    assert config_error(raw).startswith('exp.toml: regularizers.4.point.0: ')
+
+
+def test_unknown_regularizer_kind_lists_the_kinds(raw):
+    raw['regularizers'][3]['kind'] = 'planarity'
+    message = config_error(raw)
+    assert message.startswith("exp.toml: regularizers.3.kind: unknown kind 'planarity'; expected one of ")
+    assert "'axis-aligned-subspace'" in message
+
+
+def test_missing_regularizer_kind(raw):
+    del raw['evaluations'][0]['kind']
+    assert config_error(raw).startswith('exp.toml: evaluations.0.kind: missing')
+
+
+def test_unknown_label_in_affinities_is_named(raw):
+    raw['regularizers'][1]['labels'] = {'rde': 1.0}  # a typo would otherwise switch the term off for good
+    message = config_error(raw)
+    assert message.startswith('exp.toml: regularizers.1.labels.rde: ')
+    assert "'red'" in message
+
+
+@pytest.mark.parametrize(('key', 'value'), [('k_codec', 2**40), ('k_bottleneck', 16000), ('n_nonlinear', 10**6)])
+def test_absurd_model_sizes_fail_before_allocating(raw, key, value):
+    raw['model'][key] = value
+    assert config_error(raw).startswith(f'exp.toml: model.{key}: ')
+
+
+def test_label_scale_out_of_range(raw):
+    raw['labels']['red'] = 1.5
+    assert config_error(raw).startswith('exp.toml: labels.red: ')
+
+
+@pytest.mark.parametrize(
+    ('section', 'index', 'field', 'first'),
+    [('regularizers', 3, 'name', 0), ('evaluations', 2, 'name', 1)],
+)
+def test_duplicate_names_name_both_entries(raw, section, index, field, first):
+    raw[section][index]['name'] = raw[section][first]['name']
+    message = config_error(raw)
+    assert message.startswith(f'exp.toml: {section}.{index}.name: ')
+    assert f'{section}.{first}' in message
+
+
+def test_baseline_is_reserved(raw):
+    raw['evaluations'][1]['name'] = 'baseline'
+    assert config_error(raw).startswith('exp.toml: evaluations.1.name: ')
+
+
+@pytest.mark.parametrize(
+    ('edit', 'field'),
+    [
+        (lambda r: r['regularizers'][1].update(layers=['bottlenek']), 'regularizers.1.layers'),
+        (lambda r: r['evaluations'][2].update(layer='decoder.9'), 'evaluations.2.layer'),
+        (lambda r: r['evaluations'][0].update(dims=[7]), 'evaluations.0.dims'),
+        (lambda r: r['evaluations'][1].update(dims=[-1]), 'evaluations.1.dims'),
+        (lambda r: r['evaluations'][0].update(dims=[1, 1]), 'evaluations.0.dims'),
+        (lambda r: r['evaluations'][1].update(dims=[0, 1, 2, 3, 4]), 'evaluations.1'),  # prune would leave nothing
+        (lambda r: r['evaluations'][2].update(direction=[1, 0, 0]), 'evaluations.2.direction'),
+        (lambda r: r['evaluations'][2].update(falloff_a=1.0), 'evaluations.2'),  # divides by 1 − a
+        (lambda r: r['regularizers'][1].update(point=[1, 0, 0, 0, 0, 0]), 'regularizers.1.point'),
+        (lambda r: r['regularizers'][3].update(dims=[2, 3, 5]), 'regularizers.3.dims'),
+        (lambda r: r['regularizers'][2].update(channels=[0, 5]), 'regularizers.2.channels'),
+        (lambda r: r['regularizers'][4].update(layers=['bottleneck', 'encoder.0']), 'regularizers.4.point'),
+        (lambda r: r['model'].update(k_bottleneck=4), 'regularizers.1.point'),  # Ex 2.9's 5-D points on a 4-D model
+    ],
+)
+def test_config_that_does_not_fit_the_model_fails_at_load(raw, edit, field):
+    edit(raw)
+    assert config_error(raw).startswith(f'exp.toml: {field}: ')
+
+
+def test_in_range_dims_on_a_wider_model_pass(raw):
+    raw['model']['k_bottleneck'] = 8
+    for r in raw['regularizers']:
+        if 'point' in r:
+            r['point'] = r['point'] + [0, 0, 0]
+    raw['evaluations'][0]['dims'] = [7]
+    raw['evaluations'][2]['direction'] = [1, 0, 0, 0, 0, 0, 0, 0]
+    check_layers(parse_config(raw))  # no error
+
+
+LEAF_VALUES = st.one_of(
+    st.integers(-3, 12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.booleans(),
+    st.lists(st.integers(-3, 12), max_size=6),
+    st.dictionaries(st.text(max_size=5), st.integers(-3, 3), max_size=2),
+)
+
+
+def _leaf_paths(node: object, path: tuple = ()) -> list[tuple]:
+    if isinstance(node, dict):
+        return [path] + [p for k, v in node.items() for p in _leaf_paths(v, (*path, k))]
+    if isinstance(node, list):
+        return [path] + [p for i, v in enumerate(node) for p in _leaf_paths(v, (*path, i))]
+    return [path]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_edit_gives_a_config_or_one_line_config_error(raw, data):
+    """Fuzz: replace one node of Ex 2.9 by a random value; the result loads or fails with one ConfigError line."""
+    raw = copy.deepcopy(raw)
+    path = data.draw(st.sampled_from([p for p in _leaf_paths(raw) if p]))
+    parent = raw
+    for part in path[:-1]:
+        parent = parent[part]
+    parent[path[-1]] = data.draw(LEAF_VALUES)
+    try:
+        check_layers(parse_config(raw, source='exp.toml'), source='exp.toml')
+    except ConfigError as e:
+        message = str(e)
+        assert '\n' not in message
+        assert message.startswith('exp.toml: ')
+        field = message.split(': ')[1]
+        assert field.split('.')[0] in ExperimentConfig.model_fields | {'(top level)': None}, message
+
+
+# Files on disk ---------------------------------------------------------------------------------
+
+
+def copy_ex29(tmp_path: Path) -> Path:
+    target = tmp_path / 'exp'
+    target.mkdir()
+    for name in ('experiment.toml', 'dopesheet.csv'):
+        (target / name).write_bytes((EX29 / name).read_bytes())
+    return target
+
+
+def test_load_accepts_the_directory_or_the_toml(tmp_path):
+    target = copy_ex29(tmp_path)
+    from_dir, from_file = load_experiment(target), load_experiment(target / 'experiment.toml')
+    assert from_dir.config == from_file.config
+    assert from_dir.path == from_file.path == target / 'experiment.toml'
+    assert from_dir.dopesheet_path == target / 'dopesheet.csv'
+
+
+def test_dopesheet_is_found_relative_to_the_experiment_file(tmp_path):
+    target = copy_ex29(tmp_path)
+    (target / 'schedules').mkdir()
+    (target / 'dopesheet.csv').rename(target / 'schedules' / 'short.csv')
+    text = (
+        (target / 'experiment.toml')
+        .read_text()
+        .replace('dopesheet = "dopesheet.csv"', 'dopesheet = "schedules/short.csv"')
+    )
+    (target / 'experiment.toml').write_text(text)
+    assert len(load_experiment(target).dopesheet) == 3001
+
+
+@pytest.mark.parametrize(
+    ('break_it', 'file', 'says'),
+    [
+        (lambda d: (d / 'dopesheet.csv').unlink(), 'experiment.toml', 'experiment.dopesheet: '),
+        (lambda d: (d / 'experiment.toml').write_text('[model\n'), 'experiment.toml', 'not valid TOML'),
+        (lambda d: (d / 'experiment.toml').write_bytes(b'\xff\xfe[model]'), 'experiment.toml', 'not UTF-8'),
+        (
+            lambda d: (d / 'dopesheet.csv').write_text(
+                (EX29 / 'dopesheet.csv').read_text().replace('\n+10,', '\nten,')
+            ),
+            'dopesheet.csv',
+            'STEP',
+        ),
+        (
+            lambda d: (d / 'dopesheet.csv').write_text((EX29 / 'dopesheet.csv').read_text().replace(',lr,', ',LR,')),
+            'dopesheet.csv',
+            "'lr'",
+        ),
+    ],
+)
+def test_file_problems_name_the_file(tmp_path, break_it, file, says):
+    target = copy_ex29(tmp_path)
+    break_it(target)
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(target)
+    message = str(caught.value)
+    assert '\n' not in message
+    assert message.startswith(str(target / file))
+    assert says in message
+
+
+def test_missing_experiment_path(tmp_path):
+    with pytest.raises(ConfigError, match='no such experiment file'):
+        load_experiment(tmp_path / 'nope')
+    with pytest.raises(ConfigError, match='no such experiment file'):
+        load_experiment(tmp_path)  # a directory without experiment.toml
+
+
+def test_bounded_falloff_from_config_matches_the_class(ex29):
+    """`build_intervention` passes a, b and power through in the right order."""
+    e = ex29.config.evaluations[2].model_copy(update={'falloff_a': 0.2, 'falloff_b': 0.7, 'falloff_power': 2.0})
+    falloff = build_intervention(e).apply
+    x = torch.tensor([[0.6, 0.8, 0, 0, 0]])
+    # g = 0.7·((0.6 − 0.2)/(1 − 0.2))² = 0.7·0.25 = 0.175 → x0 = 0.6 − 0.175·0.6 = 0.495.
+    reference = Suppression(torch.tensor([1.0, 0, 0, 0, 0]), BoundedFalloff(0.2, 0.7, power=2.0))
+    torch.testing.assert_close(falloff(x), reference(x))
+    assert falloff(x)[0, 0].item() == pytest.approx(0.495, abs=1e-6)

@@ -1,0 +1,167 @@
+"""The fast engine: members train as if alone, runs repeat exactly, resume, non-finite losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ex_color.loss import NonFiniteLossError, RegularizerConfig
+from ex_color.training.engine import (
+    EngineOptions,
+    TrainingInterrupted,
+    init_models,
+    train_ensemble,
+)
+
+from .conftest import make_model
+
+QUIET = {'progress': False}
+
+
+def parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def train(seeds, data, regularizers, schedule, steps, **options):
+    return train_ensemble(
+        init_models(make_model, seeds),
+        seeds,
+        data,
+        regularizers,
+        schedule,
+        steps=steps,
+        options=EngineOptions(**(QUIET | options)),
+    )
+
+
+def test_ensemble_members_train_as_if_alone(data, regularizers, schedule):
+    seeds = [0, 1, 2]
+    ensemble = train(seeds, data, regularizers, schedule, steps=300)
+    for seed, member in zip(seeds, ensemble.models, strict=True):
+        alone = train([seed], data, regularizers, schedule, steps=300).models[0]
+        for name, value in parameters(alone).items():
+            torch.testing.assert_close(parameters(member)[name], value, atol=1e-4, rtol=0, msg=f'seed {seed} {name}')
+    # The members really differ: different seeds, different weights.
+    w0, w1 = (parameters(m)['encoder.0.weight'] for m in ensemble.models[:2])
+    assert not torch.allclose(w0, w1)
+
+
+def test_training_changes_the_model_and_lowers_the_loss(data, regularizers, schedule):
+    result = train([0], data, regularizers, schedule, steps=300)
+    before = parameters(init_models(make_model, [0])[0])
+    after = parameters(result.models[0])
+    assert not torch.equal(before['decoder.0.weight'], after['decoder.0.weight'])
+    recon = result.metrics.set_index('step')['loss_recon']
+    assert recon.iloc[-1] < recon.iloc[1] / 5
+
+
+def test_same_seed_gives_identical_weights_and_metrics(data, regularizers, schedule):
+    a = train([7], data, regularizers, schedule, steps=120)
+    b = train([7], data, regularizers, schedule, steps=120)
+    for name, value in parameters(a.models[0]).items():
+        assert torch.equal(value, parameters(b.models[0])[name]), name
+    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+
+
+def test_metrics_hold_terms_lr_and_weights_every_n_steps(data, regularizers, schedule):
+    result = train([0, 1], data, regularizers, schedule, steps=101, log_every=20)
+    metrics = result.metrics
+    assert sorted(set(metrics['step'])) == [0, 20, 40, 60, 80, 100]
+    assert sorted(set(metrics['seed'])) == [0, 1]
+    for r in regularizers:
+        assert f'weight_{r.name}' in metrics
+    assert {'loss', 'loss_recon', 'loss_reg-unit', 'loss_reg-separate', 'lr'} <= set(metrics.columns)
+    row = metrics[(metrics.step == 40) & (metrics.seed == 1)].iloc[0]
+    assert row['lr'] == pytest.approx(schedule.lr[40])
+    assert row['weight_reg-anchor'] == pytest.approx(schedule.weights_at(40)['reg-anchor'])
+
+
+def stop_after(calls: int):
+    count = 0
+
+    def should_stop() -> bool:
+        nonlocal count
+        count += 1
+        return count > calls
+
+    return should_stop
+
+
+def test_resume_after_interrupt_equals_uninterrupted_run(tmp_path: Path, data, regularizers, schedule):
+    common = {'chunk_steps': 50, 'checkpoint_every': 100, 'log_every': 10}
+    whole = train([3, 4], data, regularizers, schedule, steps=250, **common)
+
+    checkpoint = tmp_path / 'checkpoint.pt'
+    # Interrupt mid-chunk (step 137), as a signal would, then resume from the checkpoint.
+    with pytest.raises(TrainingInterrupted, match='step 137'):
+        train(
+            [3, 4],
+            data,
+            regularizers,
+            schedule,
+            steps=250,
+            checkpoint_path=checkpoint,
+            should_stop=stop_after(137),
+            **common,
+        )
+    assert torch.load(checkpoint, weights_only=False)['step'] == 137
+    resumed = train([3, 4], data, regularizers, schedule, steps=250, checkpoint_path=checkpoint, **common)
+
+    for a, b in zip(whole.models, resumed.models, strict=True):
+        for name, value in parameters(a).items():
+            assert torch.equal(value, parameters(b)[name]), name
+    pd.testing.assert_frame_equal(whole.metrics, resumed.metrics)
+
+
+def test_checkpoint_for_other_seeds_is_refused(tmp_path: Path, data, regularizers, schedule):
+    checkpoint = tmp_path / 'checkpoint.pt'
+    train([1], data, regularizers, schedule, steps=20, checkpoint_path=checkpoint)
+    with pytest.raises(ValueError, match='seeds'):
+        train([2], data, regularizers, schedule, steps=20, checkpoint_path=checkpoint)
+
+
+class NanAfter(torch.nn.Module):
+    """A regularizer that works for `calls` steps, then returns NaN."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls -= 1
+        loss = x.square().sum(-1)
+        return loss * float('nan') if self.calls < 0 else loss
+
+
+def test_non_finite_loss_stops_naming_term_and_step_and_keeps_checkpoint(tmp_path: Path, data, regularizers, schedule):
+    bad = RegularizerConfig('reg-bad', NanAfter(160), None, ['bottleneck'])
+    checkpoint, metrics = tmp_path / 'checkpoint.pt', tmp_path / 'metrics.csv'
+    with pytest.raises(NonFiniteLossError) as error:
+        train(
+            [0],
+            data,
+            [*regularizers, bad],
+            schedule,
+            steps=300,
+            checkpoint_path=checkpoint,
+            metrics_path=metrics,
+            checkpoint_every=100,
+            chunk_steps=50,
+            log_every=10,
+        )
+    message = str(error.value)
+    assert 'step 160' in message and 'reg-bad' in message and 'bottleneck' in message
+    assert '\n' not in message
+    # The last good checkpoint (step 100) is intact, and metrics up to the failure are kept.
+    assert torch.load(checkpoint, weights_only=False)['step'] == 100
+    logged = pd.read_csv(metrics)
+    assert logged['step'].max() == 150
+    assert logged['loss'].notna().all()
+
+
+def test_steps_beyond_the_schedule_are_refused(data, regularizers, schedule):
+    with pytest.raises(ValueError, match='steps'):
+        train([0], data, regularizers, schedule, steps=len(schedule) + 1)
