@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Until the Ex 2.9 runner lands, `make run` reports what is installed.
+# Reproduce Ex 2.9 (seed 0) into runs/ex-2.9/seed-0/. A finished run is shown again,
+# an interrupted one continued; delete the directory to train afresh.
 run: $(STAMP)
-	$(BIN)/python -m ex_color
+	$(BIN)/ex-color run experiments/ex-2.9 --resume
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

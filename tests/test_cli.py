@@ -164,7 +164,9 @@ def runs(tmp_path_factory) -> Runs:
             'run --help': pool.submit(ex_color, 'run', '--help', cwd=workdir),
             'console script': pool.submit(
                 subprocess.run, [str(script), '--help'], capture_output=True, text=True, cwd=workdir, timeout=60
-            ),
+            )
+            if script.exists()
+            else pool.submit(subprocess.CompletedProcess, [str(script)], 127, '', f'{script} is not installed'),
         }
         bad = {}
         for i, (name, case) in enumerate(BAD_FILES.items()):
@@ -256,6 +258,7 @@ def test_nonexistent_experiment_path(bad_runs):
     line = assert_one_line_error(proc)
     assert str(missing) in line
     assert 'no such experiment file' in line
+    assert not (missing.parent / 'nowhere').exists()
 
 
 # Real runs -------------------------------------------------------------------------------------
@@ -383,15 +386,15 @@ def test_config_toml_in_the_run_directory_runs_again_to_the_same_numbers(workdir
 
 
 @pytest.mark.parametrize(('case', 'says'), [('steps 0', '--steps'), ('steps 99999', '3001')])
-def test_steps_out_of_range_exit_2_before_writing(workdir, later, case, says):
-    line = assert_one_line_error(later[case])
+def test_steps_out_of_range_exit_2_before_writing(runs, case, says):
+    line = assert_one_line_error(runs.later[case])
     assert says in line
-    assert not (workdir / ('zero' if case == 'steps 0' else 'many')).exists()
+    assert not (runs.workdir / ('zero' if case == 'steps 0' else 'many')).exists()
 
 
 @pytest.mark.parametrize('case', ['help', 'run --help', 'console script'])
-def test_help(later, case):
-    proc = later[case]
+def test_help(runs, case):
+    proc = runs.later[case]
     assert proc.returncode == 0, proc.stderr
     assert 'usage: ex-color' in proc.stdout
     assert ('--steps' in proc.stdout) if case == 'run --help' else ('run' in proc.stdout)

@@ -66,19 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Heavy imports only once we know there is work to do; Lightning (via experiment) only for a valid file.
     from ex_color.config import ConfigError, load_experiment
 
+    if args.engine == 'lightning' and not args.verbose:
+        _quiet_lightning()
     try:
         experiment = load_experiment(args.experiment)
     except ConfigError as e:
         print(f'ex-color: error: {e}', file=sys.stderr)
         return EXIT_USAGE
-    if args.steps is not None and args.steps > len(experiment.dopesheet):  # before anything is written
-        print(
-            f'ex-color: error: --steps must be in 1..{len(experiment.dopesheet)} '
-            f'(the length of {experiment.dopesheet_path}), got {args.steps}',
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-
     from ex_color.experiment import RunExistsError, TrainingInterrupted, run_experiment
     from ex_color.loss import NonFiniteLossError
 
@@ -86,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_experiment(
             experiment, seed=args.seed, out=args.out, engine=args.engine, steps=args.steps, resume=args.resume
         )
-    except (RunExistsError, ValueError) as e:
+    except (ConfigError, RunExistsError) as e:
         print(f'ex-color: error: {e}', file=sys.stderr)
         return EXIT_USAGE
     except NonFiniteLossError as e:  # the schedule diverged: not a usage error, but no traceback either
@@ -97,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     print_results(result.directory, result.results)
     return 0
+
+
+def _quiet_lightning() -> None:
+    """Lightning logs hardware banners and tips at INFO through its own handler; keep warnings only."""
+    import lightning.pytorch  # noqa: F401  (sets its loggers' levels on import; override after)
+
+    for name in ('lightning.pytorch', 'lightning.fabric'):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def print_results(directory: object, results: dict) -> None:

@@ -87,11 +87,11 @@ class ModelSection(_Section):
 class DataSection(_Section):
     """Training colours: an HSV cube sampled with replacement, weighted by its bias."""
 
-    hues: int = Field(36, gt=0)
+    hues: int = Field(36, gt=0, le=3600)
     """Number of hues, `arange_cyclic(step_size=1/hues)`."""
-    saturations: int = Field(10, gt=1)
-    values: int = Field(10, gt=1)
-    batch_size: int = Field(64, gt=0)
+    saturations: int = Field(10, gt=1, le=1000)
+    values: int = Field(10, gt=1, le=1000)
+    batch_size: int = Field(64, gt=0, le=65536)
 
 
 class LabelsSection(_Section):

@@ -37,6 +37,7 @@ from torch import nn
 
 from ex_color.config import (
     AblateEvaluation,
+    ConfigError,
     Experiment,
     ExperimentConfig,
     SuppressEvaluation,
@@ -97,9 +98,13 @@ def run_experiment(
     (after checkpointing) on SIGINT/SIGTERM.
     """
     if engine not in ENGINES:
-        raise ValueError(f'engine must be one of {ENGINES}, got {engine!r}')
+        raise ConfigError(f'engine must be one of {ENGINES}, got {engine!r}')
     config = experiment.config
     seed = config.experiment.seed if seed is None else seed
+    length = len(experiment.dopesheet)
+    steps = length if steps is None else steps
+    if not 0 < steps <= length:
+        raise ConfigError(f'--steps must be in 1..{length} (the length of {experiment.dopesheet_path}), got {steps}')
     directory = Path(out) if out is not None else default_run_dir(experiment, seed)
     checkpoint = directory / CHECKPOINT_FILE
     results_path = directory / RESULTS_FILE
@@ -113,13 +118,10 @@ def run_experiment(
     if resume and engine == 'lightning' and checkpoint.exists():
         raise RunExistsError('--resume is supported by the fast engine only')
 
-    directory.mkdir(parents=True, exist_ok=True)
-    _write_inputs(directory, experiment, seed)
     regularizers = config.build_regularizers()
     schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
-    steps = len(schedule) if steps is None else steps
-    if not 0 < steps <= len(schedule):
-        raise ValueError(f'--steps must be in 1..{len(schedule)} (the dopesheet length), got {steps}')
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_inputs(directory, experiment, seed)
 
     log.info('Training %s seed %d with the %s engine for %d steps', experiment.name, seed, engine, steps)
     started = time.perf_counter()

@@ -196,7 +196,7 @@ def check_finite(terms: Mapping[str, Tensor], regularizers: Sequence[Regularizer
         member = tuple(int(i) for i in bad[0])
         member_text = str(member[0]) if len(member) == 1 else str(member)
         raise NonFiniteLossError(
-            f'non-finite loss at step {step}: term {name!r}{layer_text} = {float(value[member])} '
+            f'non-finite loss at step {step}: term {name!r}{layer_text} = {float(value.detach()[member])} '
             f'in ensemble member {member_text} ({len(bad)} of {finite.numel()} members non-finite)',
             term=name,
             step=step,

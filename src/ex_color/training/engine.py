@@ -172,7 +172,7 @@ def train_ensemble(
 
     chain = StackedChain(models)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
-    optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]))
+    optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]), foreach=True)
     generators = [data_generator(seed) for seed in seeds]
     batches = _Batches(data, generators)
     metrics: list[dict[str, Any]] = []

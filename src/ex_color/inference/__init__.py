@@ -11,7 +11,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -63,62 +62,6 @@ def _concat_captured(name: str, batches: Sequence[Tensor]) -> Tensor:
     if not batches:
         raise ValueError(f'nothing captured for layer {name!r} yet; run the model on some data first')
     return torch.cat(list(batches), dim=0)
-
-
-class InferenceModule(L.LightningModule):
-    """Lightning wrapper for `trainer.predict`: runs `model` with interventions, capturing layers.
-
-    `predict_step` takes a batch `[B, 3]` (or a 1-tuple/list holding it) and returns the model's
-    output `[B, 3]`. Captured activations accumulate per layer across batches, in order, and
-    are read with `read_captured(name)` → `[N, D]`. Captures from an earlier `trainer.predict`
-    run are cleared when a new one starts; `clear_captured()` clears them by hand.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        interventions: Iterable[InterventionConfig],
-        capture_layers: Iterable[str] | None = None,
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.interventions = list(interventions)
-        self.capture_layers = list(capture_layers) if capture_layers is not None else []
-        # Fail at construction, naming the valid layers, rather than mid-prediction.
-        for name in [*self.capture_layers, *(n for i in self.interventions for n in i.layer_affinities)]:
-            get_layer(model, name)
-        self._captured: dict[str, list[Tensor]] = {name: [] for name in self.capture_layers}
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Model output `[..., 3]` for `x` `[..., 3]`, with interventions applied and layers captured."""
-        with (
-            apply_interventions(self.model, self.interventions),
-            capture_activations(self.model, self.capture_layers, self._captured),
-        ):
-            return self.model(x)
-
-    def predict_step(self, batch: Tensor | Sequence[Tensor], batch_idx: int) -> Tensor:
-        if isinstance(batch, list | tuple):
-            if len(batch) != 1:
-                raise ValueError(
-                    f'InferenceModule: expected a batch tensor [B, 3] or a 1-tuple of it, got {len(batch)} items'
-                )
-            batch = batch[0]
-        return self(batch)
-
-    def on_predict_start(self) -> None:
-        self.clear_captured()
-
-    def read_captured(self, name: str) -> Tensor:
-        """All activations captured at layer `name`, concatenated over batches: `[N, D]` (CPU)."""
-        if name not in self._captured:
-            raise KeyError(f'layer {name!r} was not captured; captured layers: {self.capture_layers}')
-        return _concat_captured(name, self._captured[name])
-
-    def clear_captured(self) -> None:
-        """Forget captured activations (the capture layers stay the same)."""
-        for batches in self._captured.values():
-            batches.clear()
 
 
 class InferenceResult(NamedTuple):
@@ -177,3 +120,12 @@ def infer(
     outputs = outputs.reshape(*inputs.shape[:-1], outputs.shape[-1]).to(result_device)
     captured = {name: _concat_captured(name, batches) for name, batches in store.items()}
     return InferenceResult(outputs, captured)
+
+
+def __getattr__(name: str) -> object:
+    # InferenceModule needs Lightning, which is slow to import; load it on first use.
+    if name == 'InferenceModule':
+        from ex_color.inference.lightning import InferenceModule
+
+        return InferenceModule
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
