@@ -3,10 +3,9 @@
 Every regularizer maps activations `[..., B, D]` to a per-sample loss `[..., B]`, so one
 model (`[B, D]`) and an ensemble of S models (`[S, B, D]`) share the same code. Nothing
 couples leading (ensemble) indices: each `[B, D]` slice gives exactly the result it would
-give alone. Reductions are elementwise products summed over the last dim (no matmul), so
-results do not depend on the batched shape and are not subject to reduced-precision
-(e.g. TF32) matrix kernels; integer powers are computed by repeated multiplication for
-the same reason. (Gradients are bit-identical too on CPU; on CUDA the reductions in the
+give alone. Reductions are elementwise products summed over the last dim, and Separate's
+pairwise products use `member_exact_bmm`, so results do not depend on the batched shape;
+integer powers are computed by repeated multiplication for the same reason. (Gradients are bit-identical too on CPU; on CUDA the reductions in the
 backward pass may round differently for stacked inputs, by about 1e-8.)
 """
 
@@ -15,6 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+from ex_color.batched import member_exact_bmm
 
 EPS = 1e-8
 """Added to vector norms before dividing, so zero vectors give a cosine of 0 instead of NaN."""
@@ -87,17 +88,12 @@ def _power(x: Tensor, exponent: float) -> Tensor:
 
 
 def _pairwise_dots(x: Tensor) -> Tensor:
-    """Dot products of every pair of rows within each batch: `[..., B, D]` → `[..., B, B]`.
+    """Dot products of every pair of vectors within each batch: `[..., B, D] → [..., B, B]`.
 
-    Summed channel by channel in a fixed order, so each entry rounds the same whatever the
-    leading shape. A batched matmul would be cheaper but rounds differently for stacked and
-    single inputs (and may use TF32 on GPUs, too coarse for spotting duplicates).
+    Computed so that each batch's result is the same whatever the leading shape (see
+    `ex_color.batched`); an ensemble member's Separate loss then equals its lone value.
     """
-    channels = x.unbind(dim=-1)
-    dots = channels[0].unsqueeze(-1) * channels[0].unsqueeze(-2)
-    for channel in channels[1:]:
-        dots = dots + channel.unsqueeze(-1) * channel.unsqueeze(-2)
-    return dots
+    return member_exact_bmm(x, x.transpose(-1, -2))
 
 
 class _PointRegularizer(nn.Module):

@@ -16,19 +16,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ex_color.batched import member_exact_bmm
+
 
 class _StackedLinear(torch.autograd.Function):
-    """`y = x·Wᵀ + b` per member, with a weight gradient that does not depend on S.
-
-    A batched matmul's reduction order can change with the number of matrices in the
-    batch, so member s's weight gradient would differ in its last bits between an
-    ensemble and a lone run, and training amplifies that. Summing the per-sample outer
-    products over the batch axis instead adds in the same order whatever S is.
-    """
+    """`y = x·Wᵀ + b` per member `[S, B, in] → [S, B, out]`, with member-exact gradients."""
 
     @staticmethod
     def forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # [S, B, out]
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
     @staticmethod
     def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
@@ -38,8 +34,8 @@ class _StackedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x, weight = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight)  # [S, B, in]
-        grad_weight = (grad.unsqueeze(-1) * x.unsqueeze(-2)).sum(dim=1)  # [S, B, out, in] → [S, out, in]
+        grad_x = member_exact_bmm(grad, weight)  # [S, B, in]
+        grad_weight = member_exact_bmm(grad.transpose(1, 2), x)  # [S, out, in]
         return grad_x, grad_weight, grad.sum(dim=1)
 
 
