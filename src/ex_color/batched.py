@@ -17,7 +17,7 @@ def member_exact_bmm(a: Tensor, b: Tensor) -> Tensor:
     lead = a.shape[:-2]
     a3 = a.reshape(-1, *a.shape[-2:])
     b3 = b.reshape(-1, *b.shape[-2:])
-    if a3.shape[0] == 1:
+    if a3.shape[0] == 1:  # noqa: SIM108 (the two branches are the point)
         out = torch.bmm(a3.expand(2, -1, -1), b3.expand(2, -1, -1))[:1]
     else:
         out = torch.bmm(a3, b3)

@@ -5,7 +5,8 @@ model (`[B, D]`) and an ensemble of S models (`[S, B, D]`) share the same code. 
 couples leading (ensemble) indices: each `[B, D]` slice gives exactly the result it would
 give alone. Reductions are elementwise products summed over the last dim, and Separate's
 pairwise products use `member_exact_bmm`, so results do not depend on the batched shape;
-integer powers are computed by repeated multiplication for the same reason. (Gradients are bit-identical too on CPU; on CUDA the reductions in the
+integer powers are computed by repeated multiplication for the same reason.
+(Gradients are bit-identical too on CPU; on CUDA the reductions in the
 backward pass may round differently for stacked inputs, by about 1e-8.)
 """
 
