@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--engine', choices=['fast', 'lightning'], default='fast', help='trainer (default: fast)')
     run.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
     run.add_argument('--resume', action='store_true', help='continue an interrupted run in the run directory')
+    sweep = commands.add_parser('sweep', help='train and evaluate many seeds as ensembles; pick the best run')
+    sweep.add_argument('experiment', metavar='EXPERIMENT', help='a directory holding experiment.toml, or a .toml file')
+    sweep.add_argument('--seeds', required=True, help="seeds, e.g. '0-59' or '1,3,7-9'")
+    sweep.add_argument('--out', help='sweep directory (default: runs/<experiment>/sweep/)')
+    sweep.add_argument('--chunk', type=_positive_int, help='seeds trained together per ensemble (default: up to 60)')
+    sweep.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
     return parser
 
 
@@ -66,20 +72,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Heavy imports only once we know there is work to do; Lightning (via experiment) only for a valid file.
     from ex_color.config import ConfigError, load_experiment
 
-    if args.engine == 'lightning' and not args.verbose:
+    if getattr(args, 'engine', None) == 'lightning' and not args.verbose:
         _quiet_lightning()
     try:
         experiment = load_experiment(args.experiment)
     except ConfigError as e:
         print(f'ex-color: error: {e}', file=sys.stderr)
         return EXIT_USAGE
-    from ex_color.experiment import RunExistsError, TrainingInterrupted, run_experiment
+    from ex_color.experiment import RunExistsError, TrainingInterrupted
     from ex_color.loss import NonFiniteLossError
 
     try:
-        result = run_experiment(
-            experiment, seed=args.seed, out=args.out, engine=args.engine, steps=args.steps, resume=args.resume
-        )
+        if args.command == 'run':
+            _run(args, experiment)
+        else:
+            _sweep(args, experiment)
     except (ConfigError, RunExistsError) as e:
         print(f'ex-color: error: {e}', file=sys.stderr)
         return EXIT_USAGE
@@ -87,10 +94,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'ex-color: error: training failed: {e}', file=sys.stderr)
         return EXIT_FAILED
     except TrainingInterrupted as e:
-        print(f'ex-color: {e}; checkpoint saved, continue with --resume', file=sys.stderr)
+        again = '--resume' if args.command == 'run' else 'the same command (finished seeds are kept)'
+        print(f'ex-color: {e}; checkpoint saved, continue with {again}', file=sys.stderr)
         return EXIT_INTERRUPTED
-    print_results(result.directory, result.results)
     return 0
+
+
+def _run(args: argparse.Namespace, experiment: object) -> None:
+    from ex_color.experiment import run_experiment
+
+    result = run_experiment(
+        experiment, seed=args.seed, out=args.out, engine=args.engine, steps=args.steps, resume=args.resume
+    )
+    print_results(result.directory, result.results)
+
+
+def _sweep(args: argparse.Namespace, experiment: object) -> None:
+    from ex_color.sweep import parse_seeds, run_sweep
+
+    result = run_sweep(experiment, parse_seeds(args.seeds), out=args.out, chunk=args.chunk, steps=args.steps)
+    table, summary = result.table, result.summary
+    print(
+        f'{summary["title"]} · {len(table)} seeds · {summary["steps"]} steps · chunks of {summary["chunk"]} · '
+        f'{summary["wall_seconds_this_call"]:.1f} s'
+    )
+    selectivity = table['ablated_selectivity_r2']
+    print(
+        f'ablated selectivity r²: median {selectivity.median():.3f}, best {selectivity.max():.3f}; '
+        f'Pareto seeds: {", ".join(str(s) for s in summary["pareto_seeds"])}'
+    )
+    best = table.set_index('seed').loc[result.best_seed]
+    print(
+        f'best seed {result.best_seed}: ablated selectivity {best["ablated_selectivity_r2"]:.3f}, '
+        f'red {best["ablated_red"]:.2g}, cyan {best["ablated_cyan"]:.2g}, val_recon {best["val_recon"]:.2g}'
+    )
+    print(f'Results: {result.directory} (best run: {result.directory / "best"})')
 
 
 def _quiet_lightning() -> None:

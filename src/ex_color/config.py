@@ -109,6 +109,8 @@ class _RegularizerBase(_Section):
     """Module paths whose outputs the term regularizes, e.g. ['bottleneck']."""
     labels: dict[Literal['red', 'vibrant', 'desaturated'], float] | None = None
     """Label affinities (labels as in [labels]); None → every sample counts equally."""
+    validation: bool = False
+    """Also report this term on the held-out validation colours, as `val_<name>`."""
 
 
 class UnitarityConfig(_RegularizerBase):
@@ -204,6 +206,10 @@ class ExperimentConfig(_Section):
 
     def build_regularizers(self) -> list[RegularizerConfig]:
         return [_build_regularizer(r) for r in self.regularizers]
+
+    def validation_regularizers(self) -> list[RegularizerConfig]:
+        """The regularizers marked `validation = true`."""
+        return [_build_regularizer(r) for r in self.regularizers if r.validation]
 
     def training_cube(self) -> ColorCube:
         d = self.data

@@ -16,12 +16,14 @@ from dataclasses import asdict, dataclass
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from ex_color.data import ColorCube, arange_cyclic, hsv_similarity, named_colors_rgb, rgb_to_hsv
 from ex_color.inference import infer
 from ex_color.intervention import InterventionConfig
+from ex_color.loss import RegularizerConfig, regularization_loss
 
 RED_HSV = (0.0, 1.0, 1.0)
 
@@ -100,3 +102,54 @@ def evaluate(model: nn.Module, interventions: Sequence[InterventionConfig] = ())
         selectivity_r2=squared_correlation(grid_error.numpy(), target),
         named_colors={name: float(e) for name, e in zip(names, named_error.tolist(), strict=True)},
     )
+
+
+@cache
+def validation_set() -> tuple[Tensor, dict[str, Tensor]]:
+    """Held-out colours `[520, 3]` with exact labels `{name: [520]}`.
+
+    The centres of the cells of an 8×8×8 RGB grid (never seen in training, whose cube is
+    HSV) plus the cube's 8 corners. Labels are exact, not sampled: `red` = 1 only for pure
+    red, `vibrant` = 1 where S·V = 1, `desaturated` = 1 where S·V = 0.
+    """
+    centres = (np.arange(8) + 0.5) / 8
+    cells = ColorCube.from_rgb(r=centres, g=centres, b=centres).rgb_grid.reshape(-1, 3)
+    corners = ColorCube.from_rgb(r=[0, 1], g=[0, 1], b=[0, 1]).rgb_grid.reshape(-1, 3)
+    colours = torch.tensor(np.concatenate([cells, corners]), dtype=torch.float32)
+    chroma = colours.amax(-1) - colours.amin(-1)
+    labels = {
+        'red': (colours == torch.tensor([1.0, 0.0, 0.0])).all(-1).float(),
+        'vibrant': (chroma == 1).float(),
+        'desaturated': (chroma == 0).float(),
+    }
+    return colours, labels
+
+
+def validation_column(regularizer_name: str) -> str:
+    """`'reg-anchor'` → `'val_anchor'`."""
+    return 'val_' + regularizer_name.removeprefix('reg-')
+
+
+def validation_losses(model: nn.Module, regularizers: Sequence[RegularizerConfig]) -> dict[str, float]:
+    """Reconstruction MSE and each given regularizer's (unweighted) term on `validation_set()`.
+
+    Keys: `val_recon` and `val_<name>` (see `validation_column`). A term whose labels
+    select no validation colour is NaN.
+    """
+    colours, labels = validation_set()
+    layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
+    result = infer(model, colours, capture_layers=layers)
+    losses = {'val_recon': float(per_colour_error(result.outputs, colours).mean())}
+    for r in regularizers:
+        _, terms = regularization_loss([r], result.captured, labels, {})
+        losses[validation_column(r.name)] = float(terms[r.name]) if r.name in terms else float('nan')
+    return losses
+
+
+def pareto_front(table: pd.DataFrame, minimise: Sequence[str], maximise: Sequence[str]) -> pd.Series:
+    """Which rows no other row dominates (at least as good on every column, better on one)."""
+    scores = np.concatenate([table[list(minimise)].to_numpy(float), -table[list(maximise)].to_numpy(float)], axis=1)
+    no_worse = (scores[:, None, :] <= scores[None, :, :]).all(-1)  # [i, j]: i is no worse than j everywhere
+    better = (scores[:, None, :] < scores[None, :, :]).any(-1)
+    dominated = (no_worse & better).any(axis=0)
+    return pd.Series(~dominated, index=table.index)

@@ -24,7 +24,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -43,9 +43,10 @@ from ex_color.config import (
     SuppressEvaluation,
     build_intervention,
 )
-from ex_color.evaluation import Evaluation, evaluate
+from ex_color.evaluation import Evaluation, evaluate, validation_losses
 from ex_color.files import write_atomic
 from ex_color.surgery import ablate, prune
+from ex_color.temporal import Dopesheet
 from ex_color.training.engine import EngineOptions, TrainingInterrupted, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
 
@@ -118,15 +119,13 @@ def run_experiment(
     if resume and engine == 'lightning' and checkpoint.exists():
         raise RunExistsError('--resume is supported by the fast engine only')
 
-    regularizers = config.build_regularizers()
-    schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
     directory.mkdir(parents=True, exist_ok=True)
-    _write_inputs(directory, experiment, seed)
+    write_inputs(directory, experiment, seed)
 
     log.info('Training %s seed %d with the %s engine for %d steps', experiment.name, seed, engine, steps)
     started = time.perf_counter()
     if engine == 'fast':
-        with _stop_on_signals() as stop_requested:
+        with stop_on_signals() as stop_requested:
             options = EngineOptions(
                 checkpoint_path=checkpoint,
                 metrics_path=directory / 'metrics.csv',
@@ -134,37 +133,107 @@ def run_experiment(
                 progress=progress,
                 should_stop=stop_requested,
             )
-            result = train_ensemble(
-                init_models(config.build_model, [seed]),
-                [seed],
-                config.training_data(),
-                regularizers,
-                schedule,
-                steps=steps,
-                options=options,
-            )
-        model = result.models[0]
+            (outcome,) = train_chunk(config, experiment.dopesheet, [seed], steps=steps, options=options)
+        train_seconds = time.perf_counter() - started - outcome.evaluation_seconds
     else:
         model, metrics = _train_lightning(experiment, seed, steps, progress=progress)
-        write_atomic(directory / 'metrics.csv', metrics.to_csv(index=False))
-    train_seconds = time.perf_counter() - started
+        train_seconds = time.perf_counter() - started
+        outcome = assess(seed, model, metrics, config)
 
+    results = write_run(directory, experiment, outcome, engine=engine, steps=steps, train_seconds=train_seconds)
+    checkpoint.unlink(missing_ok=True)
+    return RunResult(directory, results)
+
+
+@dataclass
+class SeedOutcome:
+    """One trained seed: its model, training metrics and every reported figure."""
+
+    seed: int
+    model: nn.Module
+    metrics: pd.DataFrame
+    """This seed's rows of the training metrics (step, lr, loss, loss_<term>, weight_<name>)."""
+    evaluations: dict[str, Evaluation]
+    """'baseline' and each evaluation of the experiment."""
+    validation: dict[str, float]
+    """`val_recon` and `val_<name>` for the regularizers marked for validation."""
+    evaluation_seconds: float = 0.0
+
+    def final_train_loss(self) -> dict[str, float]:
+        """Each logged loss term at the last logged step."""
+        last = self.metrics.iloc[-1]
+        return {c: float(last[c]) for c in self.metrics.columns if c.startswith('loss')}
+
+
+def assess(seed: int, model: nn.Module, metrics: pd.DataFrame, config: ExperimentConfig) -> SeedOutcome:
+    """Evaluate every variant of a trained model and its validation losses."""
+    started = time.perf_counter()
     evaluations = evaluate_variants(model, config)
-    results = {
+    validation = validation_losses(model, config.validation_regularizers())
+    return SeedOutcome(seed, model, metrics, evaluations, validation, time.perf_counter() - started)
+
+
+def train_chunk(
+    config: ExperimentConfig,
+    dopesheet: Dopesheet,
+    seeds: Sequence[int],
+    *,
+    steps: int | None = None,
+    options: EngineOptions | None = None,
+) -> list[SeedOutcome]:
+    """Train `seeds` as one ensemble with the fast engine, then assess every member.
+
+    The unit of work of a sweep: a pure function of its arguments (all picklable), so a
+    distributed task (e.g. a Ray remote function) can run it as is.
+    """
+    seeds = list(seeds)
+    regularizers = config.build_regularizers()
+    schedule = TrainingSchedule.from_dopesheet(dopesheet, regularizers)
+    result = train_ensemble(
+        init_models(config.build_model, seeds),
+        seeds,
+        config.training_data(),
+        regularizers,
+        schedule,
+        steps=steps,
+        options=options,
+    )
+    outcomes = []
+    for seed, model in zip(seeds, result.models, strict=True):
+        metrics = result.metrics[result.metrics['seed'] == seed].reset_index(drop=True)
+        outcomes.append(assess(seed, model, metrics, config))
+    return outcomes
+
+
+def run_results(
+    experiment: Experiment, outcome: SeedOutcome, *, engine: str, steps: int, train_seconds: float
+) -> dict[str, Any]:
+    """What results.json holds for one seed."""
+    return {
         'experiment': experiment.name,
-        'title': config.experiment.name,
-        'seed': seed,
+        'title': experiment.config.experiment.name,
+        'seed': outcome.seed,
         'engine': engine,
         'steps': steps,
         'train_seconds': train_seconds,
-        'evaluations': {name: e.to_dict() for name, e in evaluations.items()},
+        'evaluations': {name: e.to_dict() for name, e in outcome.evaluations.items()},
+        'validation': outcome.validation,
+        'final_train_loss': outcome.final_train_loss(),
     }
+
+
+def write_run(
+    directory: Path, experiment: Experiment, outcome: SeedOutcome, *, engine: str, steps: int, train_seconds: float
+) -> dict[str, Any]:
+    """Write a complete run directory for one trained seed; results.json goes last."""
+    write_inputs(directory, experiment, outcome.seed)
+    write_atomic(directory / 'metrics.csv', outcome.metrics.to_csv(index=False))
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    torch.save(outcome.model.state_dict(), buffer)
     write_atomic(directory / 'model.pt', buffer.getvalue())
-    write_atomic(results_path, (json.dumps(results, indent=2) + '\n').encode())
-    checkpoint.unlink(missing_ok=True)
-    return RunResult(directory, results)
+    results = run_results(experiment, outcome, engine=engine, steps=steps, train_seconds=train_seconds)
+    write_atomic(directory / RESULTS_FILE, json.dumps(results, indent=2) + '\n')
+    return results
 
 
 def variants(model: nn.Module, config: ExperimentConfig) -> dict[str, tuple[nn.Module, list]]:
@@ -246,7 +315,7 @@ def _lightning_metrics(logged: pd.DataFrame, module: Any) -> pd.DataFrame:
     return table
 
 
-def _write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
+def write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
     """The resolved config (with this run's seed; re-runnable from the run directory) and the dopesheet."""
     resolved = experiment.config.model_dump(mode='json', exclude_none=True)
     resolved['experiment']['seed'] = seed
@@ -256,7 +325,7 @@ def _write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[Callable[[], bool]]:
+def stop_on_signals() -> Iterator[Callable[[], bool]]:
     """Turn SIGINT/SIGTERM into a flag the training loop polls, so it can checkpoint first."""
     requested = False
 
@@ -292,5 +361,7 @@ __all__ = [
     'evaluate_variants',
     'read_metrics',
     'run_experiment',
+    'train_chunk',
     'variants',
+    'write_run',
 ]

@@ -31,6 +31,7 @@ from ex_color.training.stacked import StackedChain
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+PROGRESS_EVERY = 25
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class EngineOptions:
     """Show a progress bar; None → only when stderr is a terminal."""
     should_stop: Callable[[], bool] = field(default=lambda: False)
     """Polled every step; True → checkpoint and raise TrainingInterrupted."""
+    on_progress: Callable[[int], None] | None = None
+    """Called with the number of steps done, every few steps (e.g. to drive an outer progress bar)."""
 
 
 def data_generator(seed: int) -> torch.Generator:
@@ -296,6 +299,7 @@ class _Progress:
     def __init__(self, options: EngineOptions, steps: int, start: int) -> None:
         enabled = options.progress if options.progress is not None else sys.stderr.isatty()
         self.bar = None
+        self.options = options
         self.steps, self.start = steps, start
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -312,12 +316,17 @@ class _Progress:
 
     def __enter__(self) -> Callable[[int, Tensor], None]:
         if self.bar is None:
-            return lambda step, total: None
+            callback = self.options.on_progress
+            if callback is None:
+                return lambda step, total: None
+            return lambda step, total: (
+                callback(step + 1) if step % PROGRESS_EVERY == 0 or step == self.steps - 1 else None
+            )
         self.bar.start()
         task = self.bar.add_task('train', total=self.steps, completed=self.start, speed='-', loss='-')
 
         def advance(step: int, total: Tensor) -> None:
-            if step % 25 == 0 or step == self.steps - 1:
+            if step % PROGRESS_EVERY == 0 or step == self.steps - 1:
                 speed = self.bar.tasks[task].speed
                 self.bar.update(
                     task,

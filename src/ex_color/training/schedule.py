@@ -17,6 +17,16 @@ from ex_color.loss import RegularizerConfig
 from ex_color.temporal import Dopesheet, schedule_table
 
 log = logging.getLogger(__name__)
+_warned: set[tuple[int, str, str]] = set()
+
+
+def _warn_once(sheet: Dopesheet, kind: str, name: str, message: str) -> None:
+    """A sheet's mismatches are reported once, not again for every chunk of a sweep."""
+    key = (id(sheet), kind, name)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, name)
+
 
 LR_PROPERTY = 'lr'
 
@@ -50,10 +60,12 @@ class TrainingSchedule:
             if name in columns:
                 weights[:, r] = columns[name]
             else:
-                log.warning("Regularizer '%s' has no dopesheet column; its weight is 1 at every step", name)
+                _warn_once(
+                    dopesheet, 'weight', name, "Regularizer '%s' has no dopesheet column; its weight is 1 at every step"
+                )
         ignored = tuple(n for n in names if n != LR_PROPERTY and n not in regularizer_names)
         for name in ignored:
-            log.warning("Dopesheet column '%s' matches no regularizer and is ignored", name)
+            _warn_once(dopesheet, 'column', name, "Dopesheet column '%s' matches no regularizer and is ignored")
         return cls(
             lr=columns[LR_PROPERTY].copy(),
             regularizer_names=regularizer_names,

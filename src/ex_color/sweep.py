@@ -1,0 +1,295 @@
+"""Sweep an experiment over many seeds: ensembles of seeds trained together, the best run picked.
+
+A sweep is a list of chunks of seeds; each chunk is one call of `train_chunk` (one
+ensemble, trained and evaluated), which a distributed task could run as is. Locally the
+chunks run one after another in this process. The sweep directory holds:
+
+    config.toml, dopesheet.csv   what was swept (a rerun must match them)
+    seeds/seed-<N>.pt            each finished seed: model, metrics, figures (a rerun skips these)
+    sweep.csv                    one row per seed: final train losses, val_*, and per evaluation
+                                 <name>_mse_max, _mse_median, _selectivity_r2, _<colour>
+    pareto.csv                   the rows no other row dominates (min val_recon, val_anchor;
+                                 max ablated_selectivity_r2)
+    sweep.json                   summary: seeds, best seed, chunk size, timings
+    best/                        the best seed's run directory, as `ex-color run` writes it
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ex_color.config import ConfigError, Experiment
+from ex_color.evaluation import Evaluation, pareto_front
+from ex_color.experiment import SeedOutcome, stop_on_signals, train_chunk, write_inputs, write_run
+from ex_color.files import write_atomic
+from ex_color.training.engine import EngineOptions
+
+log = logging.getLogger(__name__)
+
+MAX_CHUNK = 60
+"""Seeds per ensemble by default: enough to amortise per-step overhead, small in memory."""
+REPORTED_COLOURS = ('red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'black', 'white')
+PARETO_MINIMISE = ('val_recon', 'val_anchor')
+PARETO_MAXIMISE = ('ablated_selectivity_r2',)
+CHUNK_CHECKPOINT = 'chunk.pt'
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    directory: Path
+    table: pd.DataFrame
+    """sweep.csv: one row per seed."""
+    pareto: pd.DataFrame
+    best_seed: int
+    summary: dict[str, Any]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-59' → [0, …, 59]; '1,3,7-9' → [1, 3, 7, 8, 9]. Order kept, duplicates refused."""
+    seeds: list[int] = []
+    for part in text.split(','):
+        part = part.strip()
+        lo, sep, hi = part.partition('-')
+        try:
+            values = range(int(lo), int(hi) + 1) if sep else [int(part)]
+        except ValueError:
+            raise ConfigError(f"--seeds: cannot read {part!r}; expected e.g. '0-59' or '1,3,7-9'") from None
+        if sep and int(hi) < int(lo):
+            raise ConfigError(f'--seeds: range {part!r} runs backwards')
+        seeds.extend(values)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError('--seeds: a seed is listed twice')
+    if any(s < 0 for s in seeds):
+        raise ConfigError('--seeds: seeds must be >= 0')
+    return seeds
+
+
+def default_sweep_dir(experiment: Experiment) -> Path:
+    return Path('runs') / experiment.name / 'sweep'
+
+
+def sweep_row(outcome: SeedOutcome) -> dict[str, Any]:
+    """One seed's row of sweep.csv."""
+    row: dict[str, Any] = {'seed': outcome.seed}
+    row.update({f'train_{k}': v for k, v in outcome.final_train_loss().items()})
+    row.update(outcome.validation)
+    for name, e in outcome.evaluations.items():
+        row[f'{name}_mse_max'] = e.mse_max
+        row[f'{name}_mse_median'] = e.mse_median
+        row[f'{name}_selectivity_r2'] = e.selectivity_r2
+        row.update({f'{name}_{c}': e.named_colors[c] for c in REPORTED_COLOURS})
+    return row
+
+
+def run_sweep(
+    experiment: Experiment,
+    seeds: Sequence[int],
+    *,
+    out: str | Path | None = None,
+    chunk: int | None = None,
+    steps: int | None = None,
+    progress: bool | None = None,
+) -> SweepResult:
+    """Train and evaluate every seed (as ensembles of `chunk` seeds) and summarise the sweep.
+
+    Finished seeds found in `out` are skipped, so an interrupted sweep continues where it
+    stopped; the chunk in progress also resumes from its checkpoint.
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError('--seeds: no seeds given')
+    length = len(experiment.dopesheet)
+    steps = length if steps is None else steps
+    if not 0 < steps <= length:
+        raise ConfigError(f'--steps must be in 1..{length} (the length of {experiment.dopesheet_path}), got {steps}')
+    chunk = chunk or min(len(seeds), MAX_CHUNK)
+    if chunk < 1:
+        raise ConfigError(f'--chunk must be >= 1, got {chunk}')
+    directory = Path(out) if out is not None else default_sweep_dir(experiment)
+    _check_same_sweep(directory, experiment, steps)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_inputs(directory, experiment, experiment.config.experiment.seed)
+    write_atomic(directory / 'sweep-steps.txt', f'{steps}\n')
+
+    started = time.perf_counter()
+    done = {seed for seed in seeds if _seed_file(directory, seed).exists()}
+    todo = [seed for seed in seeds if seed not in done]
+    if done:
+        log.info('%d of %d seeds already finished in %s; %d to go', len(done), len(seeds), directory, len(todo))
+    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
+    train_seconds = 0.0
+    with _SweepProgress(len(seeds) * steps, len(done) * steps, progress) as bar, stop_on_signals() as stop:
+        for index, chunk_seeds in enumerate(chunks):
+            log.info('Chunk %d/%d: seeds %s', index + 1, len(chunks), _span(chunk_seeds))
+            options = EngineOptions(
+                checkpoint_path=directory / CHUNK_CHECKPOINT,
+                progress=False,
+                should_stop=stop,
+                on_progress=bar.chunk(len(chunk_seeds)),
+            )
+            _drop_stale_checkpoint(directory / CHUNK_CHECKPOINT, chunk_seeds)
+            chunk_started = time.perf_counter()
+            outcomes = train_chunk(experiment.config, experiment.dopesheet, chunk_seeds, steps=steps, options=options)
+            chunk_train_seconds = time.perf_counter() - chunk_started - sum(o.evaluation_seconds for o in outcomes)
+            train_seconds += chunk_train_seconds
+            for outcome in outcomes:
+                _save_seed(directory, outcome, chunk_train_seconds / len(outcomes))
+            (directory / CHUNK_CHECKPOINT).unlink(missing_ok=True)
+            _write_table(directory, seeds)
+
+    table = _write_table(directory, seeds)
+    pareto = table[pareto_front(table, PARETO_MINIMISE, PARETO_MAXIMISE)]
+    write_atomic(directory / 'pareto.csv', pareto.to_csv(index=False))
+    best_seed = int(
+        pareto.sort_values(['ablated_selectivity_r2', 'val_recon'], ascending=[False, True]).iloc[0]['seed']
+    )
+    best, best_train_seconds = _load_seed(directory, best_seed, experiment)
+    write_run(directory / 'best', experiment, best, engine='fast', steps=steps, train_seconds=best_train_seconds)
+    summary = {
+        'experiment': experiment.name,
+        'title': experiment.config.experiment.name,
+        'seeds': seeds,
+        'steps': steps,
+        'chunk': chunk,
+        'best_seed': best_seed,
+        'pareto_seeds': [int(s) for s in pareto['seed']],
+        'train_seconds_this_call': train_seconds,
+        'wall_seconds_this_call': time.perf_counter() - started,
+        'ablated_selectivity_r2_median': float(table['ablated_selectivity_r2'].median()),
+    }
+    write_atomic(directory / 'sweep.json', json.dumps(summary, indent=2) + '\n')
+    return SweepResult(directory, table, pareto, best_seed, summary)
+
+
+def _span(seeds: Sequence[int]) -> str:
+    return f'{seeds[0]}–{seeds[-1]}' if len(seeds) > 1 else str(seeds[0])
+
+
+def _check_same_sweep(directory: Path, experiment: Experiment, steps: int) -> None:
+    """Refuse to mix seeds of a different experiment (or schedule length) into a sweep directory."""
+    previous_config = directory / 'config.toml'
+    if not previous_config.exists():
+        return
+    import tomllib
+
+    from ex_color.config import parse_config
+
+    before = parse_config(tomllib.loads(previous_config.read_text()), source=str(previous_config))
+    now = experiment.config.model_copy(update={'experiment': before.experiment})
+    previous_steps = directory / 'sweep-steps.txt'
+    same_steps = not previous_steps.exists() or int(previous_steps.read_text()) == steps
+    same_sheet = (directory / 'dopesheet.csv').read_bytes() == experiment.dopesheet_path.read_bytes()
+    if before != now or not same_steps or not same_sheet:
+        raise ConfigError(
+            f'{directory} holds a sweep of a different experiment, dopesheet or --steps; choose another --out'
+        )
+
+
+def _drop_stale_checkpoint(path: Path, seeds: list[int]) -> None:
+    """A chunk checkpoint for other seeds (e.g. after changing --chunk) cannot be resumed."""
+    if path.exists() and torch.load(path, weights_only=False).get('seeds') != seeds:
+        log.warning('Discarding %s: it belongs to a chunk of other seeds', path)
+        path.unlink()
+
+
+def _seed_file(directory: Path, seed: int) -> Path:
+    return directory / 'seeds' / f'seed-{seed}.pt'
+
+
+def _save_seed(directory: Path, outcome: SeedOutcome, train_seconds: float) -> None:
+    state = {
+        'seed': outcome.seed,
+        'train_seconds': train_seconds,
+        'model': outcome.model.state_dict(),
+        'metrics': outcome.metrics.to_dict('list'),
+        'evaluations': {name: e.to_dict() for name, e in outcome.evaluations.items()},
+        'validation': outcome.validation,
+        'row': sweep_row(outcome),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(_seed_file(directory, outcome.seed), buffer.getvalue())
+
+
+def _load_seed(directory: Path, seed: int, experiment: Experiment) -> tuple[SeedOutcome, float]:
+    """A finished seed, and its share of its chunk's training time."""
+    state = torch.load(_seed_file(directory, seed), weights_only=False)
+    model = experiment.config.build_model()
+    model.load_state_dict(state['model'])
+    outcome = SeedOutcome(
+        seed=seed,
+        model=model,
+        metrics=pd.DataFrame(state['metrics']),
+        evaluations={name: Evaluation(**e) for name, e in state['evaluations'].items()},
+        validation=state['validation'],
+    )
+    return outcome, state['train_seconds']
+
+
+def _write_table(directory: Path, seeds: Sequence[int]) -> pd.DataFrame:
+    rows = [
+        torch.load(_seed_file(directory, seed), weights_only=False)['row']
+        for seed in seeds
+        if _seed_file(directory, seed).exists()
+    ]
+    table = pd.DataFrame(rows)
+    write_atomic(directory / 'sweep.csv', table.to_csv(index=False))
+    return table
+
+
+class _SweepProgress:
+    """One progress bar over the whole sweep, in model-steps (seeds × steps)."""
+
+    def __init__(self, total: int, completed: int, enabled: bool | None) -> None:
+        self.total, self.completed = total, completed
+        self.enabled = enabled if enabled is not None else sys.stderr.isatty()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _SweepProgress:
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn('[bold]Sweep'),
+                BarColumn(),
+                TextColumn('{task.fields[seeds]}'),
+                TextColumn('{task.fields[speed]} model-steps/s'),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task('sweep', total=self.total, completed=self.completed, seeds='', speed='-')
+        return self
+
+    def chunk(self, size: int) -> Any:
+        """A callback for one chunk's engine: steps done → the bar's model-steps."""
+        base = self.completed
+
+        def on_progress(steps_done: int) -> None:
+            self.completed = base + steps_done * size
+            if self.bar is not None:
+                speed = self.bar.tasks[0].speed
+                self.bar.update(
+                    self.task,
+                    completed=self.completed,
+                    seeds=f'{self.completed * 100 // self.total}%',
+                    speed=f'{speed:,.0f}' if speed else '-',
+                )
+
+        return on_progress
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

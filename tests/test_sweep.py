@@ -1,0 +1,139 @@
+"""Sweeps: rows equal lone runs, interrupted sweeps continue without redoing seeds, Pareto front."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ex_color.sweep as sweep_module
+from ex_color.config import ConfigError, load_experiment
+from ex_color.evaluation import pareto_front, validation_set
+from ex_color.experiment import run_experiment
+from ex_color.sweep import parse_seeds, run_sweep
+from ex_color.training.engine import TrainingInterrupted
+
+EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+STEPS = 80
+
+
+@pytest.fixture(scope='module')
+def experiment():
+    return load_experiment(EXPERIMENT)
+
+
+@pytest.fixture(scope='module')
+def swept(experiment, tmp_path_factory):
+    out = tmp_path_factory.mktemp('sweep')
+    return run_sweep(experiment, [0, 1, 2], out=out, chunk=3, steps=STEPS, progress=False)
+
+
+def test_sweep_rows_equal_lone_runs(experiment, swept, tmp_path: Path):
+    table = swept.table.set_index('seed')
+    for seed in (0, 1, 2):
+        alone = run_experiment(experiment, seed=seed, out=tmp_path / f'seed-{seed}', steps=STEPS, progress=False)
+        results = alone.results
+        for name, e in results['evaluations'].items():
+            assert table.loc[seed, f'{name}_mse_max'] == e['mse_max']
+            assert table.loc[seed, f'{name}_mse_median'] == e['mse_median']
+            assert table.loc[seed, f'{name}_selectivity_r2'] == e['selectivity_r2']
+            assert table.loc[seed, f'{name}_red'] == e['named_colors']['red']
+            assert table.loc[seed, f'{name}_cyan'] == e['named_colors']['cyan']
+        for column, value in results['validation'].items():
+            assert table.loc[seed, column] == value
+        assert table.loc[seed, 'train_loss_recon'] == results['final_train_loss']['loss_recon']
+
+
+def test_sweep_directory_has_table_pareto_and_best_run(swept):
+    directory = swept.directory
+    table = pd.read_csv(directory / 'sweep.csv')
+    assert list(table['seed']) == [0, 1, 2]
+    for column in ('val_recon', 'val_anchor', 'ablated_selectivity_r2', 'baseline_mse_max', 'suppressed_cyan'):
+        assert column in table
+    pareto = pd.read_csv(directory / 'pareto.csv')
+    assert set(pareto['seed']) <= {0, 1, 2} and len(pareto) >= 1
+    summary = json.loads((directory / 'sweep.json').read_text())
+    assert summary['best_seed'] in set(pareto['seed'])
+    # The best seed has the highest ablated selectivity on the Pareto front.
+    assert summary['best_seed'] == int(pareto.loc[pareto['ablated_selectivity_r2'].idxmax(), 'seed'])
+    best = json.loads((directory / 'best' / 'results.json').read_text())
+    assert best['seed'] == summary['best_seed']
+    row = table.set_index('seed').loc[best['seed']]
+    assert best['evaluations']['ablated']['selectivity_r2'] == pytest.approx(row['ablated_selectivity_r2'], rel=1e-12)
+    for name in ('config.toml', 'dopesheet.csv', 'metrics.csv', 'model.pt'):
+        assert (directory / 'best' / name).exists()
+
+
+def test_interrupted_sweep_continues_without_redoing_seeds(experiment, swept, tmp_path: Path, monkeypatch):
+    real_train_chunk = sweep_module.train_chunk
+    calls: list[list[int]] = []
+
+    def interrupt_second_chunk(config, dopesheet, seeds, **kwargs):
+        calls.append(list(seeds))
+        if len(calls) == 2:
+            raise TrainingInterrupted('interrupted by the test')
+        return real_train_chunk(config, dopesheet, seeds, **kwargs)
+
+    monkeypatch.setattr(sweep_module, 'train_chunk', interrupt_second_chunk)
+    out = tmp_path / 'sweep'
+    with pytest.raises(TrainingInterrupted):
+        run_sweep(experiment, [0, 1, 2], out=out, chunk=2, steps=STEPS, progress=False)
+    assert calls == [[0, 1], [2]]
+    assert list(pd.read_csv(out / 'sweep.csv')['seed']) == [0, 1]
+
+    calls.clear()
+    result = run_sweep(experiment, [0, 1, 2], out=out, chunk=2, steps=STEPS, progress=False)
+    assert calls == [[2]]  # seeds 0 and 1 were not trained again
+    pd.testing.assert_frame_equal(result.table, swept.table)
+    assert result.best_seed == swept.best_seed
+
+
+def test_sweep_refuses_a_directory_of_another_sweep(experiment, swept):
+    with pytest.raises(ConfigError, match='different'):
+        run_sweep(experiment, [0, 1, 2], out=swept.directory, chunk=3, steps=STEPS + 1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ('text', 'seeds'), [('0-4', [0, 1, 2, 3, 4]), ('7', [7]), ('1,3,7-9', [1, 3, 7, 8, 9]), (' 2 , 5 ', [2, 5])]
+)
+def test_parse_seeds(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize('text', ['a-b', '5-2', '1,1', '', '-3'])
+def test_parse_seeds_rejects_bad_input(text):
+    with pytest.raises(ConfigError, match='--seeds'):
+        parse_seeds(text)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=12))
+def test_pareto_front_matches_brute_force(points):
+    table = pd.DataFrame(points, columns=['a', 'b', 'c'])
+    front = pareto_front(table, minimise=['a', 'b'], maximise=['c'])
+
+    def dominates(p, q):  # p at least as good everywhere and better somewhere
+        better_or_equal = p[0] <= q[0] and p[1] <= q[1] and p[2] >= q[2]
+        return better_or_equal and (p[0] < q[0] or p[1] < q[1] or p[2] > q[2])
+
+    expected = [not any(dominates(p, q) for p in points) for q in points]
+    assert front.tolist() == expected
+
+
+def test_validation_set_is_cell_centres_and_corners_with_exact_labels():
+    colours, labels = validation_set()
+    assert colours.shape == (8**3 + 8, 3)
+    values = np.unique(colours.numpy())
+    expected = np.concatenate([[0.0], (np.arange(8) + 0.5) / 8, [1.0]])
+    np.testing.assert_allclose(values, expected)
+    # Only pure red is red; the 6 primaries and secondaries are vibrant; black, white and
+    # the 8 grey cell centres are desaturated.
+    red = colours[labels['red'] == 1]
+    assert red.tolist() == [[1.0, 0.0, 0.0]]
+    assert int(labels['vibrant'].sum()) == 6
+    assert int(labels['desaturated'].sum()) == 10
