@@ -14,11 +14,10 @@ from torch import Tensor
 
 def member_exact_bmm(a: Tensor, b: Tensor) -> Tensor:
     """`a @ b` over leading dims: `[..., n, k] @ [..., k, m] → [..., n, m]`, each slice as if alone."""
-    lead = a.shape[:-2]
-    a3 = a.reshape(-1, *a.shape[-2:])
-    b3 = b.reshape(-1, *b.shape[-2:])
-    if a3.shape[0] == 1:  # noqa: SIM108 (the two branches are the point)
-        out = torch.bmm(a3.expand(2, -1, -1), b3.expand(2, -1, -1))[:1]
-    else:
-        out = torch.bmm(a3, b3)
-    return out.reshape(*lead, *out.shape[-2:])
+    if a.ndim != 3 or b.ndim != 3:
+        lead = a.shape[:-2]
+        out = member_exact_bmm(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]))
+        return out.reshape(*lead, *out.shape[-2:])
+    if a.shape[0] == 1:
+        return torch.bmm(a.expand(2, -1, -1), b.expand(2, -1, -1))[:1]
+    return torch.bmm(a, b)

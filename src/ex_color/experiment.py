@@ -136,7 +136,7 @@ def run_experiment(
             (outcome,) = train_chunk(config, experiment.dopesheet, [seed], steps=steps, options=options)
         train_seconds = time.perf_counter() - started - outcome.evaluation_seconds
     else:
-        model, metrics = _train_lightning(experiment, seed, steps, progress=progress)
+        model, metrics = train_lightning(experiment, seed, steps, progress=progress)
         train_seconds = time.perf_counter() - started
         outcome = assess(seed, model, metrics, config)
 
@@ -255,7 +255,7 @@ def evaluate_variants(model: nn.Module, config: ExperimentConfig) -> dict[str, E
     return {name: evaluate(m, interventions) for name, (m, interventions) in variants(model, config).items()}
 
 
-def _train_lightning(
+def train_lightning(
     experiment: Experiment, seed: int, steps: int, progress: bool | None
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Train as the seed notebook does: DataLoader + WeightedRandomSampler + TrainingModule + L.Trainer."""

@@ -22,14 +22,11 @@ from ex_color.batched import member_exact_bmm
 class _StackedLinear(torch.autograd.Function):
     """`y = x·Wᵀ + b` per member `[S, B, in] → [S, B, out]`, with member-exact gradients."""
 
+    # The ctx-in-forward form: the setup_context form costs an inspect.signature per call.
     @staticmethod
-    def forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-
-    @staticmethod
-    def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
-        x, weight, _bias = inputs
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         ctx.save_for_backward(x, weight)
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -1,0 +1,108 @@
+"""Speed of the trainers and of evaluation on the Ex 2.9 workload, measured in one process.
+
+Run with `make bench` (or `python benchmarks/bench.py [--steps N]`). Prints each figure
+and the ratios between them, and writes `benchmarks/results.json`. Numbers from one run
+on one machine: compare ratios, not absolute speeds across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ex_color.config import load_experiment
+from ex_color.evaluation import error_cube
+from ex_color.experiment import train_lightning
+from ex_color.inference import infer
+from ex_color.training.engine import EngineOptions, init_models, train_ensemble
+from ex_color.training.schedule import TrainingSchedule
+
+ROOT = Path(__file__).resolve().parents[1]
+ENSEMBLE_SIZES = (8, 32, 60)
+
+
+def fast_steps_per_second(experiment, seeds: list[int], steps: int) -> float:
+    """Ensemble steps per second of the fast engine (multiply by S for model-steps)."""
+    config = experiment.config
+    regularizers = config.build_regularizers()
+    schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
+    data = config.training_data()
+    models = init_models(config.build_model, seeds)
+    started = time.perf_counter()
+    train_ensemble(models, seeds, data, regularizers, schedule, steps=steps, options=EngineOptions(progress=False))
+    return steps / (time.perf_counter() - started)
+
+
+def lightning_steps_per_second(experiment, steps: int) -> float:
+    started = time.perf_counter()
+    train_lightning(experiment, seed=0, steps=steps, progress=False)
+    return steps / (time.perf_counter() - started)
+
+
+def eval_colours_per_second(experiment, repeats: int = 5) -> float:
+    """Batched inference over the 552,960-colour error cube, as `evaluate` runs it."""
+    model = init_models(experiment.config.build_model, [0])[0]
+    colours = torch.tensor(error_cube().rgb_grid.reshape(-1, 3), dtype=torch.float32)
+    infer(model, colours)  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        infer(model, colours)
+    return repeats * len(colours) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--steps', type=int, default=None, help='steps per measurement (default: the whole schedule)')
+    parser.add_argument('--out', type=Path, default=ROOT / 'benchmarks' / 'results.json')
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for name in ('lightning.pytorch', 'lightning.fabric'):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    experiment = load_experiment(ROOT / 'experiments' / 'ex-2.9')
+    steps = args.steps or len(experiment.dopesheet)
+    torch.optim.Adam(torch.nn.Linear(1, 1).parameters())  # torch imports its compiler stack on first use
+    print(f'Ex 2.9 workload, {steps} steps, torch threads: {torch.get_num_threads()}', flush=True)
+
+    lightning = lightning_steps_per_second(experiment, steps)
+    print(f'  Lightning engine, 1 model:   {lightning:8.1f} steps/s', flush=True)
+    fast = fast_steps_per_second(experiment, [0], steps)
+    print(f'  fast engine, 1 model:        {fast:8.1f} steps/s', flush=True)
+    ensemble = {}
+    for size in ENSEMBLE_SIZES:
+        ensemble[str(size)] = size * fast_steps_per_second(experiment, list(range(size)), steps)
+        print(f'  ensemble, S = {size:2d}:           {ensemble[str(size)]:8.0f} model-steps/s', flush=True)
+    colours = eval_colours_per_second(experiment)
+    print(f'  evaluation:                  {colours / 1e6:8.2f} M colours/s', flush=True)
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f'  peak RSS:                    {peak_rss_mib:8.0f} MiB')
+
+    ratios = {
+        'fast_over_lightning': fast / lightning,
+        'ensemble60_over_lightning': ensemble['60'] / lightning,
+    }
+    print(f'  fast / Lightning:            {ratios["fast_over_lightning"]:8.2f}×')
+    print(f'  ensemble 60 / Lightning:     {ratios["ensemble60_over_lightning"]:8.2f}×')
+    results = {
+        'steps': steps,
+        'torch_threads': torch.get_num_threads(),
+        'lightning_steps_per_s': lightning,
+        'fast_steps_per_s': fast,
+        'ensemble_model_steps_per_s': ensemble,
+        'eval_colours_per_s': colours,
+        'peak_rss_mib': peak_rss_mib,
+        'ratios': ratios,
+    }
+    args.out.write_text(json.dumps(results, indent=2) + '\n')
+    print(f'Written: {args.out}')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
