@@ -211,6 +211,19 @@ class ExperimentConfig(_Section):
         """The regularizers marked `validation = true`."""
         return [_build_regularizer(r) for r in self.regularizers if r.validation]
 
+    def build_variants(self, model: nn.Module) -> dict[str, tuple[nn.Module, list[InterventionConfig]]]:
+        """Each model variant to evaluate: name → (model, interventions); 'baseline' (the model itself) first."""
+        out: dict[str, tuple[nn.Module, list[InterventionConfig]]] = {'baseline': (model, [])}
+        for e in self.evaluations:
+            match e:
+                case AblateEvaluation(kind='ablate'):
+                    out[e.name] = (ablate(model, e.layer, e.dims), [])
+                case AblateEvaluation(kind='prune'):
+                    out[e.name] = (prune(model, e.layer, e.dims), [])
+                case SuppressEvaluation():
+                    out[e.name] = (model, [build_intervention(e)])
+        return out
+
     def training_cube(self) -> ColorCube:
         d = self.data
         return ColorCube.from_hsv(

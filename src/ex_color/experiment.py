@@ -35,17 +35,9 @@ import tomli_w
 import torch
 from torch import nn
 
-from ex_color.config import (
-    AblateEvaluation,
-    ConfigError,
-    Experiment,
-    ExperimentConfig,
-    SuppressEvaluation,
-    build_intervention,
-)
+from ex_color.config import ConfigError, Experiment, ExperimentConfig
 from ex_color.evaluation import Evaluation, evaluate, validation_losses
 from ex_color.files import write_atomic
-from ex_color.surgery import ablate, prune
 from ex_color.temporal import Dopesheet
 from ex_color.training.engine import EngineOptions, TrainingInterrupted, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
@@ -238,16 +230,7 @@ def write_run(
 
 def variants(model: nn.Module, config: ExperimentConfig) -> dict[str, tuple[nn.Module, list]]:
     """Each model variant to evaluate: name → (model, interventions); 'baseline' first."""
-    out: dict[str, tuple[nn.Module, list]] = {'baseline': (model, [])}
-    for e in config.evaluations:
-        match e:
-            case AblateEvaluation(kind='ablate'):
-                out[e.name] = (ablate(model, e.layer, e.dims), [])
-            case AblateEvaluation(kind='prune'):
-                out[e.name] = (prune(model, e.layer, e.dims), [])
-            case SuppressEvaluation():
-                out[e.name] = (model, [build_intervention(e)])
-    return out
+    return config.build_variants(model)
 
 
 def evaluate_variants(model: nn.Module, config: ExperimentConfig) -> dict[str, Evaluation]:

@@ -1,0 +1,289 @@
+"""report.html for a run or a sweep: figures, tables and the experiment, in one offline page.
+
+The page is rendered from what the run or sweep saved (no retraining) with the Jinja2
+templates beside this module. Figures are PNG files under `figures/`, each in a light and
+a dark version; the page shows the dark ones when the browser prefers a dark colour scheme.
+It loads nothing from the network: styles are inline, images are local files.
+
+    write_run_report('runs/ex-2.9/seed-0')      # → runs/ex-2.9/seed-0/report.html
+    write_sweep_report('runs/ex-2.9/sweep')     # → …/sweep/report.html (and best/report.html)
+    write_report(directory)                     # either, by what the directory holds
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from ex_color.data import NAMED_COLORS
+from ex_color.files import write_atomic
+from ex_color.vis.describe import describe_sweep_boxes
+from ex_color.vis.export import SavedFigure, save_figure
+from ex_color.vis.run_figures import RunArtifactsError, draw_figures, load_run, run_figure_jobs, variant_views
+from ex_color.vis.sweep import plot_sweep_boxes
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = 'report.html'
+FIGURES_DIR = 'figures'
+FIGURE_INDEX = 'index.json'
+"""In figures/: every figure's paths, title and alt text, for tools (and the sweep report)."""
+HEADLINE_FIGURES = ('colors-{focus}', 'error-{focus}', 'latents-baseline')
+"""The figures that open a run's report; {focus} is the first evaluation (e.g. 'ablated')."""
+SWEEP_BOX_COLUMNS = ('ablated_selectivity_r2', 'val_recon', 'val_anchor')
+SWEEP_TABLE_COLUMNS = (
+    'seed',
+    'ablated_selectivity_r2',
+    'val_recon',
+    'val_anchor',
+    'ablated_mse_max',
+    'ablated_mse_median',
+    'ablated_red',
+    'ablated_cyan',
+    'baseline_mse_max',
+    'baseline_mse_median',
+)
+ERROR_SHADE_DECADES = (-5.0, 0.0)
+"""Cell shading of the named-colour table: none at error 1e-5, full at error 1."""
+
+ReportError = RunArtifactsError
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader('ex_color.vis', 'templates'),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters['g'] = lambda x: '—' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.2g}'
+    env.filters['f3'] = lambda x: '—' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.3f}'
+    env.filters['shade'] = error_shade
+    return env
+
+
+def error_shade(error: float) -> float:
+    """Opacity of a table cell's shading for a per-colour error: 0 at ≤ 1e-5, 1 at ≥ 1, log-linear between."""
+    if not error > 0:
+        return 0.0
+    low, high = ERROR_SHADE_DECADES
+    return round(min(max((math.log10(error) - low) / (high - low), 0.0), 1.0), 3)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table for the template: header and rows of already formatted cells."""
+
+    columns: list[str]
+    rows: list[list[str]]
+
+
+def toml_tables(config_text: str) -> list[tuple[str, Table]]:
+    """The experiment file as tables: one key/value table per section, one row per entry of a list section."""
+    data = tomllib.loads(config_text)
+    tables = []
+    for section, content in data.items():
+        if isinstance(content, dict):
+            tables.append((section, Table(['key', 'value'], [[k, _value(v)] for k, v in content.items()])))
+        elif isinstance(content, list) and all(isinstance(item, dict) for item in content):
+            keys = list(dict.fromkeys(k for item in content for k in item))
+            rows = [[_value(item[k]) if k in item else '' for k in keys] for item in content]
+            tables.append((section, Table(keys, rows)))
+        else:
+            tables.append((section, Table(['value'], [[_value(content)]])))
+    return tables
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ', '.join(f'{k} = {_value(v)}' for k, v in value.items())
+    if isinstance(value, list):
+        return '[' + ', '.join(_value(v) for v in value) + ']'
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def dopesheet_table(csv_text: str, steps: Sequence[int]) -> Table:
+    """The dopesheet as written, with each row's resolved step beside it."""
+    frame = pd.read_csv(pd.io.common.StringIO(csv_text), dtype=str, keep_default_na=False)
+    columns = list(frame.columns)
+    rows = frame.to_numpy().tolist()
+    if len(rows) == len(steps):
+        columns = ['resolved step', *columns]
+        rows = [[str(step), *row] for step, row in zip(steps, rows, strict=True)]
+    return Table(columns, rows)
+
+
+def write_run_report(directory: str | Path) -> Path:
+    """Draw a finished run's figures and write its report.html; return the report's path."""
+    started = time.perf_counter()
+    run = load_run(directory)
+    directory = run.directory
+    views = variant_views(run)
+    figures_dir = directory / FIGURES_DIR
+    saved = draw_figures(list(run_figure_jobs(run, views)), figures_dir, relative_to=directory)
+    _remove_stale(figures_dir, [figure for _, figure in saved])
+
+    results = run.results
+    evaluations: dict[str, dict] = results['evaluations']
+    focus = next((name for name in evaluations if name != 'baseline'), 'baseline')
+    by_name = {figure.name: figure for _, figure in saved}
+    headline = [by_name[n.format(focus=focus)] for n in HEADLINE_FIGURES if n.format(focus=focus) in by_name]
+    sections: dict[str, list[SavedFigure]] = {}
+    for section, figure in saved:
+        sections.setdefault(section, []).append(figure)
+    twins = {name: _twin(name, views, sections) for name in evaluations if name not in sections}
+    index = {
+        'headline': [figure.to_dict() for figure in headline],
+        'figures': [{'section': section, **figure.to_dict()} for section, figure in saved],
+    }
+    write_atomic(figures_dir / FIGURE_INDEX, json.dumps(index, indent=2) + '\n')
+
+    config_text = (directory / 'config.toml').read_text()
+    html = (
+        _environment()
+        .get_template('run.html.j2')
+        .render(
+            title=results['title'],
+            results=results,
+            evaluations=evaluations,
+            colours=[(name, _css_rgb(rgb)) for name, rgb in NAMED_COLORS.items()],
+            headline=headline,
+            sections=sections,
+            twins=twins,
+            validation=results.get('validation', {}),
+            final_train_loss=results.get('final_train_loss', {}),
+            config_tables=toml_tables(config_text),
+            config_text=config_text,
+            dopesheet=dopesheet_table((directory / 'dopesheet.csv').read_text(), run.experiment.dopesheet.steps),
+            sweep_link=None,
+        )
+    )
+    path = directory / REPORT_FILE
+    write_atomic(path, html)
+    log.info('Wrote %s (%d figures) in %.1f s', path, len(saved), time.perf_counter() - started)
+    return path
+
+
+def _twin(name: str, views: dict, sections: dict[str, list[SavedFigure]]) -> str | None:
+    """The drawn variant whose outputs `name` shares (its figures stand for both)."""
+    return next((other for other in sections if other in views and views[name].same_outputs(views[other])), None)
+
+
+def _css_rgb(rgb: Sequence[float]) -> str:
+    r, g, b = (round(255 * c) for c in rgb)
+    return f'rgb({r}, {g}, {b})'
+
+
+def _remove_stale(figures_dir: Path, keep: Sequence[SavedFigure]) -> None:
+    """Delete PNGs of figures this report no longer draws (e.g. after the experiment's evaluations changed)."""
+    wanted = {Path(p).name for figure in keep for p in (figure.light, figure.dark)}
+    for path in figures_dir.glob('*.png'):
+        if path.name not in wanted:
+            path.unlink()
+
+
+def write_sweep_report(directory: str | Path) -> Path:
+    """Write a sweep's report.html (and its best run's, which it links to); return the report's path."""
+    started = time.perf_counter()
+    directory = Path(directory)
+    for name in ('sweep.json', 'sweep.csv', 'config.toml', 'dopesheet.csv'):
+        if not (directory / name).is_file():
+            raise ReportError(
+                f'{directory}: no {name}; expected a finished sweep directory (ex-color sweep writes one)'
+            )
+    summary = json.loads((directory / 'sweep.json').read_text())
+    table = pd.read_csv(directory / 'sweep.csv')
+    pareto_seeds = set(summary.get('pareto_seeds', []))
+    best_seed = summary.get('best_seed')
+
+    best_report = None
+    best_headline: list[SavedFigure] = []
+    if (directory / 'best' / 'results.json').is_file():
+        best_report = write_run_report(directory / 'best')
+        best_headline = _rebase(_headline_of(directory / 'best'), 'best')
+
+    columns = [c for c in SWEEP_BOX_COLUMNS if c in table.columns]
+    figures = []
+    if columns:
+        figures.append(
+            save_figure(
+                lambda theme: plot_sweep_boxes(
+                    table, columns, title=f'Sweep · {len(table)} seeds', theme=theme, highlight=best_seed
+                ),
+                directory / FIGURES_DIR,
+                'sweep-boxes',
+                lambda title: describe_sweep_boxes(title, table, columns, best_seed),
+                relative_to=directory,
+            )
+        )
+    shown = [c for c in SWEEP_TABLE_COLUMNS if c in table.columns]
+    seeds_table = table[shown].sort_values('ablated_selectivity_r2', ascending=False, ignore_index=True)
+    config_text = (directory / 'config.toml').read_text()
+    dopesheet_text = (directory / 'dopesheet.csv').read_text()
+    from ex_color.temporal import Dopesheet
+
+    steps = Dopesheet.from_string(dopesheet_text, source=str(directory / 'dopesheet.csv')).steps
+    html = (
+        _environment()
+        .get_template('sweep.html.j2')
+        .render(
+            title=summary['title'],
+            summary=summary,
+            best_seed=best_seed,
+            best_report=best_report.relative_to(directory).as_posix() if best_report else None,
+            best_headline=best_headline,
+            figures=figures,
+            seeds_columns=shown,
+            seeds_rows=seeds_table.to_dict('records'),
+            pareto_seeds=pareto_seeds,
+            config_tables=toml_tables(config_text),
+            config_text=config_text,
+            dopesheet=dopesheet_table(dopesheet_text, steps),
+        )
+    )
+    path = directory / REPORT_FILE
+    write_atomic(path, html)
+    log.info('Wrote %s in %.1f s', path, time.perf_counter() - started)
+    return path
+
+
+def _headline_of(run_dir: Path) -> list[SavedFigure]:
+    """The headline figures a run report just drew (read back from its figures/ directory)."""
+    index = json.loads((run_dir / FIGURES_DIR / FIGURE_INDEX).read_text())
+    return [SavedFigure(**entry) for entry in index['headline']]
+
+
+def _rebase(figures: list[SavedFigure], prefix: str) -> list[SavedFigure]:
+    """Figures of a run nested at `prefix/` inside the report's directory."""
+    return [SavedFigure(f.name, f.title, f.alt, f'{prefix}/{f.light}', f'{prefix}/{f.dark}') for f in figures]
+
+
+def write_report(directory: str | Path) -> Path:
+    """Write report.html for a run or a sweep directory, whichever `directory` is."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ReportError(f'{directory}: no such directory; expected a run or sweep directory')
+    if (directory / 'sweep.json').is_file():
+        return write_sweep_report(directory)
+    if (directory / 'results.json').is_file():
+        return write_run_report(directory)
+    raise ReportError(
+        f'{directory}: neither a finished run (results.json) nor a sweep (sweep.json); '
+        'run `ex-color run` or `ex-color sweep` first'
+    )
+
+
+__all__ = ['ReportError', 'write_report', 'write_run_report', 'write_sweep_report']
