@@ -145,6 +145,11 @@ class Runs:
     """Commands run after the first run finished (empty if it failed)."""
 
 
+def files_of(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory`: relative POSIX path → contents."""
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob('*')) if p.is_file()}
+
+
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory) -> Runs:
     """Run every command of this module, as many at once as there are cores.
@@ -161,6 +166,8 @@ def runs(tmp_path_factory) -> Runs:
             'steps 0': pool.submit(ex_color, 'run', EX29, '--steps', 0, '--out', 'zero', cwd=workdir),
             'steps 99999': pool.submit(ex_color, 'run', EX29, '--steps', 99999, '--out', 'many', cwd=workdir),
             'help': pool.submit(ex_color, '--help', cwd=workdir),
+            'report of nothing': pool.submit(ex_color, 'report', 'no-such-run', cwd=workdir),
+            'report of a non-run': pool.submit(ex_color, 'report', '.', cwd=workdir),
             'run --help': pool.submit(ex_color, 'run', '--help', cwd=workdir),
             'console script': pool.submit(
                 subprocess.run, [str(script), '--help'], capture_output=True, text=True, cwd=workdir, timeout=60
@@ -183,15 +190,16 @@ def runs(tmp_path_factory) -> Runs:
         bad['nonexistent path'] = (missing, pool.submit(ex_color, 'run', missing, '--out', 'nowhere', cwd=workdir))
 
         first_done = first.result()
-        snapshot = {p.name: p.read_bytes() for p in run.iterdir()} if first_done.returncode == 0 else {}
+        snapshot = files_of(run) if first_done.returncode == 0 else {}
         later = {}
         if snapshot:
             later = {
                 'again': pool.submit(ex_color, 'run', EX29, '--steps', 30, '--out', run, cwd=workdir),
+                # Re-renders the report in place: the same files, byte for byte.
                 'resume': pool.submit(ex_color, 'run', EX29, '--steps', 30, '--out', run, '--resume', cwd=workdir),
                 # 30 steps, like the first run, so that the numbers must come out the same (deterministic mode).
                 'from config.toml': pool.submit(
-                    ex_color, 'run', run / 'config.toml', '--steps', 30, '--out', 'other', cwd=workdir
+                    ex_color, 'run', run / 'config.toml', '--steps', 30, '--out', 'other', '--no-report', cwd=workdir
                 ),
             }
         later |= independent
@@ -270,10 +278,32 @@ def test_run_writes_the_run_directory(finished_run, snapshot):
     assert 'Traceback' not in proc.stderr
     assert {'config.toml', 'dopesheet.csv', 'metrics.csv', 'model.pt', 'results.json'} <= set(snapshot)
     assert 'checkpoint.pt' not in snapshot  # removed once finished
-    assert not [name for name in snapshot if name.startswith('.')]  # no temporary files left by atomic writes
+    assert not [name for name in snapshot if Path(name).name.startswith('.')]  # no temporary files left behind
     assert snapshot['dopesheet.csv'] == (EX29 / 'dopesheet.csv').read_bytes()
     assert f'Results: {run}' in proc.stdout
     assert 'baseline' in proc.stdout and 'ablated' in proc.stdout
+    # The report, with its figures in both themes, and its path printed last.
+    assert proc.stdout.splitlines()[-1] == f'Report: {run / "report.html"}'
+    assert 'report.html' in snapshot
+    figures = json.loads(snapshot['figures/index.json'])['figures']
+    assert {'colors-ablated', 'error-ablated', 'latents-baseline', 'dopesheet'} <= {f['name'] for f in figures}
+    assert all(f['light'] in snapshot and f['dark'] in snapshot for f in figures)
+
+
+def test_no_report_skips_the_report(workdir, later):
+    proc = later['from config.toml']
+    assert proc.returncode == 0, proc.stderr
+    assert 'Report:' not in proc.stdout
+    assert not (workdir / 'other' / 'report.html').exists()
+    assert not (workdir / 'other' / 'figures').exists()
+
+
+@pytest.mark.parametrize(
+    ('case', 'says'), [('report of nothing', 'no such directory'), ('report of a non-run', 'neither')]
+)
+def test_report_of_a_directory_without_a_run_exits_2(runs, case, says):
+    line = assert_one_line_error(runs.later[case])
+    assert says in line
 
 
 def test_results_json_has_every_figure(snapshot):
@@ -363,7 +393,7 @@ def test_running_again_refuses_and_loses_nothing(finished_run, snapshot, later):
     line = assert_one_line_error(later['again'])
     assert str(run) in line
     assert 'finished' in line
-    assert {p.name: p.read_bytes() for p in run.iterdir()} == snapshot
+    assert files_of(run) == snapshot
 
 
 def test_resume_returns_the_finished_results(finished_run, snapshot, later):
@@ -371,7 +401,7 @@ def test_resume_returns_the_finished_results(finished_run, snapshot, later):
     proc = later['resume']
     assert proc.returncode == 0, proc.stderr
     assert f'Results: {run}' in proc.stdout
-    assert {p.name: p.read_bytes() for p in run.iterdir()} == snapshot
+    assert files_of(run) == snapshot
 
 
 def test_config_toml_in_the_run_directory_runs_again_to_the_same_numbers(workdir, snapshot, later):

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument('--out', help='sweep directory (default: runs/<experiment>/sweep/)')
     sweep.add_argument('--chunk', type=_positive_int, help='seeds trained together per ensemble (default: up to 60)')
     sweep.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
+    for command in (run, sweep):
+        command.add_argument(
+            '--no-report', dest='report', action='store_false', help='skip the figures and report.html'
+        )
+    report = commands.add_parser('report', help="redraw a run's or a sweep's figures and report.html (no training)")
+    report.add_argument('directory', metavar='RUN_OR_SWEEP_DIR', help='a run directory or a sweep directory')
     return parser
 
 
@@ -69,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == 'report':
+        return _report(args.directory)
     # Heavy imports only once we know there is work to do; Lightning (via experiment) only for a valid file.
     from ex_color.config import ConfigError, load_experiment
 
@@ -81,13 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from ex_color.experiment import RunExistsError, TrainingInterrupted
     from ex_color.loss import NonFiniteLossError
+    from ex_color.vis.report import ReportError
 
     try:
         if args.command == 'run':
             _run(args, experiment)
         else:
             _sweep(args, experiment)
-    except (ConfigError, RunExistsError) as e:
+    except (ConfigError, RunExistsError, ReportError) as e:
         print(f'ex-color: error: {e}', file=sys.stderr)
         return EXIT_USAGE
     except NonFiniteLossError as e:  # the schedule diverged: not a usage error, but no traceback either
@@ -107,6 +116,10 @@ def _run(args: argparse.Namespace, experiment: object) -> None:
         experiment, seed=args.seed, out=args.out, engine=args.engine, steps=args.steps, resume=args.resume
     )
     print_results(result.directory, result.results)
+    if args.report:
+        from ex_color.vis.report import write_run_report
+
+        print(f'Report: {write_run_report(result.directory)}')
 
 
 def _sweep(args: argparse.Namespace, experiment: object) -> None:
@@ -129,6 +142,22 @@ def _sweep(args: argparse.Namespace, experiment: object) -> None:
         f'red {best["ablated_red"]:.2g}, cyan {best["ablated_cyan"]:.2g}, val_recon {best["val_recon"]:.2g}'
     )
     print(f'Results: {result.directory} (best run: {result.directory / "best"})')
+    if args.report:
+        from ex_color.vis.report import write_sweep_report
+
+        print(f'Report: {write_sweep_report(result.directory)}')
+
+
+def _report(directory: str) -> int:
+    from ex_color.vis.report import ReportError, write_report
+
+    try:
+        path = write_report(directory)
+    except ReportError as e:
+        print(f'ex-color: error: {e}', file=sys.stderr)
+        return EXIT_USAGE
+    print(f'Report: {path}')
+    return 0
 
 
 def _quiet_lightning() -> None:

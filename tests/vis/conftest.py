@@ -6,6 +6,7 @@ matplotlib.use('Agg')
 
 from collections.abc import Iterator
 from io import BytesIO
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -44,3 +45,26 @@ def luminance(color) -> float:
     """Rec. 709 relative luminance of a matplotlib colour (0 = black, 1 = white)."""
     r, g, b = to_rgb(color)
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+EX29 = Path(__file__).resolve().parents[2] / 'experiments' / 'ex-2.9'
+SHORT_RUN_STEPS = 200
+
+
+@pytest.fixture(scope='session')
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 200-step Ex 2.9 run directory (seed 0), shared by the report tests."""
+    from ex_color.config import load_experiment
+    from ex_color.experiment import run_experiment
+
+    out = tmp_path_factory.mktemp('short-run') / 'seed-0'
+    run_experiment(load_experiment(EX29), seed=0, out=out, steps=SHORT_RUN_STEPS, progress=False)
+    return out
+
+
+@pytest.fixture(scope='session')
+def short_run_report(short_run: Path) -> Path:
+    """report.html of `short_run`, written once."""
+    from ex_color.vis.report import write_run_report
+
+    return write_run_report(short_run)

@@ -17,8 +17,6 @@ import pytest
 
 from tests.browser import Chromium, PageReport, find_chromium
 
-REPO = Path(__file__).resolve().parents[2]
-EXPERIMENT = REPO / 'experiments' / 'ex-2.9'
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 LOCAL_SCHEMES = ('file:', 'data:', 'blob:', 'about:')
 
@@ -149,21 +147,8 @@ def test_harness_catches_an_uncaught_exception(browser: Chromium, tiny_site: Pat
         assert_page_clean(report)
 
 
-@pytest.fixture(scope='module')
-def run_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """report.html of a real (short) Ex 2.9 run."""
-    from ex_color.config import load_experiment
-    from ex_color.experiment import run_experiment
-    from ex_color.vis.report import write_run_report
-
-    out = tmp_path_factory.mktemp('run') / 'seed-0'
-    run = run_experiment(load_experiment(EXPERIMENT), seed=0, out=out, steps=200, progress=False)
-    report = write_run_report(run.directory)
-    assert report == run.directory / 'report.html'
-    return report
-
-
-def test_run_report_renders_in_chromium(browser: Chromium, run_report: Path, tmp_path: Path) -> None:
+def test_run_report_renders_in_chromium(browser: Chromium, short_run_report: Path, tmp_path: Path) -> None:
+    run_report = short_run_report
     light = browser.open(run_report, tmp_path / 'report-light.png', 'light', height=2000)
     dark = browser.open(run_report, tmp_path / 'report-dark.png', 'dark', height=2000)
 

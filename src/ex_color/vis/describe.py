@@ -245,11 +245,10 @@ def describe_dopesheet(title: str, table: pd.DataFrame, phases: dict[str, int]) 
 
 
 def _describe_track(name: str, values: pd.Series) -> str:
-    peak = values.idxmax()
-    return (
-        f'{name} starts at {g(values.iloc[0])}, peaks at {g(values.max())} at step {peak} '
-        f'and ends at {g(values.iloc[-1])}.'
-    )
+    first, peak, last = values.iloc[0], values.max(), values.iloc[-1]
+    if peak == first:
+        return f'{name} starts at its peak, {g(first)}, and ends at {g(last)}.'
+    return f'{name} starts at {g(first)}, peaks at {g(peak)} at step {values.idxmax()} and ends at {g(last)}.'
 
 
 def describe_training_curves(title: str, metrics: pd.DataFrame) -> str:
