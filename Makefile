@@ -38,7 +38,7 @@ chromium:
 test: $(STAMP) chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=repeatable $(BIN)/python -m pytest -q
 
 # Trainer and evaluation speed on the Ex 2.9 workload; writes benchmarks/results.json.
 bench: $(STAMP)

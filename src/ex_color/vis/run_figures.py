@@ -58,8 +58,10 @@ log = logging.getLogger(__name__)
 LATENT_LAYER = 'bottleneck'
 SEED_LATENT_DIMS = [(1, 0, 2), (2, 0, 1), (3, 0, 1), (4, 1, 2), (3, 2, 4), (4, 3, 0)]
 """The seed's six views of a 5-D latent space."""
-ERROR_LINES = 6
-"""Lines per panel of the error figure (hues, or values, sampled evenly)."""
+VALUE_LINES = 5
+"""Lines in the error figure's hue panel: values sampled evenly from 1 down (as the seed does)."""
+HUE_LINES = 6
+"""Lines in its saturation and value panels: hues sampled evenly from red."""
 SAME_OUTPUTS_ATOL = 1e-6
 
 
@@ -173,9 +175,9 @@ def error_series_cubes(error: NDArray) -> list[ColorCube]:
     cube = error_cube().assign('MSE', error)
     n_hues, _, n_values = cube.shape
     return [
-        cube.permute('hsv')[:, -1:, :: (n_values // -(ERROR_LINES - 1))],
-        cube.permute('svh')[:, -1:, :: -(n_hues // -ERROR_LINES)],
-        cube.permute('vsh')[:, -1:, :: -(n_hues // -ERROR_LINES)],
+        cube.permute('hsv')[:, -1:, :: (n_values // -VALUE_LINES)],
+        cube.permute('svh')[:, -1:, :: -(n_hues // -HUE_LINES)],
+        cube.permute('vsh')[:, -1:, :: -(n_hues // -HUE_LINES)],
     ]
 
 
