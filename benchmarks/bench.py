@@ -12,6 +12,7 @@ import json
 import logging
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,10 +20,12 @@ import torch
 
 from ex_color.config import load_experiment
 from ex_color.evaluation import error_cube
-from ex_color.experiment import train_lightning
+from ex_color.experiment import run_experiment, train_lightning
 from ex_color.inference import infer
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
+from ex_color.vis.report import write_run_report
+from ex_color.vis.run_figures import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 ENSEMBLE_SIZES = (8, 32, 60)
@@ -57,6 +60,15 @@ def eval_colours_per_second(experiment, repeats: int = 5) -> float:
     return repeats * len(colours) / (time.perf_counter() - started)
 
 
+def report_seconds(experiment, workers: int) -> float:
+    """`write_run_report` of a short run: load, evaluate every variant, draw every figure twice, render."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = run_experiment(experiment, seed=0, out=Path(tmp) / 'run', steps=100, progress=False)
+        started = time.perf_counter()
+        write_run_report(run.directory, workers=workers)
+        return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--steps', type=int, default=None, help='steps per measurement (default: the whole schedule)')
@@ -81,15 +93,21 @@ def main() -> None:
         print(f'  ensemble, S = {size:2d}:           {ensemble[str(size)]:8.0f} model-steps/s', flush=True)
     colours = eval_colours_per_second(experiment)
     print(f'  evaluation:                  {colours / 1e6:8.2f} M colours/s', flush=True)
+    report_serial = report_seconds(experiment, workers=1)
+    report_parallel = report_seconds(experiment, workers=default_workers())
+    print(f'  report, 1 process:           {report_serial:8.1f} s', flush=True)
+    print(f'  report, {default_workers()} processes:         {report_parallel:8.1f} s', flush=True)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f'  peak RSS:                    {peak_rss_mib:8.0f} MiB')
 
     ratios = {
         'fast_over_lightning': fast / lightning,
         'ensemble60_over_lightning': ensemble['60'] / lightning,
+        'report_serial_over_parallel': report_serial / report_parallel,
     }
     print(f'  fast / Lightning:            {ratios["fast_over_lightning"]:8.2f}×')
     print(f'  ensemble 60 / Lightning:     {ratios["ensemble60_over_lightning"]:8.2f}×')
+    print(f'  report 1 / {default_workers()} processes:      {ratios["report_serial_over_parallel"]:8.2f}×')
     results = {
         'steps': steps,
         'torch_threads': torch.get_num_threads(),
@@ -97,6 +115,7 @@ def main() -> None:
         'fast_steps_per_s': fast,
         'ensemble_model_steps_per_s': ensemble,
         'eval_colours_per_s': colours,
+        'report_seconds': {'1': report_serial, str(default_workers()): report_parallel},
         'peak_rss_mib': peak_rss_mib,
         'ratios': ratios,
     }

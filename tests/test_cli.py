@@ -167,6 +167,9 @@ def runs(tmp_path_factory) -> Runs:
             'steps 99999': pool.submit(ex_color, 'run', EX29, '--steps', 99999, '--out', 'many', cwd=workdir),
             'help': pool.submit(ex_color, '--help', cwd=workdir),
             'report of nothing': pool.submit(ex_color, 'report', 'no-such-run', cwd=workdir),
+            'sweep': pool.submit(
+                ex_color, 'sweep', EX29, '--seeds', '0-1', '--steps', 30, '--out', 'sweep', cwd=workdir
+            ),
             'report of a non-run': pool.submit(ex_color, 'report', '.', cwd=workdir),
             'run --help': pool.submit(ex_color, 'run', '--help', cwd=workdir),
             'console script': pool.submit(
@@ -296,6 +299,19 @@ def test_no_report_skips_the_report(workdir, later):
     assert 'Report:' not in proc.stdout
     assert not (workdir / 'other' / 'report.html').exists()
     assert not (workdir / 'other' / 'figures').exists()
+
+
+def test_sweep_prints_its_results_and_report(workdir, later):
+    proc = later['sweep']
+    assert proc.returncode == 0, proc.stderr
+    sweep = workdir / 'sweep'
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith('Ex 2.9: Ablate red (only), 5D · 2 seeds · 30 steps')
+    assert 'best seed' in proc.stdout
+    assert lines[-1] == 'Report: sweep/report.html'  # as given: --out sweep
+    assert (sweep / 'report.html').is_file()
+    assert (sweep / 'best' / 'report.html').is_file()
+    assert 'href="best/report.html"' in (sweep / 'report.html').read_text()
 
 
 @pytest.mark.parametrize(

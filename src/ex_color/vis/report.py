@@ -126,14 +126,19 @@ def dopesheet_table(csv_text: str, steps: Sequence[int]) -> Table:
     return Table(columns, rows)
 
 
-def write_run_report(directory: str | Path) -> Path:
-    """Draw a finished run's figures and write its report.html; return the report's path."""
+def write_run_report(directory: str | Path, *, workers: int | None = None) -> Path:
+    """Draw a finished run's figures and write its report.html; return the report's path.
+
+    Args:
+        workers: processes drawing figures (default: one per core, at most 4; 1 draws them here).
+    """
     started = time.perf_counter()
     run = load_run(directory)
     directory = run.directory
+    log.info('Drawing the figures of %s', directory)
     views = variant_views(run)
     figures_dir = directory / FIGURES_DIR
-    saved = draw_figures(list(run_figure_jobs(run, views)), figures_dir, relative_to=directory)
+    saved = draw_figures(list(run_figure_jobs(run, views)), figures_dir, relative_to=directory, workers=workers)
     _remove_stale(figures_dir, [figure for _, figure in saved])
 
     results = run.results
