@@ -9,6 +9,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.patches import Circle
 
 from ex_color.vis import plot_latent_grid_3d
+from ex_color.vis.latents import front_of_cells
 
 from .conftest import luminance, render_png
 
@@ -175,3 +176,24 @@ def test_bad_input_is_an_error(five_points):
         plot_latent_grid_3d(five_points, colours, colours, title='T', dims=[(0, 0, 1)])
     with pytest.raises(ValueError, match='at least one'):
         plot_latent_grid_3d(five_points, colours, colours, title='T', dims=[])
+
+
+def test_front_of_cells_keeps_the_nearest_point_of_each_cell():
+    # Draw order is back to front: of 0 and 2 (same cell) keep 2, the nearer; 1 and 3 are alone.
+    xy = np.array([[0.01, 0.01], [0.5, 0.5], [0.02, 0.015], [-0.01, 0.01]])
+    np.testing.assert_array_equal(front_of_cells(xy, cell=0.1), [1, 2, 3])
+    np.testing.assert_array_equal(front_of_cells(xy, cell=0.001), [0, 1, 2, 3])
+
+
+def test_hide_within_skips_points_hidden_under_nearer_ones(close_figures):
+    # Two points at almost the same place (the nearer, z = 0.9, drawn last) and one apart.
+    latents = np.array([[0.605, 0.0, 0.8], [0.6051, 0.0, 0.9], [-0.6, 0.0, 0.8]])
+    colours = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    fig = plot_latent_grid_3d(latents, colours, colours, title='t', dims=[(0, 1, 2)], hide_within=0.01)
+    close_figures.append(fig)
+    collection = dots(fig.axes[0])
+    np.testing.assert_allclose(collection.get_offsets()[0::2], [[-0.6, 0.0], [0.6051, 0.0]])
+    np.testing.assert_allclose(collection.get_facecolors()[0::2, :3], [[0, 0, 1], [0, 1, 0]], atol=0.2)
+    assert len(collection.get_sizes()) == 4
+    with pytest.raises(ValueError, match='hide_within'):
+        plot_latent_grid_3d(latents, colours, colours, title='t', dims=[(0, 1, 2)], hide_within=-1)

@@ -26,6 +26,22 @@ def depth_order(depth: NDArray) -> NDArray[np.intp]:
     return np.argsort(depth, kind='stable')
 
 
+def front_of_cells(xy: NDArray, cell: float) -> NDArray[np.intp]:
+    """
+    Of points in draw order (back to front), those nearest the viewer in each `cell`-sized square.
+
+    A point with a nearer one in its square lies at most `cell·√2` from it, so its dot is
+    covered by the nearer dot but for a rim that thin; drawing it would change nothing visible.
+
+    Args:
+        xy: `[N, 2]` positions in draw order.
+    Returns: indices into `xy`, ascending (draw order kept).
+    """
+    keys = np.floor(xy / cell).astype(np.int64)
+    _, first_from_front = np.unique(keys[::-1], axis=0, return_index=True)
+    return np.sort(len(keys) - 1 - first_from_front)
+
+
 def fade_toward(rgb: NDArray, background: NDArray, depth: NDArray, strength: float) -> NDArray:
     """
     Blend colours toward the background by how far back they are.
@@ -53,6 +69,7 @@ def plot_latent_grid_3d(
     ncols: int = 3,
     *,
     depth_fade: float = 0.3,
+    hide_within: float = 0.0,
 ) -> Figure:
     """
     Orthographic views of unit latent vectors, one panel per `(x, y, z)` triple of dimensions.
@@ -76,6 +93,9 @@ def plot_latent_grid_3d(
         theme: 'light' or 'dark'.
         ncols: panels per row.
         depth_fade: how much the farthest points blend into the background (0 = none).
+        hide_within: skip points that a nearer point covers to within this distance (in latent
+            units; see `front_of_cells`). 0 draws every point. About 0.004 is half a pixel at
+            100 dpi and saves much drawing when many colours share a latent position.
     """
     points = as_array(latents, 'latents')
     if points.ndim != 2:
@@ -90,6 +110,8 @@ def plot_latent_grid_3d(
         raise ValueError(f'ncols must be at least 1, got {ncols}')
     if not 0 <= depth_fade <= 1:
         raise ValueError(f'depth_fade must be in [0, 1], got {depth_fade}')
+    if not hide_within >= 0:
+        raise ValueError(f'hide_within must be >= 0, got {hide_within}')
 
     ncols = min(ncols, len(triples))
     nrows = math.ceil(len(triples) / ncols)
@@ -98,15 +120,17 @@ def plot_latent_grid_3d(
         ax.remove()
     background = np.array(to_rgb(palette.axes))
 
-    # Scatter sizes are areas in points²; a circle marker of size s has diameter √s.
-    sizes = np.tile([(2 * dot_radius) ** 2, dot_radius**2], n_points)
     for ax, (dx, dy, dz) in zip(axes.flat, triples, strict=False):
         order = depth_order(points[:, dz])
+        if hide_within > 0:
+            order = order[front_of_cells(points[order][:, [dx, dy]], hide_within)]
+        # Scatter sizes are areas in points²; a circle marker of size s has diameter √s.
+        sizes = np.tile([(2 * dot_radius) ** 2, dot_radius**2], len(order))
         depth = points[order, dz]
         outer = fade_toward(pred[order], background, depth, depth_fade)
         inner = fade_toward(true[order], background, depth, depth_fade)
         offsets = np.repeat(points[order][:, [dx, dy]], 2, axis=0)
-        facecolors = np.empty((2 * n_points, 3))
+        facecolors = np.empty((2 * len(order), 3))
         facecolors[0::2] = outer
         facecolors[1::2] = inner
 

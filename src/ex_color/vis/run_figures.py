@@ -56,6 +56,8 @@ from ex_color.vis.training import plot_dopesheet, plot_training_curves
 log = logging.getLogger(__name__)
 
 LATENT_LAYER = 'bottleneck'
+HIDE_WITHIN = 0.004
+"""Latent dots closer than this to a nearer dot are not drawn: half a pixel at the report's 100 dpi."""
 SEED_LATENT_DIMS = [(1, 0, 2), (2, 0, 1), (3, 0, 1), (4, 1, 2), (3, 2, 4), (4, 3, 0)]
 """The seed's six views of a 5-D latent space."""
 VALUE_LINES = 5
@@ -329,7 +331,14 @@ def _plot_error(error: NDArray, title: str, theme: str) -> Figure:
 
 def _plot_latents(view: VariantView, true: NDArray, title: str, dims: list, theme: str) -> Figure:
     return plot_latent_grid_3d(
-        view.latents, view.latent_outputs, true, title=title, dims=dims, dot_radius=10, theme=theme
+        view.latents,
+        view.latent_outputs,
+        true,
+        title=title,
+        dims=dims,
+        dot_radius=10,
+        theme=theme,
+        hide_within=HIDE_WITHIN,
     )
 
 
