@@ -277,3 +277,28 @@ def test_sweep_report_links_to_its_best_run(tmp_path):
     # One row per seed in the seeds table, the best one marked.
     assert page.cells.count('yes (best)') + page.cells.count('(best)') == 1
     assert write_report(result.directory) == path
+
+
+def test_sweep_report_without_a_best_run_and_with_damaged_files(short_run, tmp_path):
+    sweep = tmp_path / 'sweep'
+    sweep.mkdir()
+    for name in ('config.toml', 'dopesheet.csv'):
+        shutil.copy(short_run / name, sweep / name)
+    (sweep / 'sweep.csv').write_text(
+        'seed,ablated_selectivity_r2,val_recon,val_anchor\n0,0.5,0.01,0.1\n1,0.7,0.02,0.2\n'
+    )
+    summary = {'experiment': 'ex-2.9', 'title': 'T', 'seeds': [0, 1], 'steps': 200, 'chunk': 2}
+    (sweep / 'sweep.json').write_text(json.dumps(summary | {'best_seed': 1, 'pareto_seeds': [0, 1]}))
+
+    page = parse(write_sweep_report(sweep))
+    assert [img['src'] for img in page.images] == ['figures/sweep-boxes.png']
+    assert 'best/report.html' not in page.links  # no best/ run directory here
+
+    (sweep / 'sweep.json').write_text('{')
+    with pytest.raises(ReportError, match=r'sweep\.json: not valid JSON'):
+        write_report(sweep)
+    (sweep / 'sweep.json').write_text(json.dumps(summary))
+    with (sweep / 'dopesheet.csv').open('a') as f:
+        f.write('garbage,,,,,,,,,\n')
+    with pytest.raises(ReportError, match=r'dopesheet\.csv, row 7'):
+        write_report(sweep)

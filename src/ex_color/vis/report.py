@@ -12,6 +12,7 @@ It loads nothing from the network: styles are inline, images are local files.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -25,11 +26,19 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from ex_color.config import ConfigError, load_experiment
 from ex_color.data import NAMED_COLORS
 from ex_color.files import write_atomic
 from ex_color.vis.describe import describe_sweep_boxes
 from ex_color.vis.export import SavedFigure, save_figure
-from ex_color.vis.run_figures import RunArtifactsError, draw_figures, load_run, run_figure_jobs, variant_views
+from ex_color.vis.run_figures import (
+    RunArtifactsError,
+    draw_figures,
+    load_run,
+    read_json,
+    run_figure_jobs,
+    variant_views,
+)
 from ex_color.vis.sweep import plot_sweep_boxes
 
 log = logging.getLogger(__name__)
@@ -117,7 +126,7 @@ def _value(value: Any) -> str:
 
 def dopesheet_table(csv_text: str, steps: Sequence[int]) -> Table:
     """The dopesheet as written, with each row's resolved step beside it."""
-    frame = pd.read_csv(pd.io.common.StringIO(csv_text), dtype=str, keep_default_na=False)
+    frame = pd.read_csv(io.StringIO(csv_text), dtype=str, keep_default_na=False)
     columns = list(frame.columns)
     rows = frame.to_numpy().tolist()
     if len(rows) == len(steps):
@@ -209,7 +218,11 @@ def write_sweep_report(directory: str | Path) -> Path:
             raise ReportError(
                 f'{directory}: no {name}; expected a finished sweep directory (ex-color sweep writes one)'
             )
-    summary = json.loads((directory / 'sweep.json').read_text())
+    try:
+        steps = load_experiment(directory / 'config.toml').dopesheet.steps
+    except ConfigError as e:
+        raise ReportError(str(e)) from None
+    summary = read_json(directory / 'sweep.json')
     table = pd.read_csv(directory / 'sweep.csv')
     pareto_seeds = set(summary.get('pareto_seeds', []))
     best_seed = summary.get('best_seed')
@@ -238,9 +251,6 @@ def write_sweep_report(directory: str | Path) -> Path:
     seeds_table = table[shown].sort_values('ablated_selectivity_r2', ascending=False, ignore_index=True)
     config_text = (directory / 'config.toml').read_text()
     dopesheet_text = (directory / 'dopesheet.csv').read_text()
-    from ex_color.temporal import Dopesheet
-
-    steps = Dopesheet.from_string(dopesheet_text, source=str(directory / 'dopesheet.csv')).steps
     html = (
         _environment()
         .get_template('sweep.html.j2')

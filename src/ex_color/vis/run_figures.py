@@ -94,11 +94,7 @@ def load_run(directory: str | Path) -> Run:
         experiment = load_experiment(directory / 'config.toml')
     except ConfigError as e:
         raise RunArtifactsError(str(e)) from None
-    results_path = directory / 'results.json'
-    try:
-        results = json.loads(results_path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunArtifactsError(f'{results_path}: not valid JSON ({e})') from None
+    results = read_json(directory / 'results.json')
     model = experiment.config.build_model()
     try:
         model.load_state_dict(torch.load(directory / 'model.pt', weights_only=True))
@@ -107,6 +103,14 @@ def load_run(directory: str | Path) -> Run:
     model.eval()
     metrics = pd.read_csv(directory / 'metrics.csv')
     return Run(directory, experiment, model, metrics, results)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file a run or sweep wrote; a damaged one is a RunArtifactsError naming it."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RunArtifactsError(f'{path}: not valid JSON ({e})') from None
 
 
 @dataclass(frozen=True)
