@@ -39,7 +39,7 @@ from ex_color.vis.run_figures import (
     run_figure_jobs,
     variant_views,
 )
-from ex_color.vis.sweep import plot_sweep_boxes
+from ex_color.vis.sweep import SWEEP_COLUMNS, plot_sweep_boxes
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ FIGURE_INDEX = 'index.json'
 """In figures/: every figure's paths, title and alt text, for tools (and the sweep report)."""
 HEADLINE_FIGURES = ('colors-{focus}', 'error-{focus}', 'latents-baseline')
 """The figures that open a run's report; {focus} is the first evaluation (e.g. 'ablated')."""
-SWEEP_BOX_COLUMNS = ('ablated_selectivity_r2', 'val_recon', 'val_anchor')
 SWEEP_TABLE_COLUMNS = (
     'seed',
     'ablated_selectivity_r2',
@@ -233,7 +232,7 @@ def write_sweep_report(directory: str | Path) -> Path:
         best_report = write_run_report(directory / 'best')
         best_headline = _rebase(_headline_of(directory / 'best'), 'best')
 
-    columns = [c for c in SWEEP_BOX_COLUMNS if c in table.columns]
+    columns = [c for c in SWEEP_COLUMNS if c in table.columns]
     figures = []
     if columns:
         figures.append(
