@@ -68,3 +68,16 @@ def short_run_report(short_run: Path) -> Path:
     from ex_color.vis.report import write_run_report
 
     return write_run_report(short_run)
+
+
+@pytest.fixture(scope='session')
+def short_sweep(tmp_path_factory: pytest.TempPathFactory):
+    """A finished 100-step sweep of seeds 0-2 with its report (and its best run's), written once."""
+    from ex_color.config import load_experiment
+    from ex_color.sweep import run_sweep
+    from ex_color.vis.report import write_sweep_report
+
+    out = tmp_path_factory.mktemp('short-sweep') / 'sweep'
+    result = run_sweep(load_experiment(EX29), [0, 1, 2], out=out, steps=100, progress=False)
+    assert write_sweep_report(result.directory) == result.directory / 'report.html'
+    return result

@@ -253,14 +253,9 @@ def test_report_of_a_directory_that_is_no_run_names_what_is_missing(short_run, t
 
 
 @pytest.mark.slow
-def test_sweep_report_links_to_its_best_run(tmp_path):
-    from ex_color.config import load_experiment
-    from ex_color.sweep import run_sweep
-
-    result = run_sweep(load_experiment(EX29), [0, 1, 2], out=tmp_path / 'sweep', steps=100, progress=False)
-    path = write_sweep_report(result.directory)
-
-    assert path == result.directory / 'report.html'
+def test_sweep_report_links_to_its_best_run(short_sweep):
+    result = short_sweep
+    path = result.directory / 'report.html'
     page = parse(path)
     assert 'best/report.html' in page.links
     assert (result.directory / 'best' / 'report.html').is_file()

@@ -170,3 +170,17 @@ def test_run_report_renders_in_chromium(browser: Chromium, short_run_report: Pat
     assert dark.screenshot.stat().st_size > 20_000
     # Dark mode is dark overall, light mode light.
     assert luminance(dark_rgb) < 0.35 < 0.65 < luminance(light_rgb), (luminance(dark_rgb), luminance(light_rgb))
+
+
+def test_sweep_report_renders_in_chromium(browser: Chromium, short_sweep, tmp_path: Path) -> None:
+    report_path = short_sweep.directory / 'report.html'
+    light = browser.open(report_path, tmp_path / 'sweep-light.png', 'light', height=1500)
+    dark = browser.open(report_path, tmp_path / 'sweep-dark.png', 'dark', height=1500)
+    for report in (light, dark):
+        assert_page_clean(report)
+        # The box plots and the best run's headline figures (from best/figures/).
+        sources = sorted(img['src'] for img in report.images)
+        assert 'figures/sweep-boxes.png' in sources
+        assert sum(src.startswith('best/figures/') for src in sources) == 3
+    assert all(img['currentSrc'].endswith('.dark.png') for img in dark.images)
+    assert luminance(read_screenshot(dark.screenshot)) < 0.35 < 0.65 < luminance(read_screenshot(light.screenshot))
