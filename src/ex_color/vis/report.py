@@ -65,6 +65,7 @@ ERROR_SHADE_DECADES = (-5.0, 0.0)
 """Cell shading of the named-colour table: none at error 1e-5, full at error 1."""
 
 ReportError = RunArtifactsError
+"""A directory a report cannot be made from: not a run or sweep, or a file missing or damaged."""
 
 
 def _environment() -> jinja2.Environment:
@@ -181,7 +182,6 @@ def write_run_report(directory: str | Path, *, workers: int | None = None) -> Pa
             config_tables=toml_tables(config_text),
             config_text=config_text,
             dopesheet=dopesheet_table((directory / 'dopesheet.csv').read_text(), run.experiment.dopesheet.steps),
-            sweep_link=None,
         )
     )
     path = directory / REPORT_FILE
