@@ -155,3 +155,14 @@ def test_describe_sweep_boxes():
     text = describe_sweep_boxes('B', table, ['score'], best_seed=1)
     assert 'over 3 seeds' in text
     assert 'score: median 0.7, from 0.5 to 0.9; best seed 1: 0.9.' in text
+
+
+def test_describe_pareto():
+    from ex_color.vis.describe import describe_pareto
+
+    table = pd.DataFrame({'seed': [0, 1, 2], 'val_recon': [1e-4, 2e-4, 5e-4], 'sel': [0.5, 0.9, 0.7]})
+    text = describe_pareto('P', table, 'val_recon', 'sel', [0, 1], best_seed=1)
+    assert 'one dot per seed (3 seeds)' in text
+    assert 'X-axis: val_recon, from 0.0001 to 0.0005. Y-axis: sel, from 0.5 to 0.9.' in text
+    assert 'The Pareto seeds, labelled: 0 and 1.' in text
+    assert 'The best seed, 1, is starred at val_recon = 0.0002, sel = 0.9.' in text

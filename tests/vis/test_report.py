@@ -286,7 +286,7 @@ def test_sweep_report_without_a_best_run_and_with_damaged_files(short_run, tmp_p
     (sweep / 'sweep.json').write_text(json.dumps(summary | {'best_seed': 1, 'pareto_seeds': [0, 1]}))
 
     page = parse(write_sweep_report(sweep))
-    assert [img['src'] for img in page.images] == ['figures/sweep-boxes.png']
+    assert [img['src'] for img in page.images] == ['figures/sweep-boxes.png', 'figures/sweep-pareto.png']
     assert 'best/report.html' not in page.links  # no best/ run directory here
 
     (sweep / 'sweep.json').write_text('{')

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 
-from ex_color.vis.sweep import plot_error_vs_similarity, plot_sweep_boxes
+from ex_color.vis.sweep import plot_error_vs_similarity, plot_pareto, plot_sweep_boxes
 from ex_color.vis.theme import DARK
 
 from .conftest import luminance, render_png
@@ -213,3 +213,33 @@ def test_error_vs_similarity_in_both_themes(points, close_figures):
     (scatter,) = dark.axes[0].collections
     assert to_rgba(scatter.get_edgecolors()[0]) == to_rgba(DARK.spine)  # black dots keep an outline
     assert render_png(light) != render_png(dark)
+
+
+# --- plot_pareto ------------------------------------------------------------------------------
+
+
+def test_pareto_seeds_are_accented_and_labelled_and_the_best_starred(table, close_figures):
+    fig = plot_pareto(table, pareto_seeds=[11, 14], best_seed=14)
+    close_figures.append(fig)
+    ax = fig.axes[0]
+    [others] = by_gid(ax, 'seeds')
+    [front] = by_gid(ax, 'pareto')
+    on_front = table['seed'].isin([11, 14]).to_numpy()
+    np.testing.assert_allclose(front.get_offsets(), table.loc[on_front, ['val_recon', 'ablated_selectivity_r2']])
+    np.testing.assert_allclose(others.get_offsets(), table.loc[~on_front, ['val_recon', 'ablated_selectivity_r2']])
+    assert sorted(t.get_text() for t in ax.texts) == ['11', '14']
+    [star] = stars(ax)
+    best = table.set_index('seed').loc[14]
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (best['val_recon'], best['ablated_selectivity_r2'])
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ('val_recon', 'ablated_selectivity_r2')
+    assert ax.get_xscale() == 'linear'  # 1e-4 … 1e-3 spans less than a decade here
+
+
+def test_pareto_x_axis_is_logarithmic_over_decades(table, close_figures):
+    wide = table.assign(val_recon=np.geomspace(1e-6, 1e-2, len(table)))
+    fig = plot_pareto(wide)
+    close_figures.append(fig)
+    assert fig.axes[0].get_xscale() == 'log'
+    assert fig.axes[0].get_legend() is None  # nothing marked, nothing to explain
+    with pytest.raises(ValueError, match="no column 'val_anchr'"):
+        plot_pareto(table, y='val_anchr')

@@ -10,7 +10,7 @@ from ex_color.vis.colors import plot_colors
 from ex_color.vis.export import SavedFigure, save_figure
 from ex_color.vis.latents import plot_latent_grid_3d
 from ex_color.vis.series import plot_cube_series
-from ex_color.vis.sweep import plot_error_vs_similarity, plot_sweep_boxes
+from ex_color.vis.sweep import plot_error_vs_similarity, plot_pareto, plot_sweep_boxes
 from ex_color.vis.theme import DARK, LIGHT, Palette, get_palette
 from ex_color.vis.training import plot_dopesheet, plot_training_curves
 
@@ -40,6 +40,7 @@ __all__ = [
     'plot_dopesheet',
     'plot_error_vs_similarity',
     'plot_latent_grid_3d',
+    'plot_pareto',
     'plot_sweep_boxes',
     'plot_training_curves',
     'save_figure',

@@ -274,3 +274,20 @@ def describe_sweep_boxes(title: str, table: pd.DataFrame, columns: Sequence[str]
         text += f' {column}: median {g(values.median())}, from {g(values.min())} to {g(values.max())}'
         text += f'; best seed {best_seed}: {g(best[column])}.' if best is not None else '.'
     return text
+
+
+def describe_pareto(
+    title: str, table: pd.DataFrame, x: str, y: str, pareto_seeds: Sequence[int], best_seed: int | None
+) -> str:
+    """Alt text of the sweep's Pareto scatter: the axes' ranges, the Pareto seeds, the best seed."""
+    text = (
+        f'Scatter plot titled "{title}": one dot per seed ({len(table)} seeds). '
+        f'X-axis: {x}, from {g(table[x].min())} to {g(table[x].max())}. '
+        f'Y-axis: {y}, from {g(table[y].min())} to {g(table[y].max())}.'
+    )
+    if pareto_seeds:
+        text += f' The Pareto seeds, labelled: {join([str(s) for s in pareto_seeds])}.'
+    if best_seed is not None:
+        row = table.set_index('seed').loc[best_seed]
+        text += f' The best seed, {best_seed}, is starred at {x} = {g(row[x])}, {y} = {g(row[y])}.'
+    return text

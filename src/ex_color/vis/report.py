@@ -29,7 +29,7 @@ import pandas as pd
 from ex_color.config import ConfigError, load_experiment
 from ex_color.data import NAMED_COLORS
 from ex_color.files import write_atomic
-from ex_color.vis.describe import describe_sweep_boxes
+from ex_color.vis.describe import describe_pareto, describe_sweep_boxes
 from ex_color.vis.export import SavedFigure, save_figure
 from ex_color.vis.run_figures import (
     RunArtifactsError,
@@ -39,7 +39,7 @@ from ex_color.vis.run_figures import (
     run_figure_jobs,
     variant_views,
 )
-from ex_color.vis.sweep import SWEEP_COLUMNS, plot_sweep_boxes
+from ex_color.vis.sweep import SWEEP_COLUMNS, plot_pareto, plot_sweep_boxes
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,19 @@ def write_sweep_report(directory: str | Path) -> Path:
                 directory / FIGURES_DIR,
                 'sweep-boxes',
                 lambda title: describe_sweep_boxes(title, table, columns, best_seed),
+                relative_to=directory,
+            )
+        )
+    pareto_axes = ('val_recon', 'ablated_selectivity_r2')
+    if all(c in table.columns for c in pareto_axes):
+        figures.append(
+            save_figure(
+                lambda theme: plot_pareto(
+                    table, *pareto_axes, pareto_seeds=sorted(pareto_seeds), best_seed=best_seed, theme=theme
+                ),
+                directory / FIGURES_DIR,
+                'sweep-pareto',
+                lambda title: describe_pareto(title, table, *pareto_axes, sorted(pareto_seeds), best_seed),
                 relative_to=directory,
             )
         )

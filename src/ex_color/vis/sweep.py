@@ -184,3 +184,81 @@ def plot_error_vs_similarity(
     ax.set_axisbelow(True)
     set_title(fig, f'{title} · r² = {r2:.3f}', palette)
     return fig
+
+
+def plot_pareto(
+    table: pd.DataFrame,
+    x: str = 'val_recon',
+    y: str = 'ablated_selectivity_r2',
+    *,
+    pareto_seeds: Sequence[int] = (),
+    best_seed: int | None = None,
+    title: str = 'Seeds: reconstruction against selectivity',
+    theme: str = 'light',
+    figsize: tuple[float, float] = (6.5, 4.5),
+) -> Figure:
+    """
+    Scatter every seed of a sweep on two of its columns, Pareto seeds labelled, the best one starred.
+
+    The x-axis is logarithmic when its values are positive and span more than a decade.
+
+    Args:
+        table: one row per seed `[seeds]`, with `seed`, `x` and `y` columns.
+        x, y: the columns to plot (by default: lower is better across, higher is better up).
+        pareto_seeds: seeds to draw in the accent colour and label with their number.
+        best_seed: the seed to star; None stars none.
+    """
+    for column in ('seed', x, y):
+        if column not in table.columns:
+            raise ValueError(f'sweep table has no column {column!r}: available columns are {list(table.columns)}')
+    if len(table) == 0:
+        raise ValueError('sweep table has no rows')
+    seeds = table['seed'].to_numpy()
+    xs = table[x].to_numpy(dtype=np.float64)
+    ys = table[y].to_numpy(dtype=np.float64)
+    on_front = np.isin(seeds, list(pareto_seeds))
+
+    fig, axes, palette = new_figure(theme, 1, 1, figsize)
+    ax = axes[0, 0]
+    others = ax.scatter(xs[~on_front], ys[~on_front], s=22, color=SEED_COLORS[theme], alpha=0.7, linewidths=0)
+    others.set_gid('seeds')
+    front = ax.scatter(
+        xs[on_front],
+        ys[on_front],
+        s=40,
+        color=HIGHLIGHT_COLOR,
+        edgecolors=palette.text,
+        linewidths=0.5,
+        zorder=3,
+        label='Pareto seeds',
+    )
+    front.set_gid('pareto')
+    for seed, px, py in zip(seeds[on_front], xs[on_front], ys[on_front], strict=True):
+        ax.annotate(
+            str(seed), (px, py), xytext=(4, 4), textcoords='offset points', fontsize='x-small', color=palette.text
+        )
+    if best_seed is not None and (seeds == best_seed).any():
+        i = int(np.flatnonzero(seeds == best_seed)[0])
+        ax.plot(
+            xs[i],
+            ys[i],
+            linestyle='none',
+            marker='*',
+            markersize=16,
+            color=HIGHLIGHT_COLOR,
+            markeredgecolor=palette.text,
+            markeredgewidth=0.6,
+            label=f'best seed {best_seed}',
+            zorder=4,
+        )
+    finite = xs[np.isfinite(xs)]
+    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
+        ax.set_xscale('log')
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(True, color=palette.guide, linewidth=0.5)
+    ax.set_axisbelow(True)
+    if on_front.any() or best_seed is not None:
+        ax.legend(facecolor=palette.axes, edgecolor=palette.guide, labelcolor=palette.text, fontsize='small')
+    set_title(fig, title, palette)
+    return fig
