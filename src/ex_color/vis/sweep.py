@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from numpy.typing import ArrayLike
 
 from ex_color.vis.colors import as_array, as_rgb
-from ex_color.vis.theme import new_figure, set_title
+from ex_color.vis.theme import Palette, new_figure, set_title
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,6 +30,23 @@ PANEL_SIZE = (3.2, 3.6)
 def seed_jitter(n: int) -> np.ndarray:
     """Deterministic horizontal offsets `[n]` for the seed dots (the same row gets the same offset in every panel)."""
     return np.random.default_rng(0).uniform(-JITTER, JITTER, n)
+
+
+def best_star(ax: Axes, x: ArrayLike, y: ArrayLike, seed: int, palette: Palette, size: float) -> Line2D:
+    """Mark the best seed with a star labelled 'best seed N' (for the legend)."""
+    (star,) = ax.plot(
+        x,
+        y,
+        linestyle='none',
+        marker='*',
+        markersize=size,
+        color=HIGHLIGHT_COLOR,
+        markeredgecolor=palette.text,
+        markeredgewidth=0.6,
+        label=f'best seed {seed}',
+        zorder=4,
+    )
+    return star
 
 
 def plot_sweep_boxes(
@@ -100,18 +118,7 @@ def plot_sweep_boxes(
             dots.set_gid('seeds')
             marked = kept & highlighted
             if marked.any():
-                (star,) = ax.plot(
-                    jitter[marked],
-                    values[marked],
-                    linestyle='none',
-                    marker='*',
-                    markersize=14,
-                    color=HIGHLIGHT_COLOR,
-                    markeredgecolor=palette.text,
-                    markeredgewidth=0.6,
-                    label=f'best seed {highlight}',
-                    zorder=4,
-                )
+                star = best_star(ax, jitter[marked], values[marked], highlight, palette, size=14)
         else:
             ax.text(0, 0.5, 'no values', ha='center', va='center', color=palette.text, transform=ax.transAxes)
         ax.set_xlim(-0.6, 0.6)
@@ -239,18 +246,7 @@ def plot_pareto(
         )
     if best_seed is not None and (seeds == best_seed).any():
         i = int(np.flatnonzero(seeds == best_seed)[0])
-        ax.plot(
-            xs[i],
-            ys[i],
-            linestyle='none',
-            marker='*',
-            markersize=16,
-            color=HIGHLIGHT_COLOR,
-            markeredgecolor=palette.text,
-            markeredgewidth=0.6,
-            label=f'best seed {best_seed}',
-            zorder=4,
-        )
+        best_star(ax, xs[i], ys[i], best_seed, palette, size=16)
     finite = xs[np.isfinite(xs)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
         ax.set_xscale('log')
