@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from ex_color.intervention import InterventionConfig
 from ex_color.loss import RegularizerConfig, regularization_loss
 
 RED_HSV = (0.0, 1.0, 1.0)
+ArrayT = TypeVar('ArrayT', Tensor, np.ndarray)
 
 
 @cache
@@ -56,9 +58,9 @@ def selectivity_grid() -> tuple[Tensor, np.ndarray]:
     return torch.tensor(colours, dtype=torch.float32), np.asarray(similarity, dtype=np.float64) ** 3
 
 
-def per_colour_error(outputs: Tensor, targets: Tensor) -> Tensor:
-    """Mean over RGB of the squared error: `[..., 3]` → `[...]`."""
-    return (outputs - targets).square().mean(dim=-1)
+def per_colour_error(outputs: ArrayT, targets: ArrayT) -> ArrayT:
+    """Mean over RGB of the squared error: `[..., 3]` → `[...]` (tensors or numpy arrays)."""
+    return ((outputs - targets) ** 2).mean(-1)
 
 
 def squared_correlation(a: np.ndarray, b: np.ndarray) -> float:

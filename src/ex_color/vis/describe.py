@@ -15,6 +15,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ex_color.data import named_colors_rgb, rgb_to_hsv
+from ex_color.evaluation import per_colour_error
 
 HUE_NAMES = ('red', 'orange', 'yellow', 'lime', 'green', 'teal', 'cyan', 'azure', 'blue', 'purple', 'magenta', 'pink')
 """Names of the hues 0°, 30°, …, 330° (the named colours' hues)."""
@@ -49,11 +50,6 @@ def color_name(rgb: ArrayLike) -> str:
     names, table = named_colors_rgb()
     distance = np.linalg.norm(table - np.asarray(rgb, dtype=np.float64), axis=-1)
     return names[int(np.argmin(distance))]
-
-
-def per_colour_error(pred: NDArray, true: NDArray) -> NDArray[np.float64]:
-    """Mean over RGB of the squared difference: `[N, 3]` → `[N]` (numpy, for figures already in hand)."""
-    return np.square(np.asarray(pred, dtype=np.float64) - np.asarray(true, dtype=np.float64)).mean(axis=-1)
 
 
 def hue_profile(hsv: NDArray, error: NDArray) -> dict[str, float]:
@@ -130,11 +126,11 @@ def describe_colors(title: str, true: ArrayLike, pred: ArrayLike | None = None, 
             f'{g(error[worst])}, at {_patch_name(hsv[worst])}.'
         )
     off = int((error >= SMALL_ERROR).sum())
+    greys = grey_error(hsv, error)
     return (
         f'{layout} They disagree most near {_patch_name(hsv[worst])} (error {g(error[worst])}); '
         f'{off} of {len(error)} patches have error above {g(SMALL_ERROR)}, and the greys, black and white '
-        f'are {"almost unchanged" if grey_error(hsv, error) < SMALL_ERROR else "changed"} '
-        f'(largest error {g(grey_error(hsv, error))}).'
+        f'are {"almost unchanged" if greys < SMALL_ERROR else "changed"} (largest error {g(greys)}).'
     )
 
 

@@ -51,7 +51,7 @@ from ex_color.vis.export import SavedFigure, save_figure
 from ex_color.vis.latents import plot_latent_grid_3d
 from ex_color.vis.series import plot_cube_series
 from ex_color.vis.sweep import plot_error_vs_similarity
-from ex_color.vis.training import plot_dopesheet, plot_training_curves
+from ex_color.vis.training import phase_starts, plot_dopesheet, plot_training_curves
 
 log = logging.getLogger(__name__)
 
@@ -268,11 +268,9 @@ def run_figure_jobs(run: Run, views: dict[str, VariantView]) -> Iterator[FigureJ
             )
     dopesheet = run.experiment.dopesheet
     table = dopesheet.to_frame()
-    phases = {}
-    for step in dopesheet.steps:
-        frame = dopesheet[step]
-        if frame.is_phase_start and frame.phase is not None:
-            phases.setdefault(frame.phase, step)
+    phases: dict[str, int] = {}
+    for step, name in phase_starts(dopesheet):
+        phases.setdefault(name, step)
     yield FigureJob(
         'dopesheet',
         'training',
