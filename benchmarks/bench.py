@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ex_color.config import load_experiment
+from ex_color.config import build_model, build_regularizers, load_experiment, training_data
 from ex_color.evaluation import error_cube
-from ex_color.experiment import run_experiment, train_lightning
+from ex_color.experiment import run_experiment, train_lightning_seed
 from ex_color.inference import infer
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
@@ -34,10 +34,10 @@ ENSEMBLE_SIZES = (8, 32, 60)
 def fast_steps_per_second(experiment, seeds: list[int], steps: int) -> float:
     """Ensemble steps per second of the fast engine (multiply by S for model-steps)."""
     config = experiment.config
-    regularizers = config.build_regularizers()
+    regularizers = build_regularizers(config)
     schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
-    data = config.training_data()
-    models = init_models(config.build_model, seeds)
+    data = training_data(config)
+    models = init_models(lambda: build_model(config), seeds)
     started = time.perf_counter()
     train_ensemble(models, seeds, data, regularizers, schedule, steps=steps, options=EngineOptions(progress=False))
     return steps / (time.perf_counter() - started)
@@ -45,13 +45,13 @@ def fast_steps_per_second(experiment, seeds: list[int], steps: int) -> float:
 
 def lightning_steps_per_second(experiment, steps: int) -> float:
     started = time.perf_counter()
-    train_lightning(experiment, seed=0, steps=steps, progress=False)
+    train_lightning_seed(experiment, 0, steps, progress=False)
     return steps / (time.perf_counter() - started)
 
 
 def eval_colours_per_second(experiment, repeats: int = 5) -> float:
     """Batched inference over the 552,960-colour error cube, as `evaluate` runs it."""
-    model = init_models(experiment.config.build_model, [0])[0]
+    model = init_models(lambda: build_model(experiment.config), [0])[0]
     colours = torch.tensor(error_cube().rgb_grid.reshape(-1, 3), dtype=torch.float32)
     infer(model, colours)  # warm-up
     started = time.perf_counter()

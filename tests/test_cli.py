@@ -125,6 +125,50 @@ BAD_FILES = {
         csv=replace_once(CSV, '\n1000,', '\n1OOO,'), file='dopesheet.csv', field="malformed STEP '1OOO'"
     ),
     'dopesheet without lr': BadFile(csv=replace_once(CSV, ',lr,', ',rate,'), file='dopesheet.csv', field="'lr'"),
+    # Labels, targets and sweep objectives come from the file, so their mistakes are the file's.
+    'unknown label kind': BadFile(
+        toml=replace_once(TOML, 'kind = "primary"', 'kind = "primal"'), field="labels.red.kind: unknown kind 'primal'"
+    ),
+    'unknown colour name': BadFile(
+        toml=replace_once(
+            replace_once(TOML, 'kind = "primary"', 'kind = "similarity"'), 'color = "red"', 'color = "rouge"'
+        ),
+        field="labels.red.color: Input should be 'red', 'orange'",
+    ),
+    'primary label of a non-primary colour': BadFile(
+        toml=replace_once(TOML, 'color = "red"', 'color = "cyan"'),
+        field="labels.red.color: Input should be 'red', 'green' or 'blue' (got 'cyan')",
+    ),
+    'hsv out of range': BadFile(
+        toml=replace_once(
+            replace_once(TOML, 'kind = "primary"', 'kind = "similarity"'), 'color = "red"', 'hsv = [0, 1.5, 1]'
+        ),
+        field='labels.red.hsv: [0.0, 1.5, 1.0] out of range; expected h, s and v each in [0, 1]',
+    ),
+    'negative label power': BadFile(
+        toml=replace_once(TOML, 'power = 10\n', 'power = -1\n'),
+        field='labels.red.power: Input should be greater than or equal to 0 (got -1)',
+    ),
+    'label scale above 1': BadFile(
+        toml=replace_once(TOML, 'scale = 0.5', 'scale = 1.5'),
+        field='labels.red.scale: Input should be less than or equal to 1 (got 1.5)',
+    ),
+    'regularizer naming an undeclared label': BadFile(
+        toml=replace_once(TOML, 'labels = { red = 1.0 }', 'labels = { redd = 1.0 }'),
+        field="regularizers.1.labels.redd: label 'redd' is not declared",
+    ),
+    'evaluation naming an undeclared target': BadFile(
+        toml=replace_once(TOML, 'target = "red"', 'target = "redd"'),
+        field="evaluations.0.target: 'redd' is neither a declared label (red, vibrant, desaturated) nor a named colour",
+    ),
+    'target label without a colour': BadFile(
+        toml=replace_once(TOML, 'target = "red"', 'target = "vibrant"'),
+        field="evaluations.0.target: label 'vibrant' (vibrancy) has no colour",
+    ),
+    'sweep column no run produces': BadFile(
+        toml=replace_once(TOML, 'maximise = ["ablated_selectivity_r2"]', 'maximise = ["ablated_selectivity"]'),
+        field="sweep.maximise.0: 'ablated_selectivity' is not a column a run produces (did you mean ablated_selectivity_r2",
+    ),
 }
 
 

@@ -19,10 +19,13 @@ from ex_color.config import (
     ExperimentConfig,
     SuppressEvaluation,
     build_intervention,
+    build_model,
+    build_regularizers,
     check_layers,
     layer_widths,
     load_experiment,
     parse_config,
+    training_data,
 )
 from ex_color.intervention import BoundedFalloff, Suppression
 from ex_color.loss import AngularAnchor, AntiAnchor, AxisAlignedSubspace, Separate, Unitarity
@@ -62,14 +65,23 @@ def test_ex29_resolves_to_design_section_4(ex29):
     assert (config.data.hues, config.data.saturations, config.data.values) == (36, 10, 10)
     assert config.data.batch_size == 64
     labels = config.labels
-    assert (labels.soft, labels.red, labels.vibrant, labels.desaturated) == (False, 0.5, 0.5, 0.5)
+    assert labels.soft is False
+    assert list(labels.definitions) == ['red', 'vibrant', 'desaturated']
+    kinds = {name: (d.kind, d.power, d.scale) for name, d in labels.definitions.items()}
+    assert kinds == {
+        'red': ('primary', 10, 0.5),
+        'vibrant': ('vibrancy', 100, 0.5),
+        'desaturated': ('desaturation', 10, 0.5),
+    }
+    assert labels.definitions['red'].color == 'red'
+    assert [e.targets for e in config.evaluations] == [['red']] * 3
     # DESIGN §4 schedule: last keyframe at step 3000 → 3,001 steps.
     assert len(ex29.dopesheet) == 3001
     assert 'lr' in ex29.dopesheet.props
 
 
 def test_ex29_builds_the_seeds_model(ex29):
-    model = ex29.config.build_model()
+    model = build_model(ex29.config)
     expected = CNColorMLP(5, n_nonlinear=2)
     assert type(model) is CNColorMLP
     shapes = {name: tuple(p.shape) for name, p in model.state_dict().items()}
@@ -80,7 +92,7 @@ def test_ex29_builds_the_seeds_model(ex29):
 
 
 def test_ex29_regularizers_are_the_seeds_five(ex29):
-    regularizers = {r.name: r for r in ex29.config.build_regularizers()}
+    regularizers = {r.name: r for r in build_regularizers(ex29.config)}
     assert list(regularizers) == ['reg-unit', 'reg-anchor', 'reg-separate', 'reg-planar-d', 'reg-anti-anchor']
     expected = {  # DESIGN §4: class, label affinities, layers
         'reg-unit': (Unitarity, None, ['encoder']),
@@ -106,7 +118,7 @@ def test_ex29_regularizers_are_the_seeds_five(ex29):
 
 def test_ex29_regularizers_compute_the_design_formulas(ex29):
     """The built terms are the right maths, not just the right classes: checked on one vector by hand."""
-    terms = {r.name: r.compute_loss_term for r in ex29.config.build_regularizers()}
+    terms = {r.name: r.compute_loss_term for r in build_regularizers(ex29.config)}
     x = torch.tensor([[0.6, 0.8, 0.0, 0.0, 0.0]])  # ‖x‖ = 1, cos(x, e0) = 0.6
     assert terms['reg-unit'](x).item() == pytest.approx(0.0, abs=1e-6)  # (‖x‖ − 1)²
     assert terms['reg-anchor'](x).item() == pytest.approx(0.4, abs=1e-6)  # 1 − 0.6
@@ -116,8 +128,8 @@ def test_ex29_regularizers_compute_the_design_formulas(ex29):
 
 def test_ex29_evaluations_are_ablate_prune_suppress(ex29):
     ablated, pruned, suppressed = ex29.config.evaluations
-    assert ablated == AblateEvaluation(name='ablated', kind='ablate', layer='bottleneck', dims=[0])
-    assert pruned == AblateEvaluation(name='pruned', kind='prune', layer='bottleneck', dims=[0])
+    assert ablated == AblateEvaluation(name='ablated', kind='ablate', target='red', layer='bottleneck', dims=[0])
+    assert pruned == AblateEvaluation(name='pruned', kind='prune', target='red', layer='bottleneck', dims=[0])
     assert isinstance(suppressed, SuppressEvaluation)
     intervention = build_intervention(suppressed)
     assert intervention.layer_affinities == ['bottleneck']
@@ -130,15 +142,15 @@ def test_ex29_evaluations_are_ablate_prune_suppress(ex29):
 
 
 def test_ex29_training_data_is_3600_colours_weighted_by_cube_bias(ex29):
-    data = ex29.config.training_data()
-    assert data.colours.shape == (3600, 3)  # 36 hues × 10 saturations × 10 values
+    data = training_data(ex29.config)
+    assert data.colors.shape == (3600, 3)  # 36 hues × 10 saturations × 10 values
     assert data.batch_size == 64
     # Independent route: recover s, v from each RGB colour with colorsys and apply DESIGN §3's bias,
     # w = (1−v)/(n_s·n_h) + (1−s)·v/n_h + s·v with n_h = 36, n_s = 10. (colorsys gives s = 0 for
     # greys and any s for black, where the formula does not depend on s.)
     n_h, n_s = 36, 10
     expected = []
-    for r, g, b in data.colours.double().tolist():
+    for r, g, b in data.colors.double().tolist():
         _, s, v = colorsys.rgb_to_hsv(r, g, b)
         expected.append((1 - v) / (n_s * n_h) + (1 - s) * v / n_h + s * v)
     torch.testing.assert_close(data.weights.double(), torch.tensor(expected, dtype=torch.float64), atol=1e-6, rtol=0)
@@ -147,8 +159,8 @@ def test_ex29_training_data_is_3600_colours_weighted_by_cube_bias(ex29):
 
 
 def test_ex29_label_probabilities_follow_the_labels_section(ex29):
-    data = ex29.config.training_data()
-    colours = data.colours
+    data = training_data(ex29.config)
+    colours = data.colors
     red = int(((colours - torch.tensor([1.0, 0, 0])).abs().sum(dim=1) < 1e-6).nonzero()[0])
     white = int(((colours - 1).abs().sum(dim=1) < 1e-6).nonzero()[0])
     p = data.label_probabilities
@@ -160,8 +172,8 @@ def test_ex29_label_probabilities_follow_the_labels_section(ex29):
 
 
 def test_a_label_scale_of_zero_turns_the_label_off(raw):
-    raw['labels']['vibrant'] = 0
-    data = parse_config(raw).training_data()
+    raw['labels']['vibrant']['scale'] = 0
+    data = training_data(parse_config(raw))
     assert set(data.label_probabilities) == {'red', 'desaturated'}
 
 
@@ -190,7 +202,8 @@ def test_dumped_config_parses_back_to_the_same_config(raw, hues, saturations, ba
     raw = copy.deepcopy(raw)
     raw['experiment']['seed'] = seed
     raw['data'].update(hues=hues, saturations=saturations, batch_size=batch_size)
-    raw['labels'].update(red=red, soft=soft)
+    raw['labels']['soft'] = soft
+    raw['labels']['red']['scale'] = red
     raw['regularizers'][2]['power'] = power
     config = parse_config(raw)
     dumped = tomllib.loads(tomli_w.dumps(config.model_dump(mode='json', exclude_none=True)))
@@ -200,7 +213,8 @@ def test_dumped_config_parses_back_to_the_same_config(raw, hues, saturations, ba
 def test_defaults_fill_omitted_sections(raw):
     minimal = {'experiment': {'name': 'x'}, 'model': {'k_bottleneck': 3}}
     config = parse_config(minimal)
-    assert (config.data.hues, config.data.batch_size, config.labels.red, config.model.n_nonlinear) == (36, 64, 0.5, 1)
+    assert (config.data.hues, config.data.batch_size, config.model.n_nonlinear) == (36, 64, 1)
+    assert config.labels.definitions == {} and config.labels.soft is False and config.sweep is None
     assert config.regularizers == [] and config.evaluations == []
     assert config.experiment.dopesheet == 'dopesheet.csv'
 
@@ -215,7 +229,7 @@ def test_unknown_top_level_key_lists_the_sections(raw):
     assert 'experiment, model, data, labels, regularizers, evaluations' in message
 
 
-@pytest.mark.parametrize('section', ['experiment', 'model', 'data', 'labels'])
+@pytest.mark.parametrize('section', ['experiment', 'model', 'data'])
 @given(key=st.text(alphabet='abcdefghijklmnopqrstuvwxyz_', min_size=1, max_size=12))
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_unknown_key_in_a_section_is_named(raw, section, key):
@@ -223,6 +237,15 @@ def test_unknown_key_in_a_section_is_named(raw, section, key):
     assume(key not in ExperimentConfig.model_fields[section].annotation.model_fields)  # a typo, not a real key
     raw[section][key] = 1
     assert config_error(raw).startswith(f'exp.toml: {section}.{key}: unknown key; expected one of ')
+
+
+@given(key=st.text(alphabet='abcdefghijklmnopqrstuvwxyz_', min_size=1, max_size=12))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_value_in_labels_that_is_not_a_table_is_named(raw, key):
+    raw = copy.deepcopy(raw)
+    assume(key != 'soft')
+    raw['labels'][key] = 1
+    assert config_error(raw).startswith(f'exp.toml: labels.{key}: not a label table; expected ')
 
 
 def test_unknown_key_in_a_regularizer_is_named_without_pydantics_union_step(raw):
@@ -264,8 +287,8 @@ def test_missing_regularizer_kind(raw):
 def test_unknown_label_in_affinities_is_named(raw):
     raw['regularizers'][1]['labels'] = {'rde': 1.0}  # a typo would otherwise switch the term off for good
     message = config_error(raw)
-    assert message.startswith('exp.toml: regularizers.1.labels.rde: ')
-    assert "'red'" in message
+    assert message.startswith("exp.toml: regularizers.1.labels.rde: label 'rde' is not declared")
+    assert '(red, vibrant, desaturated)' in message
 
 
 @pytest.mark.parametrize(('key', 'value'), [('k_codec', 2**40), ('k_bottleneck', 16000), ('n_nonlinear', 10**6)])

@@ -22,16 +22,21 @@ from torch import Tensor, nn
 
 from ex_color.evaluation import (
     Evaluation,
+    Target,
     display_cube,
     error_cube,
     evaluate,
+    evaluation_columns,
     latent_cube,
     per_colour_error,
     selectivity_grid,
     squared_correlation,
+    target_profile,
 )
 from ex_color.intervention import BoundedFalloff, InterventionConfig, Suppression
 from ex_color.model import CNColorMLP
+
+RED = Target('red', (0.0, 1.0, 1.0))
 
 N_ERROR_CUBE = 240 * 48 * 48  # 552,960
 NAMES = [
@@ -170,7 +175,7 @@ def test_latent_cube_is_rgb_20_cubed():
 
 
 def test_selectivity_grid_is_8_cubed_rgb_with_similarity_cubed_target():
-    colours, target = selectivity_grid()
+    colours, target = selectivity_grid(), target_profile([RED])
     assert colours.shape == (512, 3)
     assert colours.dtype == torch.float32
     assert target.shape == (512,)
@@ -200,7 +205,7 @@ def test_selectivity_grid_is_8_cubed_rgb_with_similarity_cubed_target():
 )
 def test_selectivity_target_by_hand(ijk, expected):
     i, j, k = ijk
-    _, target = selectivity_grid()
+    target = target_profile([RED])
     assert target[i * 64 + j * 8 + k] == pytest.approx(expected, abs=1e-12)
 
 
@@ -266,7 +271,7 @@ def test_squared_correlation_of_a_constant_is_zero():
 
 def test_evaluate_perfect_models_report_zero_error():
     for model in (Identity(), ClampedIdentity()):
-        result = evaluate(model)
+        result = evaluate(model, targets=[RED])
         assert isinstance(result, Evaluation)
         assert result.mse_max == 0.0
         assert result.mse_median == 0.0
@@ -276,7 +281,7 @@ def test_evaluate_perfect_models_report_zero_error():
 
 
 def test_evaluate_constant_model_by_hand():
-    result = evaluate(Constant())
+    result = evaluate(Constant(), targets=[RED])
     # every error is the mean over channels of (0.5 − x)²
     assert result.named_colors['white'] == pytest.approx(0.25)  # (.25 + .25 + .25)/3
     assert result.named_colors['red'] == pytest.approx(0.25)  # (.5² + .5² + .5²)/3
@@ -306,13 +311,13 @@ def test_evaluate_median_is_the_lower_middle_value_like_torch_median():
 
     # V = k/47 for k = 0..47: k ≤ 23 → V ≤ .489 (error 0), k ≥ 24 → V ≥ .511 (error .25); exactly half each.
     # The two middle values are 0 and .25: the seed's torch.median reports the lower (0), not .125 or .25.
-    result = evaluate(BrightShift())
+    result = evaluate(BrightShift(), targets=[RED])
     assert result.mse_median == 0.0
     assert result.mse_max == pytest.approx(0.25)
 
 
 def test_evaluate_damage_proportional_to_similarity_cubed_is_fully_selective():
-    result = evaluate(RedDamage())
+    result = evaluate(RedDamage(), targets=[RED])
     k = RedDamage.k
     assert result.selectivity_r2 == pytest.approx(1.0, abs=1e-6)  # error = k·sim³ exactly
     assert result.named_colors['red'] == pytest.approx(k)  # sim = 1
@@ -335,7 +340,7 @@ def test_evaluate_a_less_selective_model_scores_below_one():
         def forward(self, x: Tensor) -> Tensor:
             return x + torch.tensor([0.0, 0.0, 0.2]) * (x[:, 2:] > 0)
 
-    assert evaluate(ChannelShift()).selectivity_r2 < 0.5
+    assert evaluate(ChannelShift(), targets=[RED]).selectivity_r2 < 0.5
 
 
 def _manual_errors(model: CNColorMLP, colours: Tensor, suppress_red: bool) -> np.ndarray:
@@ -372,7 +377,7 @@ def mlp_runs() -> MlpRuns:
     results, counters = {}, {}
     for suppress_red in (False, True):
         counters[suppress_red] = ForwardCounter(model)
-        results[suppress_red] = evaluate(model, [suppression] if suppress_red else [])
+        results[suppress_red] = evaluate(model, [suppression] if suppress_red else [], [RED])
         counters[suppress_red].remove()
     return MlpRuns(model, results, counters, model.training)
 
@@ -415,10 +420,11 @@ def test_evaluate_runs_in_a_few_large_forward_passes(mlp_runs, suppress_red):
     assert counter.calls <= 5  # e.g. 3 chunks of the error cube + named + grid; not 64-row batches
 
 
-def test_evaluation_to_dict_holds_every_figure():
-    result = evaluate(Constant())
-    as_dict = result.to_dict()
-    assert set(as_dict) == {'mse_max', 'mse_median', 'selectivity_r2', 'named_colors'}
-    assert as_dict['mse_max'] == result.mse_max
-    assert as_dict['named_colors'] == result.named_colors
-    assert as_dict['named_colors'] is not result.named_colors  # asdict copies, so the result stays intact
+def test_evaluation_row_names_every_figure_as_sweep_columns():
+    """One row per variant: the same keys `evaluation_columns` promises (what [sweep] may name)."""
+    result = evaluate(Constant(), targets=[RED])
+    row = result.row('ablated')
+    assert list(row) == evaluation_columns('ablated', result.named_colors)
+    assert row['ablated_selectivity_r2'] == result.selectivity_r2
+    assert row['ablated_dark_gray'] == result.named_colors['dark gray']
+    assert result.targets == ['red']

@@ -155,7 +155,7 @@ def test_prune_hidden_layer_keeps_k_bottleneck():
     [
         ([5], r'out of range .* width 5'),
         ([-1], r'out of range'),
-        ([1, 1], r'duplicate dims \[1\]'),
+        ([1, 1], r'repeats \[1\]'),
         ([], r'dims is empty'),
         ([0.5], r'must be integers'),
         ('0', r'sequence of integers'),

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import ex_color.sweep as sweep_module
 from ex_color.config import ConfigError, load_experiment
-from ex_color.evaluation import pareto_front, validation_set
+from ex_color.data.labels import seed_labels
+from ex_color.evaluation import color_column, pareto_front, validation_set
 from ex_color.experiment import run_experiment
 from ex_color.sweep import parse_seeds, run_sweep
 from ex_color.training.engine import TrainingInterrupted
@@ -38,15 +39,15 @@ def test_sweep_rows_equal_lone_runs(experiment, swept, tmp_path: Path):
     for seed in (0, 1, 2):
         alone = run_experiment(experiment, seed=seed, out=tmp_path / f'seed-{seed}', steps=STEPS, progress=False)
         results = alone.results
-        for name, e in results['evaluations'].items():
-            assert table.loc[seed, f'{name}_mse_max'] == e['mse_max']
-            assert table.loc[seed, f'{name}_mse_median'] == e['mse_median']
-            assert table.loc[seed, f'{name}_selectivity_r2'] == e['selectivity_r2']
-            assert table.loc[seed, f'{name}_red'] == e['named_colors']['red']
-            assert table.loc[seed, f'{name}_cyan'] == e['named_colors']['cyan']
-        for column, value in results['validation'].items():
+        for name, e in results.evaluations.items():
+            assert table.loc[seed, f'{name}_mse_max'] == e.mse_max
+            assert table.loc[seed, f'{name}_mse_median'] == e.mse_median
+            assert table.loc[seed, f'{name}_selectivity_r2'] == e.selectivity_r2
+            for colour, error in e.named_colors.items():
+                assert table.loc[seed, color_column(name, colour)] == error
+        for column, value in results.validation.items():
             assert table.loc[seed, column] == value
-        assert table.loc[seed, 'train_loss_recon'] == results['final_train_loss']['loss_recon']
+        assert table.loc[seed, 'train_loss_recon'] == results.final_train_loss['loss_recon']
 
 
 def test_sweep_directory_has_table_pareto_and_best_run(swept):
@@ -126,7 +127,8 @@ def test_pareto_front_matches_brute_force(points):
 
 
 def test_validation_set_is_cell_centres_and_corners_with_exact_labels():
-    colours, labels = validation_set()
+    """The generic rule (formula^power ≥ 0.5) gives Ex 2.9's labels exactly: pure red, S·V = 1, S·V = 0."""
+    colours, labels = validation_set(seed_labels())
     assert colours.shape == (8**3 + 8, 3)
     values = np.unique(colours.numpy())
     expected = np.concatenate([[0.0], (np.arange(8) + 0.5) / 8, [1.0]])

@@ -11,8 +11,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ex_color import __version__
+
+if TYPE_CHECKING:
+    from ex_color.rundir import RunResults
 
 log = logging.getLogger('ex_color')
 
@@ -20,6 +24,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 HEADLINE_COLOURS = ('red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'black', 'white')
+"""Named colours every run's table shows, after the evaluations' targets."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,16 +136,14 @@ def _sweep(args: argparse.Namespace, experiment: object) -> None:
         f'{summary["title"]} · {len(table)} seeds · {summary["steps"]} steps · chunks of {summary["chunk"]} · '
         f'{summary["wall_seconds_this_call"]:.1f} s'
     )
-    selectivity = table['ablated_selectivity_r2']
+    ranked = table[summary['best_column']]
+    best_value = ranked.max() if summary['best_column'] in summary['maximise'] else ranked.min()
     print(
-        f'ablated selectivity r²: median {selectivity.median():.3f}, best {selectivity.max():.3f}; '
+        f'{summary["best_column"]}: median {_figure(ranked.median())}, best {_figure(best_value)}; '
         f'Pareto seeds: {", ".join(str(s) for s in summary["pareto_seeds"])}'
     )
     best = table.set_index('seed').loc[result.best_seed]
-    print(
-        f'best seed {result.best_seed}: ablated selectivity {best["ablated_selectivity_r2"]:.3f}, '
-        f'red {best["ablated_red"]:.2g}, cyan {best["ablated_cyan"]:.2g}, val_recon {best["val_recon"]:.2g}'
-    )
+    print(f'best seed {result.best_seed}: ' + ', '.join(f'{c} {_figure(best[c])}' for c in summary['print']))
     print(f'Results: {result.directory} (best run: {result.directory / "best"})')
     if args.report:
         from ex_color.vis.report import write_sweep_report
@@ -168,15 +171,30 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def print_results(directory: object, results: dict) -> None:
-    """The headline figures of a run, as a short table."""
+def _figure(value: float) -> str:
+    """A selectivity-like figure to three decimals, an error to two significant digits."""
+    return f'{value:.3f}' if 0.01 <= abs(value) <= 1 else f'{value:.2g}'
+
+
+def print_results(directory: object, results: RunResults) -> None:
+    """The headline figures of a run, as a short table: each evaluation's targets first among the colours."""
     print(
-        f'{results["title"]} · seed {results["seed"]} · {results["engine"]} engine · {results["steps"]} steps '
-        f'in {results["train_seconds"]:.1f} s'
+        f'{results.title} · seed {results.seed} · {results.engine} engine · {results.steps} steps '
+        f'in {results.train_seconds:.1f} s'
     )
-    header = f'{"":<12}{"mse max":>10}{"median":>10}{"select r²":>10}' + ''.join(f'{c:>9}' for c in HEADLINE_COLOURS)
-    print(header)
-    for name, e in results['evaluations'].items():
-        colours = ''.join(f'{e["named_colors"][c]:>9.2g}' for c in HEADLINE_COLOURS)
-        print(f'{name:<12}{e["mse_max"]:>10.2g}{e["mse_median"]:>10.2g}{e["selectivity_r2"]:>10.3f}{colours}')
+    from ex_color.data.named_colors import NAMED_COLORS
+
+    targets = [t for e in results.evaluations.values() for t in e.targets if t in NAMED_COLORS]
+    colours = list(dict.fromkeys([*targets, *HEADLINE_COLOURS]))
+    print(f'{"":<12}{"mse max":>10}{"median":>10}{"select r²":>10}' + ''.join(f'{c:>9}' for c in colours))
+    for name, e in results.evaluations.items():
+        errors = ''.join(f'{e.named_colors[c]:>9.2g}' for c in colours)
+        print(f'{name:<12}{e.mse_max:>10.2g}{e.mse_median:>10.2g}{e.selectivity_r2:>10.3f}{errors}')
+    targets_line = '; '.join(
+        f'{name} removes {", ".join(e.targets)}'
+        for name, e in results.evaluations.items()
+        if name != 'baseline' and e.targets
+    )
+    if targets_line:
+        print(f'Targets: {targets_line}')
     print(f'Results: {directory}')

@@ -5,16 +5,17 @@
   maximum and the median per-colour error.
 - The named-colour table: per-colour error of each of the 17 named colours.
 - `selectivity_r2`: over an 8×8×8 RGB grid, the squared Pearson correlation between the
-  per-colour error and `hsv_similarity(colour, red, hemi=True, mode='angular')³`. Near 1
-  means the damage falls on red and fades with distance from red.
+  per-colour error and `hsv_similarity(colour, target, hemi=True, mode='angular')³`, the
+  target being the concept the edit removes (with several targets, the largest similarity).
+  Near 1 means the damage falls on the target and fades with distance from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from functools import cache
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,21 @@ import torch
 from torch import Tensor, nn
 
 from ex_color.data import ColorCube, arange_cyclic, hsv_similarity, named_colors_rgb, rgb_to_hsv
+from ex_color.data.labels import ConceptLabel
 from ex_color.inference import infer
 from ex_color.intervention import InterventionConfig
 from ex_color.loss import RegularizerConfig, regularization_loss
 
-RED_HSV = (0.0, 1.0, 1.0)
 ArrayT = TypeVar('ArrayT', Tensor, np.ndarray)
+METRICS = ('mse_max', 'mse_median', 'selectivity_r2')
+"""The per-variant figures besides the named-colour table."""
+
+
+class Target(NamedTuple):
+    """A concept an edit removes: its name and its colour in HSV (hue in turns)."""
+
+    name: str
+    hsv: tuple[float, float, float]
 
 
 @cache
@@ -50,12 +60,40 @@ def latent_cube() -> ColorCube:
 
 
 @cache
-def selectivity_grid() -> tuple[Tensor, np.ndarray]:
-    """The 8³ RGB grid `[512, 3]` and its target profile `similarity_to_red³` `[512]`."""
+def selectivity_grid_rgb() -> np.ndarray:
+    """The 8³ RGB grid `[512, 3]` (float64) over which selectivity is measured."""
     axis = np.linspace(0, 1, 8)
-    colours = ColorCube.from_rgb(r=axis, g=axis, b=axis).rgb_grid.reshape(-1, 3)
-    similarity = hsv_similarity(rgb_to_hsv(colours), np.array(RED_HSV), hemi=True, mode='angular')
-    return torch.tensor(colours, dtype=torch.float32), np.asarray(similarity, dtype=np.float64) ** 3
+    return ColorCube.from_rgb(r=axis, g=axis, b=axis).rgb_grid.reshape(-1, 3)
+
+
+@cache
+def selectivity_grid() -> Tensor:
+    """The selectivity grid as the models' input `[512, 3]` float32."""
+    return torch.tensor(selectivity_grid_rgb(), dtype=torch.float32)
+
+
+def target_similarity(colors: np.ndarray | Tensor, targets: Sequence[Target]) -> np.ndarray:
+    """Each colour's similarity to its nearest target, `hsv_similarity` (angular, hemi): `[N, 3]` RGB → `[N]`."""
+    hsv = rgb_to_hsv(np.asarray(colors, dtype=np.float64))
+    if not targets:
+        return np.zeros(hsv.shape[:-1])
+    similarity = [hsv_similarity(hsv, np.array(t.hsv), hemi=True, mode='angular') for t in targets]
+    return np.max(np.stack(similarity), axis=0)
+
+
+def target_profile(targets: Sequence[Target]) -> np.ndarray:
+    """The selectivity grid's target profile: similarity to the nearest target, cubed `[512]`."""
+    return target_similarity(selectivity_grid_rgb(), targets) ** 3
+
+
+def evaluation_columns(name: str, colors: Iterable[str]) -> list[str]:
+    """A variant's columns in a sweep's table: `<name>_<metric>` and `<name>_<colour>` (spaces → '_')."""
+    return [f'{name}_{metric}' for metric in METRICS] + [color_column(name, c) for c in colors]
+
+
+def color_column(variant: str, color: str) -> str:
+    """`('ablated', 'dark gray')` → `'ablated_dark_gray'`."""
+    return f'{variant}_{color.replace(" ", "_")}'
 
 
 def per_colour_error(outputs: ArrayT, targets: ArrayT) -> ArrayT:
@@ -81,13 +119,22 @@ class Evaluation:
     mse_median: float
     selectivity_r2: float
     named_colors: dict[str, float]
+    targets: list[str] = field(default_factory=list)
+    """The concepts selectivity is measured against."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def row(self, name: str) -> dict[str, float]:
+        """This variant's columns of a sweep's table (see `evaluation_columns`)."""
+        values = [getattr(self, metric) for metric in METRICS] + list(self.named_colors.values())
+        return dict(zip(evaluation_columns(name, self.named_colors), values, strict=True))
 
-def evaluate(model: nn.Module, interventions: Sequence[InterventionConfig] = ()) -> Evaluation:
-    """Error-cube max and median, the named-colour table and selectivity, in three large passes."""
+
+def evaluate(
+    model: nn.Module, interventions: Sequence[InterventionConfig] = (), targets: Sequence[Target] = ()
+) -> Evaluation:
+    """Error-cube max and median, the named-colour table and selectivity against `targets`, in three passes."""
     cube_colours = torch.tensor(error_cube().rgb_grid.reshape(-1, 3), dtype=torch.float32)
     cube_error = per_colour_error(infer(model, cube_colours, interventions).outputs, cube_colours)
 
@@ -95,36 +142,39 @@ def evaluate(model: nn.Module, interventions: Sequence[InterventionConfig] = ())
     named = torch.tensor(named_rgb, dtype=torch.float32)
     named_error = per_colour_error(infer(model, named, interventions).outputs, named)
 
-    grid, target = selectivity_grid()
+    grid = selectivity_grid()
     grid_error = per_colour_error(infer(model, grid, interventions).outputs, grid)
 
     return Evaluation(
         mse_max=float(cube_error.max()),
         mse_median=float(cube_error.median()),
-        selectivity_r2=squared_correlation(grid_error.numpy(), target),
+        selectivity_r2=squared_correlation(grid_error.numpy(), target_profile(targets)),
         named_colors={name: float(e) for name, e in zip(names, named_error.tolist(), strict=True)},
+        targets=[t.name for t in targets],
     )
 
 
 @cache
-def validation_set() -> tuple[Tensor, dict[str, Tensor]]:
-    """Held-out colours `[520, 3]` with exact labels `{name: [520]}`.
-
-    The centres of the cells of an 8×8×8 RGB grid (never seen in training, whose cube is
-    HSV) plus the cube's 8 corners. Labels are exact, not sampled: `red` = 1 only for pure
-    red, `vibrant` = 1 where S·V = 1, `desaturated` = 1 where S·V = 0.
-    """
+def validation_colors() -> Tensor:
+    """Held-out colours `[520, 3]`: the centres of the cells of an 8×8×8 RGB grid (never seen in
+    training, whose cube is HSV) plus the cube's 8 corners."""
     centres = (np.arange(8) + 0.5) / 8
     cells = ColorCube.from_rgb(r=centres, g=centres, b=centres).rgb_grid.reshape(-1, 3)
     corners = ColorCube.from_rgb(r=[0, 1], g=[0, 1], b=[0, 1]).rgb_grid.reshape(-1, 3)
-    colours = torch.tensor(np.concatenate([cells, corners]), dtype=torch.float32)
-    chroma = colours.amax(-1) - colours.amin(-1)
-    labels = {
-        'red': (colours == torch.tensor([1.0, 0.0, 0.0])).all(-1).float(),
-        'vibrant': (chroma == 1).float(),
-        'desaturated': (chroma == 0).float(),
-    }
-    return colours, labels
+    return torch.tensor(np.concatenate([cells, corners]), dtype=torch.float32)
+
+
+def validation_set(labels: Mapping[str, ConceptLabel]) -> tuple[Tensor, dict[str, Tensor]]:
+    """The held-out colours `[520, 3]` with exact labels `{name: [520]}` from the label definitions.
+
+    Labels are hard, not sampled: a colour carries a label when the label's formula raised
+    to its power (before scale) is at least 0.5 (`ConceptLabel.validation_labels`). Labels
+    turned off (scale 0) are left out, as in training. For
+    Ex 2.9 that is pure red alone for `red`, S·V = 1 for `vibrant` and S·V = 0 for
+    `desaturated`.
+    """
+    colors = validation_colors()
+    return colors, {name: label.validation_labels(colors) for name, label in labels.items() if label.scale}
 
 
 def validation_column(regularizer_name: str) -> str:
@@ -132,13 +182,15 @@ def validation_column(regularizer_name: str) -> str:
     return 'val_' + regularizer_name.removeprefix('reg-')
 
 
-def validation_losses(model: nn.Module, regularizers: Sequence[RegularizerConfig]) -> dict[str, float]:
-    """Reconstruction MSE and each given regularizer's (unweighted) term on `validation_set()`.
+def validation_losses(
+    model: nn.Module, regularizers: Sequence[RegularizerConfig], labels: Mapping[str, ConceptLabel]
+) -> dict[str, float]:
+    """Reconstruction MSE and each given regularizer's (unweighted) term on `validation_set(labels)`.
 
-    Keys: `val_recon` and `val_<name>` (see `validation_column`). A term whose labels
-    select no validation colour is NaN.
+    Keys: `val_recon` and `val_<name>` (see `validation_column`). A term is NaN when none of
+    its labels is on (scale 0), and 0 when no validation colour carries them.
     """
-    colours, labels = validation_set()
+    colours, labels = validation_set(labels)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
     result = infer(model, colours, capture_layers=layers)
     losses = {'val_recon': float(per_colour_error(result.outputs, colours).mean())}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ['CNColorMLP', 'L2Norm', 'UnknownLayerError', 'get_layer']
+__all__ = ['CNColorMLP', 'L2Norm', 'UnknownLayerError', 'forward_hooks', 'get_layer']
 
 
 class UnknownLayerError(KeyError):
@@ -86,3 +89,30 @@ def get_layer(model: nn.Module, path: str) -> nn.Module:
         valid = ', '.join(repr(name) for name in modules if name)
         raise UnknownLayerError(f'no layer {path!r} in {type(model).__name__}; valid layers: {valid}')
     return modules[path]
+
+
+@contextmanager
+def forward_hooks(
+    model: nn.Module, layer_names: Iterable[str], on_output: Callable[[str, Tensor], object]
+) -> Iterator[None]:
+    """Within the block, call `on_output(name, output)` each time a named layer runs.
+
+    The one place activations are captured: inference, the Lightning trainer and the config's
+    width check all go through it. Hooks are removed on exit, also after an error.
+    """
+    layers = [(name, get_layer(model, name)) for name in dict.fromkeys(layer_names)]
+
+    def hook(name: str) -> Callable[[nn.Module, object, Tensor], None]:
+        def observe(_module: nn.Module, _inputs: object, output: Tensor) -> None:
+            on_output(name, output)  # returns None: a hook that returns a value would replace the output
+
+        return observe
+
+    handles = []
+    try:
+        for name, layer in layers:
+            handles.append(layer.register_forward_hook(hook(name)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,6 +24,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from ex_color.indices import check_indices
 from ex_color.model import get_layer
 
 __all__ = ['ablate', 'prune']
@@ -70,36 +70,6 @@ def _find_neighbours(model: nn.Module, layer_id: str) -> _Neighbours:
     return _Neighbours(producer_name, producer, consumer_name, consumer)
 
 
-def _validate_dims(dims: Iterable[int], width: int, layer_id: str, op: str) -> list[int]:
-    """Dims as a list of distinct ints in [0, width), or a one-line ValueError saying what is wrong."""
-    if isinstance(dims, str | bytes):
-        raise ValueError(f'{op}: dims must be a sequence of integers, got the string {dims!r}')
-    try:
-        values = list(dims)
-    except TypeError:
-        raise ValueError(f'{op}: dims must be a sequence of integers, got {dims!r}') from None
-    checked: list[int] = []
-    for value in values:
-        if isinstance(value, bool):
-            raise ValueError(f'{op}: dims must be integers, got {value!r}')
-        try:
-            checked.append(operator.index(value))
-        except TypeError:
-            raise ValueError(f'{op}: dims must be integers, got {value!r}') from None
-    if not checked:
-        raise ValueError(f'{op}: dims is empty; expected at least one index in [0, {width}) for layer {layer_id!r}')
-    duplicates = sorted({d for d in checked if checked.count(d) > 1})
-    if duplicates:
-        raise ValueError(f'{op}: duplicate dims {duplicates}; expected each index at most once')
-    out_of_range = [d for d in checked if not 0 <= d < width]
-    if out_of_range:
-        raise ValueError(
-            f'{op}: dims {out_of_range} out of range for layer {layer_id!r} of width {width}; '
-            f'expected indices in [0, {width})'
-        )
-    return checked
-
-
 def ablate(model: M, layer_id: str, dims: Iterable[int]) -> M:
     """Copy of `model` whose layer `layer_id` always outputs 0 in `dims`; shapes are unchanged.
 
@@ -107,7 +77,7 @@ def ablate(model: M, layer_id: str, dims: Iterable[int]) -> M:
     Linear's input columns for those dims (see the module docstring for which Linears).
     """
     nb = _find_neighbours(model, layer_id)
-    dims = _validate_dims(dims, nb.width, layer_id, 'ablate')
+    dims = check_indices(dims, 'ablate: dims', nb.width, layer_id)
 
     ablated = copy.deepcopy(model)
     producer = get_layer(ablated, nb.producer_name)
@@ -131,7 +101,7 @@ def prune(model: M, layer_id: str, dims: Iterable[int]) -> M:
     `k_bottleneck` attribute and the pruned layer is its `bottleneck`, the attribute is updated.
     """
     nb = _find_neighbours(model, layer_id)
-    dims = _validate_dims(dims, nb.width, layer_id, 'prune')
+    dims = check_indices(dims, 'prune: dims', nb.width, layer_id)
     removed = set(dims)
     keep = [d for d in range(nb.width) if d not in removed]
     if not keep:

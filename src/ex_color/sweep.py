@@ -8,9 +8,9 @@ chunks run one after another in this process. The sweep directory holds:
     seeds/seed-<N>.pt            each finished seed: model, metrics, figures (a rerun skips these)
     sweep.csv                    one row per seed: final train losses, val_*, and per evaluation
                                  <name>_mse_max, _mse_median, _selectivity_r2, _<colour>
-    pareto.csv                   the rows no other row dominates (min val_recon, val_anchor;
-                                 max ablated_selectivity_r2)
-    sweep.json                   summary: seeds, best seed, chunk size, timings
+    pareto.csv                   the rows no other row dominates on the experiment's [sweep]
+                                 objectives (columns to minimise and to maximise)
+    sweep.json                   summary: seeds, objectives, best seed, chunk size, timings
     best/                        the best seed's run directory, as `ex-color run` writes it
 """
 
@@ -29,19 +29,17 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ex_color.config import ConfigError, Experiment
+from ex_color.config import ConfigError, Experiment, build_model, sweep_objectives
 from ex_color.evaluation import Evaluation, pareto_front
-from ex_color.experiment import SeedOutcome, stop_on_signals, train_chunk, write_inputs, write_run
+from ex_color.experiment import SeedOutcome, checked_steps, stop_on_signals, train_chunk
 from ex_color.files import write_atomic
+from ex_color.rundir import write_inputs, write_run
 from ex_color.training.engine import EngineOptions
 
 log = logging.getLogger(__name__)
 
 MAX_CHUNK = 60
 """Seeds per ensemble by default: enough to amortise per-step overhead, small in memory."""
-REPORTED_COLOURS = ('red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'black', 'white')
-PARETO_MINIMISE = ('val_recon', 'val_anchor')
-PARETO_MAXIMISE = ('ablated_selectivity_r2',)
 CHUNK_CHECKPOINT = 'chunk.pt'
 
 
@@ -85,10 +83,7 @@ def sweep_row(outcome: SeedOutcome) -> dict[str, Any]:
     row.update({f'train_{k}': v for k, v in outcome.final_train_loss().items()})
     row.update(outcome.validation)
     for name, e in outcome.evaluations.items():
-        row[f'{name}_mse_max'] = e.mse_max
-        row[f'{name}_mse_median'] = e.mse_median
-        row[f'{name}_selectivity_r2'] = e.selectivity_r2
-        row.update({f'{name}_{c}': e.named_colors[c] for c in REPORTED_COLOURS})
+        row.update(e.row(name))
     return row
 
 
@@ -109,10 +104,7 @@ def run_sweep(
     seeds = list(seeds)
     if not seeds:
         raise ConfigError('--seeds: no seeds given')
-    length = len(experiment.dopesheet)
-    steps = length if steps is None else steps
-    if not 0 < steps <= length:
-        raise ConfigError(f'--steps must be in 1..{length} (the length of {experiment.dopesheet_path}), got {steps}')
+    steps = checked_steps(experiment, steps)
     chunk = chunk or min(len(seeds), MAX_CHUNK)
     if chunk < 1:
         raise ConfigError(f'--chunk must be >= 1, got {chunk}')
@@ -149,27 +141,38 @@ def run_sweep(
             _write_table(directory, seeds)
 
     table = _write_table(directory, seeds)
-    pareto = table[pareto_front(table, PARETO_MINIMISE, PARETO_MAXIMISE)]
+    minimise, maximise, best_column, shown = sweep_objectives(experiment.config)
+    pareto = table[pareto_front(table, minimise, maximise)]
     write_atomic(directory / 'pareto.csv', pareto.to_csv(index=False))
-    best_seed = int(
-        pareto.sort_values(['ablated_selectivity_r2', 'val_recon'], ascending=[False, True]).iloc[0]['seed']
-    )
+    best_seed = pick_best(pareto, minimise, maximise, best_column)
     best, best_train_seconds = _load_seed(directory, best_seed, experiment)
-    write_run(directory / 'best', experiment, best, engine='fast', steps=steps, train_seconds=best_train_seconds)
+    results = best.results(experiment, engine='fast', steps=steps, train_seconds=best_train_seconds)
+    write_run(directory / 'best', experiment, best.model, best.metrics, results)
     summary = {
         'experiment': experiment.name,
         'title': experiment.config.experiment.name,
         'seeds': seeds,
         'steps': steps,
         'chunk': chunk,
+        'minimise': minimise,
+        'maximise': maximise,
+        'best_column': best_column,
+        'print': shown,
         'best_seed': best_seed,
         'pareto_seeds': [int(s) for s in pareto['seed']],
         'train_seconds_this_call': train_seconds,
         'wall_seconds_this_call': time.perf_counter() - started,
-        'ablated_selectivity_r2_median': float(table['ablated_selectivity_r2'].median()),
+        f'{best_column}_median': float(table[best_column].median()),
     }
     write_atomic(directory / 'sweep.json', json.dumps(summary, indent=2) + '\n')
     return SweepResult(directory, table, pareto, best_seed, summary)
+
+
+def pick_best(pareto: pd.DataFrame, minimise: Sequence[str], maximise: Sequence[str], best: str) -> int:
+    """The Pareto seed with the best `best` column; ties go to the other objectives in order."""
+    order = [best, *(c for c in (*maximise, *minimise) if c != best)]
+    ascending = [c in minimise for c in order]
+    return int(pareto.sort_values([*order, 'seed'], ascending=[*ascending, True]).iloc[0]['seed'])
 
 
 def _span(seeds: Sequence[int]) -> str:
@@ -225,7 +228,7 @@ def _save_seed(directory: Path, outcome: SeedOutcome, train_seconds: float) -> N
 def _load_seed(directory: Path, seed: int, experiment: Experiment) -> tuple[SeedOutcome, float]:
     """A finished seed, and its share of its chunk's training time."""
     state = torch.load(_seed_file(directory, seed), weights_only=False)
-    model = experiment.config.build_model()
+    model = build_model(experiment.config)
     model.load_state_dict(state['model'])
     outcome = SeedOutcome(
         seed=seed,

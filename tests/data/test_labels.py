@@ -8,10 +8,19 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
+from ex_color.data.color import redness
 from ex_color.data.color_cube import ColorCube
 from ex_color.data.cube_sampler import vibrancy
 from ex_color.data.cyclic import arange_cyclic
-from ex_color.data.labels import collate_with_generated_labels, label_probabilities, sample_labels
+from ex_color.data.labels import (
+    ConceptLabel,
+    collate_with_generated_labels,
+    label_probabilities,
+    probabilities_of,
+    sample_labels,
+    seed_labels,
+    target_hsv,
+)
 
 COLORS = torch.tensor(
     [
@@ -161,3 +170,85 @@ def test_labelling_module_reexports():
 
     assert labelling.collate_with_generated_labels is collate_with_generated_labels
     assert labelling.label_probabilities is label_probabilities
+
+
+# Label definitions by kind ------------------------------------------------------------------
+
+KIND_COLORS = torch.tensor(
+    [
+        [1.0, 0.0, 0.0],  # red
+        [0.0, 1.0, 0.0],  # green
+        [0.0, 1.0, 1.0],  # cyan
+        [0.5, 0.5, 0.5],  # grey
+        [0.2, 0.4, 0.6],
+    ],
+    dtype=torch.float64,
+)
+
+
+def test_primary_labels_by_hand():
+    # green·(1 − r/2 − b/2): red 0; green 1; cyan 1·(1 − 0 − ½) = ½; grey ½·(1 − ¼ − ¼) = ¼;
+    # (.2,.4,.6): .4·(1 − .1 − .3) = .24
+    green = ConceptLabel.primary('green', power=2, scale=0.5).probabilities(KIND_COLORS)
+    torch.testing.assert_close(green, torch.tensor([0, 1, 0.25, 0.0625, 0.24**2], dtype=torch.float64) * 0.5)
+    # blue·(1 − r/2 − g/2): cyan 1·(1 − ½) = ½; (.2,.4,.6) .6·(1 − .1 − .2) = .42
+    blue = ConceptLabel.primary('blue', power=1, scale=1).probabilities(KIND_COLORS)
+    torch.testing.assert_close(blue, torch.tensor([0, 0, 0.5, 0.25, 0.42], dtype=torch.float64))
+
+
+def test_primary_red_is_the_seeds_redness_bit_for_bit():
+    colors = torch.rand(4096, 3, generator=torch.Generator().manual_seed(0))
+    label = ConceptLabel.primary('red', power=10, scale=0.5)
+    assert torch.equal(label.probabilities(colors), redness(colors) ** 10 * 0.5)
+    assert torch.equal(seed_labels()['red'].probabilities(colors), redness(colors) ** 10 * 0.5)
+
+
+def test_vibrancy_and_desaturation_by_hand():
+    # s·v = max − min: red 1, green 1, cyan 1, grey 0, (.2,.4,.6) .4
+    vibrant = ConceptLabel('vibrancy', power=3, scale=1).probabilities(KIND_COLORS)
+    torch.testing.assert_close(vibrant, torch.tensor([1, 1, 1, 0, 0.4**3], dtype=torch.float64))
+    desaturated = ConceptLabel('desaturation', power=2, scale=0.25).probabilities(KIND_COLORS)
+    torch.testing.assert_close(desaturated, torch.tensor([0, 0, 0, 1, 0.6**2], dtype=torch.float64) * 0.25)
+
+
+def test_similarity_label_by_hand():
+    # Similarity to cyan (h=.5, s=v=1). Red: 180° away → hs = 0, r = 1 → 0. Green: 60° away →
+    # hs = (90 − 60)/90 = ⅓, r = 1 → ⅓. Cyan: 1. Grey (s=0, v=.5): (1 − |0 − 1|) = 0 → 0.
+    # (.2,.4,.6): h = 7/12 (210°), s = 2/3, v = .6; a = 30° → hs = 2/3; r = (.4 + 1)/2 = .7;
+    #   sim = (.7·⅔ + .3)·(1 − ⅓)·(1 − .4) = (23/30)·(2/3)·.6 = .30666…
+    cyan = ConceptLabel.similarity('cyan', power=1, scale=1).probabilities(KIND_COLORS)
+    torch.testing.assert_close(cyan, torch.tensor([0, 1 / 3, 1, 0, 23 / 30 * 2 / 3 * 0.6], dtype=torch.float64))
+    by_triple = ConceptLabel.similarity([0.5, 1, 1], power=10, scale=0.5).probabilities(KIND_COLORS)
+    torch.testing.assert_close(by_triple, cyan**10 * 0.5)
+
+
+def test_a_scale_of_zero_leaves_a_label_out():
+    labels = {'a': ConceptLabel('vibrancy', power=1, scale=0), 'b': ConceptLabel('vibrancy', power=1, scale=1)}
+    assert list(probabilities_of(labels, KIND_COLORS)) == ['b']
+
+
+@pytest.mark.parametrize(
+    ('make', 'match'),
+    [
+        (lambda: ConceptLabel.primary('cyan', power=1, scale=1), 'red, green or blue'),
+        (lambda: ConceptLabel.similarity('vermilion', power=1, scale=1), 'unknown colour'),
+        (lambda: ConceptLabel.similarity([0.5, 1.2, 1], power=1, scale=1), r'in \[0, 1\]'),
+        (lambda: ConceptLabel('vibrancy', power=-1, scale=1), 'power'),
+        (lambda: ConceptLabel('vibrancy', power=1, scale=1.5), 'scale'),
+    ],
+)
+def test_bad_label_definitions_are_one_line_errors(make, match):
+    with pytest.raises(ValueError, match=match) as caught:
+        make()
+    assert '\n' not in str(caught.value)
+
+
+def test_target_hsv_of_named_colours_and_triples():
+    assert target_hsv('cyan') == (0.5, 1.0, 1.0)
+    assert target_hsv([0.25, 0.5, 1]) == (0.25, 0.5, 1.0)
+
+
+def test_validation_labels_mark_colours_at_least_as_likely_as_not():
+    # Similarity to cyan to the 10th: cyan 1 → 1; (.2,.4,.6) .307¹⁰ ≈ 7e-6 → 0.
+    label = ConceptLabel.similarity('cyan', power=10, scale=0.5)
+    assert label.validation_labels(KIND_COLORS).tolist() == [0, 0, 1, 0, 0]

@@ -319,9 +319,9 @@ def test_mismatched_dimensions_raise(make, x, match):
     [
         (lambda: Anchor(torch.zeros(2, 2)), '1-D'),
         (lambda: Separate(power=0.0), 'power must be > 0'),
-        (lambda: Separate(channels=()), 'at least one channel'),
-        (lambda: AxisAlignedSubspace((1, 1)), 'must not repeat'),
-        (lambda: AxisAlignedSubspace((-1,)), 'non-negative'),
+        (lambda: Separate(channels=()), 'is empty'),
+        (lambda: AxisAlignedSubspace((1, 1)), 'repeats'),
+        (lambda: AxisAlignedSubspace((-1,)), 'out of range'),
     ],
 )
 def test_invalid_construction_raises(make, match):

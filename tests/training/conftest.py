@@ -8,11 +8,11 @@ import torch
 
 from ex_color.data import ColorCube, arange_cyclic
 from ex_color.data.cube_sampler import cube_training_tensors
-from ex_color.data.labels import label_probabilities
+from ex_color.data.labels import seed_labels
 from ex_color.loss import AngularAnchor, AntiAnchor, AxisAlignedSubspace, RegularizerConfig, Separate, Unitarity
 from ex_color.model import CNColorMLP
 from ex_color.temporal import Dopesheet
-from ex_color.training.engine import TrainingData
+from ex_color.training.data import TrainingData
 from ex_color.training.schedule import TrainingSchedule
 
 # Ex 2.9's dopesheet with every step divided by 10: 301 steps, same shape.
@@ -60,8 +60,9 @@ def data() -> TrainingData:
     cube = ColorCube.from_hsv(h=arange_cyclic(step_size=1 / 12), s=np.linspace(0, 1, 5), v=np.linspace(0, 1, 5))
     samples = cube_training_tensors(cube)
     return TrainingData(
-        colours=samples.colors,
+        colors=samples.colors,
         weights=samples.weights,
-        label_probabilities=label_probabilities(samples.colors, samples.vibrancies),
+        labels=seed_labels(),
+        vibrancies=samples.vibrancies,
         batch_size=32,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,8 @@ from ex_color.loss import NonFiniteLossError, RegularizerConfig
 from ex_color.training.engine import (
     EngineOptions,
     TrainingInterrupted,
+    _Batches,
+    data_generator,
     init_models,
     train_ensemble,
 )
@@ -165,3 +168,30 @@ def test_non_finite_loss_stops_naming_term_and_step_and_keeps_checkpoint(tmp_pat
 def test_steps_beyond_the_schedule_are_refused(data, regularizers, schedule):
     with pytest.raises(ValueError, match='steps'):
         train([0], data, regularizers, schedule, steps=len(schedule) + 1)
+
+
+def test_soft_labels_are_the_probabilities_and_hard_labels_are_draws_from_them(data):
+    """`soft = true` hands the regularizers each sample's probability; hard labels are 0/1 draws from it."""
+    soft = dataclasses.replace(data, soft=True)
+    for source, expect_soft in ((soft, True), (data, False)):
+        batches = _Batches(source, [data_generator(0), data_generator(1)])
+        batches.draw(0, 3)
+        for step in range(3):
+            colors, labels = batches.batch(step)
+            index = batches.indices[step]  # [S, B]
+            assert torch.equal(colors, source.colors[index])
+            for name, label in labels.items():
+                probability = source.label_probabilities[name][index].to(label.dtype)
+                if expect_soft:
+                    assert torch.equal(label, probability), name
+                else:
+                    assert set(label.unique().tolist()) <= {0.0, 1.0}, name
+                    assert bool((label[probability == 0] == 0).all()), name  # never drawn where impossible
+
+
+def test_soft_labels_change_training(data, regularizers, schedule):
+    hard = train([0], data, regularizers, schedule, steps=20)
+    soft = train([0], dataclasses.replace(data, soft=True), regularizers, schedule, steps=20)
+    assert not torch.equal(
+        parameters(hard.models[0])['encoder.0.weight'], parameters(soft.models[0])['encoder.0.weight']
+    )

@@ -30,8 +30,8 @@ class RecordSchedule(L.Callback):
 
 @pytest.fixture
 def loader(data) -> DataLoader:
-    vibrancies = data.colours.amax(-1) - data.colours.amin(-1)
-    dataset = TensorDataset(data.colours, vibrancies)
+    vibrancies = data.colors.amax(-1) - data.colors.amin(-1)
+    dataset = TensorDataset(data.colors, vibrancies)
     return DataLoader(
         dataset,
         batch_size=32,

@@ -128,7 +128,7 @@ def test_describe_similarity_scatter():
     similarity = np.array([0.0, 0.05, 0.5, 1.0])
     error = np.array([0.001, 0.002, 0.1, 0.3])
     colors = np.array([[0, 1, 1], [0, 0, 1], [1, 0.5, 0], [1, 0, 0]], dtype=float)
-    text = describe_similarity_scatter('S', similarity, error, colors, r2=0.97)
+    text = describe_similarity_scatter('S', similarity, error, colors, r2=0.97, target='red')
     assert 'r² = 0.970: error rises with similarity to red' in text
     assert 'largest error is at red (0.3)' in text
     assert 'below 0.1 have error at most 0.002' in text

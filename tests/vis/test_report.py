@@ -199,13 +199,18 @@ def test_named_colour_table_matches_results_json(short_run_report):
     results = json.loads((short_run_report.parent / 'results.json').read_text())
     evaluations = results['evaluations']
     cells = parse(short_run_report).cells
-    start = cells.index('red')
+    width = 1 + len(evaluations)
+    # The named-colour table's first row (red also names the summary table's targets).
+    start = next(i for i, c in enumerate(cells) if c == 'red' and cells[i + width : i + width + 1] == ['orange'])
     for i, colour in enumerate(evaluations['baseline']['named_colors']):
-        row = cells[start + i * (1 + len(evaluations)) : start + (i + 1) * (1 + len(evaluations))]
+        row = cells[start + i * width : start + (i + 1) * width]
         assert row[0] == colour
         assert row[1:] == [f'{e["named_colors"][colour]:.2g}' for e in evaluations.values()]
     html = short_run_report.read_text()
     assert 'pruned reconstructs every test colour as ablated does' in html
+    # Each evaluation's target cell is outlined: red, once per evaluation (ablated, pruned, suppressed).
+    assert html.count('title="target of ') == len(evaluations) - 1
+    assert 'title="target of ablated">' in html
 
 
 def test_run_report_shows_the_experiment_and_dopesheet(short_run_report):

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from ex_color.evaluation import error_cube, evaluate
+from ex_color.rundir import load_run
 from ex_color.vis.run_figures import (
     SEED_LATENT_DIMS,
     VariantView,
     error_series_cubes,
     latent_dims,
-    load_run,
     run_figure_jobs,
     variant_views,
 )
@@ -54,10 +54,11 @@ def test_variant_views_reproduce_the_saved_results(short_run):
     views = variant_views(run)
     assert list(views) == ['baseline', 'ablated', 'pruned', 'suppressed']
     for name, view in views.items():
-        saved = run.results['evaluations'][name]
+        saved = run.results.evaluations[name]
         # The same numbers as results.json, by a second route: the views' error cube.
-        assert float(view.error.max()) == pytest.approx(saved['mse_max'], rel=1e-5), name
-        assert float(np.median(view.error)) == pytest.approx(saved['mse_median'], rel=1e-3, abs=1e-9), name
+        assert float(view.error.max()) == pytest.approx(saved.mse_max, rel=1e-5), name
+        assert float(np.median(view.error)) == pytest.approx(saved.mse_median, rel=1e-3, abs=1e-9), name
+        assert [t.name for t in view.targets] == saved.targets == ['red'], name
     assert views['ablated'].same_outputs(views['pruned'])
     assert not views['ablated'].same_outputs(views['baseline'])
     np.testing.assert_array_equal(views['ablated'].latents[:, 0], 0)
@@ -65,7 +66,7 @@ def test_variant_views_reproduce_the_saved_results(short_run):
     torch.testing.assert_close(
         torch.tensor(np.linalg.norm(views['baseline'].latents, axis=1)), torch.ones(8000), atol=1e-5, rtol=0
     )
-    assert evaluate(run.model).mse_max == pytest.approx(run.results['evaluations']['baseline']['mse_max'])
+    assert evaluate(run.model).mse_max == pytest.approx(run.results.evaluations['baseline'].mse_max)
 
 
 def test_figure_jobs_skip_a_variant_that_repeats_another(short_run):
@@ -78,8 +79,8 @@ def test_figure_jobs_skip_a_variant_that_repeats_another(short_run):
 
 
 def test_same_outputs_tolerance():
-    base = VariantView('a', np.zeros((2, 3)), np.zeros(4), np.zeros((1, 5)), np.zeros((1, 3)), np.zeros(2))
-    near = VariantView('b', np.full((2, 3), 1e-7), np.zeros(4), np.ones((1, 5)), np.zeros((1, 3)), np.zeros(2))
-    far = VariantView('c', np.zeros((2, 3)), np.full(4, 1e-3), np.zeros((1, 5)), np.zeros((1, 3)), np.zeros(2))
+    base = VariantView('a', np.zeros((2, 3)), np.zeros(4), np.zeros((1, 5)), np.zeros((1, 3)), np.zeros(2), [])
+    near = VariantView('b', np.full((2, 3), 1e-7), np.zeros(4), np.ones((1, 5)), np.zeros((1, 3)), np.zeros(2), [])
+    far = VariantView('c', np.zeros((2, 3)), np.full(4, 1e-3), np.zeros((1, 5)), np.zeros((1, 3)), np.zeros(2), [])
     assert base.same_outputs(near)  # latents may differ (ablate vs prune); outputs decide
     assert not base.same_outputs(far)

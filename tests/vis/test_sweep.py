@@ -43,7 +43,7 @@ def stars(ax) -> list:
 
 
 def test_one_box_per_column_with_the_column_median(table, close_figures):
-    fig = plot_sweep_boxes(table, title='Ex 2.9 sweep')
+    fig = plot_sweep_boxes(table, COLUMNS, title='Ex 2.9 sweep')
     close_figures.append(fig)
 
     assert len(fig.axes) == 3
@@ -74,7 +74,7 @@ def test_every_seed_is_a_dot_at_its_value_with_the_same_jitter_in_every_panel(ta
 
 
 def test_the_highlighted_seed_is_a_star_at_its_value(table, close_figures):
-    fig = plot_sweep_boxes(table, highlight=13)
+    fig = plot_sweep_boxes(table, COLUMNS, highlight=13)
     close_figures.append(fig)
 
     best = table.set_index('seed').loc[13]
@@ -90,14 +90,14 @@ def test_the_highlighted_seed_is_a_star_at_its_value(table, close_figures):
 
 
 def test_a_highlighted_seed_without_a_value_has_no_star_in_that_panel(table, close_figures):
-    fig = plot_sweep_boxes(table, highlight=12)  # val_anchor is NaN for seed 12
+    fig = plot_sweep_boxes(table, COLUMNS, highlight=12)  # val_anchor is NaN for seed 12
     close_figures.append(fig)
 
     assert [len(stars(ax)) for ax in fig.axes] == [1, 1, 0]
 
 
 def test_no_highlight_no_star_and_no_legend(table, close_figures):
-    fig = plot_sweep_boxes(table)
+    fig = plot_sweep_boxes(table, COLUMNS)
     close_figures.append(fig)
 
     assert not any(stars(ax) for ax in fig.axes)
@@ -110,16 +110,16 @@ def test_bad_sweep_input_is_an_error(table):
     with pytest.raises(ValueError, match='at least one column'):
         plot_sweep_boxes(table, [])
     with pytest.raises(ValueError, match='no rows'):
-        plot_sweep_boxes(table.iloc[:0])
+        plot_sweep_boxes(table.iloc[:0], COLUMNS)
     with pytest.raises(ValueError, match=r'highlight seed 99 is not in the table: seeds are \[10, 11'):
-        plot_sweep_boxes(table, highlight=99)
+        plot_sweep_boxes(table, COLUMNS, highlight=99)
     with pytest.raises(ValueError, match='needs a seed column'):
-        plot_sweep_boxes(table.drop(columns='seed'), highlight=10)
+        plot_sweep_boxes(table.drop(columns='seed'), COLUMNS, highlight=10)
 
 
 def test_sweep_boxes_in_both_themes(table, close_figures):
-    light = plot_sweep_boxes(table, highlight=10)
-    dark = plot_sweep_boxes(table, highlight=10, theme='dark')
+    light = plot_sweep_boxes(table, COLUMNS, highlight=10)
+    dark = plot_sweep_boxes(table, COLUMNS, highlight=10, theme='dark')
     close_figures.extend([light, dark])
 
     assert luminance(light.get_facecolor()) > 0.8
@@ -139,7 +139,7 @@ def test_sweep_boxes_in_both_themes(table, close_figures):
 def test_default_figure_size_grows_with_the_columns(table, close_figures):
     one = plot_sweep_boxes(table, ['val_recon'])
     four = plot_sweep_boxes(table, [*COLUMNS, 'ablated_red'])
-    sized = plot_sweep_boxes(table, figsize=(5, 2))
+    sized = plot_sweep_boxes(table, COLUMNS, figsize=(5, 2))
     close_figures.extend([one, four, sized])
 
     assert four.get_size_inches()[0] == pytest.approx(4 * one.get_size_inches()[0])
@@ -166,14 +166,14 @@ def r2_in_title(fig) -> str:
 
 def test_dots_sit_at_similarity_and_error_in_their_true_colours(points, close_figures):
     similarity, error, colors = points
-    fig = plot_error_vs_similarity(similarity, error, colors)
+    fig = plot_error_vs_similarity(similarity, error, colors, target='red')
     close_figures.append(fig)
 
     (ax,) = fig.axes
     (scatter,) = ax.collections
     np.testing.assert_allclose(scatter.get_offsets(), np.stack([similarity, error], axis=1))
     np.testing.assert_allclose(scatter.get_facecolors()[:, :3], np.clip(colors, 0, 1))
-    assert ax.get_xlabel() == 'Similarity to red'
+    assert ax.get_xlabel() == 'Similarity to red (cubed)'
     assert ax.get_ylabel() == 'Per-colour error'
 
 
@@ -219,7 +219,7 @@ def test_error_vs_similarity_in_both_themes(points, close_figures):
 
 
 def test_pareto_seeds_are_accented_and_labelled_and_the_best_starred(table, close_figures):
-    fig = plot_pareto(table, pareto_seeds=[11, 14], best_seed=14)
+    fig = plot_pareto(table, 'val_recon', 'ablated_selectivity_r2', pareto_seeds=[11, 14], best_seed=14)
     close_figures.append(fig)
     ax = fig.axes[0]
     [others] = by_gid(ax, 'seeds')
@@ -237,9 +237,9 @@ def test_pareto_seeds_are_accented_and_labelled_and_the_best_starred(table, clos
 
 def test_pareto_x_axis_is_logarithmic_over_decades(table, close_figures):
     wide = table.assign(val_recon=np.geomspace(1e-6, 1e-2, len(table)))
-    fig = plot_pareto(wide)
+    fig = plot_pareto(wide, 'val_recon', 'ablated_selectivity_r2')
     close_figures.append(fig)
     assert fig.axes[0].get_xscale() == 'log'
     assert fig.axes[0].get_legend() is None  # nothing marked, nothing to explain
     with pytest.raises(ValueError, match="no column 'val_anchr'"):
-        plot_pareto(table, y='val_anchr')
+        plot_pareto(table, 'val_recon', 'val_anchr')

@@ -91,25 +91,29 @@ def hsv_to_rgb(hsv: ArrayT) -> ArrayT:
     return _like(np.stack([r, g, b], axis=-1), hsv)  # type: ignore[return-value]
 
 
-def _primary_ness(rgb: ArrayT, channel: int, what: str) -> ArrayT:
-    _check_channels(rgb, what)
+def primary_ness(rgb: ArrayT, channel: int) -> ArrayT:
+    """How much of primary `channel` (0 red, 1 green, 2 blue) a colour holds: `c·(1 − o₁/2 − o₂/2)`.
+
+    `[..., 3] → [...]`.
+    """
+    _check_channels(rgb, 'rgb')
     others = [c for c in range(3) if c != channel]
     return rgb[..., channel] * (1 - rgb[..., others[0]] / 2 - rgb[..., others[1]] / 2)
 
 
 def redness(rgb: ArrayT) -> ArrayT:
     """How red a colour is: `r·(1 - g/2 - b/2)`; 1 for pure red, 0 for black, cyan, green, blue. `[..., 3] → [...]`."""
-    return _primary_ness(rgb, 0, 'rgb')
+    return primary_ness(rgb, 0)
 
 
 def greenness(rgb: ArrayT) -> ArrayT:
     """How green a colour is: `g·(1 - r/2 - b/2)`. `[..., 3] → [...]`."""
-    return _primary_ness(rgb, 1, 'rgb')
+    return primary_ness(rgb, 1)
 
 
 def blueness(rgb: ArrayT) -> ArrayT:
     """How blue a colour is: `b·(1 - r/2 - g/2)`. `[..., 3] → [...]`."""
-    return _primary_ness(rgb, 2, 'rgb')
+    return primary_ness(rgb, 2)
 
 
 def hsv_similarity(

@@ -14,11 +14,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
 from ex_color.intervention.config import InterventionConfig
 from ex_color.intervention.hooks import apply_interventions
-from ex_color.model import get_layer
+from ex_color.model import forward_hooks
 
 __all__ = ['InferenceModule', 'InferenceResult', 'capture_activations', 'infer']
 
@@ -34,28 +33,20 @@ def capture_activations(
     Yields the store (a new dict of empty lists unless one is given). Enter it after
     `apply_interventions` to capture post-intervention outputs: hooks run in registration order.
     """
-    layers = [(name, get_layer(model, name)) for name in dict.fromkeys(layer_names)]
+    names = list(dict.fromkeys(layer_names))
     captured = store if store is not None else {}
-    handles: list[RemovableHandle] = []
-    try:
-        for name, layer in layers:
-            batches = captured.setdefault(name, [])
-            handles.append(layer.register_forward_hook(_capture_hook(name, batches)))
+    for name in names:
+        captured.setdefault(name, [])
+    with forward_hooks(model, names, lambda name, output: captured[name].append(_flat_copy(name, output))):
         yield captured
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
-def _capture_hook(name: str, batches: list[Tensor]) -> Any:
-    def hook(module: nn.Module, args: Any, output: Any) -> None:
-        if not isinstance(output, Tensor):
-            raise TypeError(f'cannot capture layer {name!r}: its output is {type(output).__name__}, not a Tensor')
-        # copy=True: a later in-place op (e.g. ReLU(inplace=True)) must not change what we kept.
-        flat = output.detach().reshape(-1, output.shape[-1]) if output.ndim else output.detach().reshape(1, 1)
-        batches.append(flat.to('cpu', copy=True))
-
-    return hook
+def _flat_copy(name: str, output: Any) -> Tensor:
+    if not isinstance(output, Tensor):
+        raise TypeError(f'cannot capture layer {name!r}: its output is {type(output).__name__}, not a Tensor')
+    # copy=True: a later in-place op (e.g. ReLU(inplace=True)) must not change what we kept.
+    flat = output.detach().reshape(-1, output.shape[-1]) if output.ndim else output.detach().reshape(1, 1)
+    return flat.to('cpu', copy=True)
 
 
 def _concat_captured(name: str, batches: Sequence[Tensor]) -> Tensor:

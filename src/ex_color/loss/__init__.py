@@ -12,7 +12,7 @@ from ex_color.loss.compose import (
     total_loss,
     weighted_term,
 )
-from ex_color.loss.config import RegularizerConfig
+from ex_color.loss.config import RECON_TERM, RegularizerConfig
 from ex_color.loss.regularizers import (
     Anchor,
     AngularAnchor,
@@ -25,6 +25,7 @@ from ex_color.loss.regularizers import (
 )
 
 __all__ = [
+    'RECON_TERM',
     'Anchor',
     'AngularAnchor',
     'AntiAnchor',

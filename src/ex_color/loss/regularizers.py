@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ex_color.batched import member_exact_bmm
+from ex_color.indices import check_indices
 
 EPS = 1e-8
 """Added to vector norms before dividing, so zero vectors give a cosine of 0 instead of NaN."""
@@ -52,16 +53,6 @@ def _as_point(point: Tensor | Sequence[float]) -> Tensor:
     if not point.is_floating_point():
         point = point.to(torch.get_default_dtype())
     return point.detach().clone()
-
-
-def _as_dims(dims: Sequence[int], what: str) -> tuple[int, ...]:
-    """Validate a sequence of distinct non-negative dimension indices."""
-    dims = tuple(int(d) for d in dims)
-    if any(d < 0 for d in dims):
-        raise ValueError(f'{what} must be non-negative indices, got {dims}')
-    if len(set(dims)) != len(dims):
-        raise ValueError(f'{what} must not repeat indices, got {dims}')
-    return dims
 
 
 def _power(x: Tensor, exponent: float) -> Tensor:
@@ -201,9 +192,7 @@ class Separate(nn.Module):
         super().__init__()
         if not power > 0:
             raise ValueError(f'Separate: power must be > 0, got {power}')
-        self.channels = None if channels is None else _as_dims(channels, 'Separate channels')
-        if self.channels is not None and not self.channels:
-            raise ValueError('Separate: channels must select at least one channel (or be None for all)')
+        self.channels = None if channels is None else tuple(check_indices(channels, 'Separate channels'))
         self.power = float(power)
         self.shift = shift
         self._selector = None if self.channels is None else _ChannelSelector(self.channels, 'Separate')
@@ -240,7 +229,7 @@ class AxisAlignedSubspace(nn.Module):
 
     def __init__(self, dims: Sequence[int], invert: bool = False):
         super().__init__()
-        self.dims = _as_dims(dims, 'AxisAlignedSubspace dims')
+        self.dims = tuple(check_indices(dims, 'AxisAlignedSubspace dims'))
         self.invert = invert
         self._selector = _ChannelSelector(self.dims, type(self).__name__)
 

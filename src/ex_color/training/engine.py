@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from ex_color.files import write_atomic
 from ex_color.loss import NonFiniteLossError, RegularizerConfig, check_finite, total_loss
+from ex_color.training.data import TrainingData
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.training.stacked import StackedChain
 
@@ -34,23 +35,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
 PROGRESS_EVERY = 25
 SMALL_ENSEMBLE = 16
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """What the engine samples from: colours, their sampling weights and label probabilities.
-
-    Batches are drawn with replacement, weighted by `weights`; each sample's labels are
-    fresh Bernoulli draws from its probabilities (noisy on purpose, as in the seed).
-    """
-
-    colours: Tensor
-    """RGB `[N, 3]` float32."""
-    weights: Tensor
-    """Sampling weight per colour `[N]`."""
-    label_probabilities: Mapping[str, Tensor]
-    """Label name → probability per colour `[N]`."""
-    batch_size: int = 64
 
 
 @dataclass
@@ -117,7 +101,8 @@ class _Batches:
         self.data = data
         self.generators = generators
         self.label_names = list(data.label_probabilities)
-        self.probabilities = torch.stack([data.label_probabilities[n] for n in self.label_names])  # [L, N]
+        probabilities = [data.label_probabilities[n] for n in self.label_names]
+        self.probabilities = torch.stack(probabilities) if probabilities else torch.empty(0, len(data.colors))  # [L, N]
         self.start = 0
         self.indices = torch.empty(0)
         self.uniform = torch.empty(0)
@@ -130,18 +115,20 @@ class _Batches:
             indices.append(
                 torch.multinomial(self.data.weights, steps * B, replacement=True, generator=g).view(steps, B)
             )
-            uniform.append(torch.rand(steps, L, B, generator=g))
+            if not self.data.soft:
+                uniform.append(torch.rand(steps, L, B, generator=g))
         self.start = start
         self.indices = torch.stack(indices, dim=1)  # [T, S, B]
-        self.uniform = torch.stack(uniform, dim=2)  # [T, L, S, B]
+        if uniform:
+            self.uniform = torch.stack(uniform, dim=2)  # [T, L, S, B]
 
     def batch(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         """Colours `[S, B, 3]` and labels {name: `[S, B]`} for one step of the current chunk."""
         idx = self.indices[step - self.start]  # [S, B]
-        colours = self.data.colours[idx]
+        colors = self.data.colors[idx]
         p = self.probabilities[:, idx]  # [L, S, B]
-        drawn = (self.uniform[step - self.start] < p).to(colours.dtype)
-        return colours, {name: drawn[i] for i, name in enumerate(self.label_names)}
+        labels = p.to(colors.dtype) if self.data.soft else (self.uniform[step - self.start] < p).to(colors.dtype)
+        return colors, {name: labels[i] for i, name in enumerate(self.label_names)}
 
 
 def train_ensemble(

@@ -7,6 +7,7 @@ to the objective and logs each term. Use it with `L.Trainer(max_steps=len(dopesh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ex_color.loss import RegularizerConfig, check_finite, total_loss
-from ex_color.model import get_layer
+from ex_color.model import forward_hooks, get_layer
 from ex_color.temporal import Dopesheet
 from ex_color.training.schedule import TrainingSchedule
 
@@ -52,7 +53,7 @@ class TrainingModule(L.LightningModule):
         for name in self.layer_names:
             get_layer(model, name)  # fail now, not at the first step, if a layer is missing
         self._captured: dict[str, Tensor] = {}
-        self._hooks: list[torch.utils.hooks.RemovableHandle] = []
+        self._hooks = contextlib.ExitStack()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -61,20 +62,11 @@ class TrainingModule(L.LightningModule):
         return torch.optim.Adam(self.model.parameters(), lr=float(self.schedule.lr[0]))
 
     def on_train_start(self) -> None:
-        for name in self.layer_names:
-            self._hooks.append(get_layer(self.model, name).register_forward_hook(self._capture_hook(name)))
+        self._hooks.enter_context(forward_hooks(self.model, self.layer_names, self._captured.__setitem__))
 
     def on_train_end(self) -> None:
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks.clear()
+        self._hooks.close()
         self._captured.clear()
-
-    def _capture_hook(self, name: str) -> Callable[..., None]:
-        def hook(_module: nn.Module, _inputs: tuple[Tensor, ...], output: Tensor) -> None:
-            self._captured[name] = output
-
-        return hook
 
     def _schedule_step(self) -> int:
         return min(self.global_step, len(self.schedule) - 1)

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ex_color.loss import RegularizerConfig
 from ex_color.temporal import Dopesheet, schedule_table
@@ -77,7 +76,3 @@ class TrainingSchedule:
         """Regularizer weights at one step, by name."""
         row = self.weights[step]
         return {name: float(row[r]) for r, name in enumerate(self.regularizer_names)}
-
-    def weight_tensor(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """All weights as one tensor `[steps, R]`, for engines that index it on-tensor."""
-        return torch.as_tensor(self.weights, dtype=dtype)

@@ -201,9 +201,9 @@ def describe_latents(
 
 
 def describe_similarity_scatter(
-    title: str, similarity: ArrayLike, error: ArrayLike, colors: ArrayLike, r2: float
+    title: str, similarity: ArrayLike, error: ArrayLike, colors: ArrayLike, r2: float, target: str = 'the target'
 ) -> str:
-    """Alt text of the selectivity scatter: per-colour error against similarity to red."""
+    """Alt text of the selectivity scatter: per-colour error against similarity to the target."""
     similarity = np.asarray(similarity, dtype=np.float64).reshape(-1)
     error = np.asarray(error, dtype=np.float64).reshape(-1)
     colors = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
@@ -213,9 +213,9 @@ def describe_similarity_scatter(
     trend = 'rises with' if np.corrcoef(similarity, error)[0, 1] > 0 else 'does not rise with'
     return (
         f'Scatter plot titled "{title}": one dot per colour ({len(error)} colours), filled with that colour. '
-        f'X-axis: similarity to red (cubed), from {similarity.min():.2g} to {similarity.max():.2g}. '
+        f'X-axis: similarity to {target} (cubed), from {similarity.min():.2g} to {similarity.max():.2g}. '
         f'Y-axis: per-colour error, from {g(error.min())} to {g(error.max())}. r² = {r2:.3f}: error {trend} '
-        f'similarity to red; the largest error is at {color_name(colors[worst])} ({g(error[worst])}).{far_text}'
+        f'similarity to {target}; the largest error is at {color_name(colors[worst])} ({g(error[worst])}).{far_text}'
     )
 
 

@@ -24,22 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import pandas as pd
 
-from ex_color.config import ConfigError, load_experiment
-from ex_color.data import NAMED_COLORS
+from ex_color.config import ConfigError, load_experiment, sweep_objectives
+from ex_color.data import NAMED_COLORS, NAMED_COLORS_HSV
+from ex_color.evaluation import Target
 from ex_color.files import write_atomic
+from ex_color.rundir import RunArtifactsError, load_run, read_json
 from ex_color.vis.describe import describe_pareto, describe_sweep_boxes
 from ex_color.vis.export import SavedFigure, save_figure
-from ex_color.vis.run_figures import (
-    RunArtifactsError,
-    draw_figures,
-    load_run,
-    read_json,
-    run_figure_jobs,
-    variant_views,
-)
-from ex_color.vis.sweep import SWEEP_COLUMNS, plot_pareto, plot_sweep_boxes
+from ex_color.vis.run_figures import draw_figures, run_figure_jobs, target_names, variant_views
+from ex_color.vis.sweep import plot_pareto, plot_sweep_boxes
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +45,8 @@ FIGURE_INDEX = 'index.json'
 """In figures/: every figure's paths, title and alt text, for tools (and the sweep report)."""
 HEADLINE_FIGURES = ('colors-{focus}', 'error-{focus}', 'latents-baseline')
 """The figures that open a run's report; {focus} is the first evaluation (e.g. 'ablated')."""
-SWEEP_TABLE_COLUMNS = (
-    'seed',
-    'ablated_selectivity_r2',
-    'val_recon',
-    'val_anchor',
-    'ablated_mse_max',
-    'ablated_mse_median',
-    'ablated_red',
-    'ablated_cyan',
-    'baseline_mse_max',
-    'baseline_mse_median',
-)
+SWEEP_TABLE_EXTRA = ('baseline_mse_max', 'baseline_mse_median')
+"""Columns the seeds table shows after the sweep's objectives and printed columns."""
 ERROR_SHADE_DECADES = (-5.0, 0.0)
 """Cell shading of the named-colour table: none at error 1e-5, full at error 1."""
 
@@ -151,7 +137,7 @@ def write_run_report(directory: str | Path, *, workers: int | None = None) -> Pa
     _remove_stale(figures_dir, [figure for _, figure in saved])
 
     results = run.results
-    evaluations: dict[str, dict] = results['evaluations']
+    evaluations = results.evaluations
     focus = next((name for name in evaluations if name != 'baseline'), 'baseline')
     by_name = {figure.name: figure for _, figure in saved}
     headline = [by_name[n.format(focus=focus)] for n in HEADLINE_FIGURES if n.format(focus=focus) in by_name]
@@ -170,15 +156,17 @@ def write_run_report(directory: str | Path, *, workers: int | None = None) -> Pa
         _environment()
         .get_template('run.html.j2')
         .render(
-            title=results['title'],
+            title=results.title,
             results=results,
             evaluations=evaluations,
+            targets={name: target_names(view.targets) for name, view in views.items()},
+            marked={name: target_colors(view.targets) for name, view in views.items() if name != 'baseline'},
             colours=[(name, _css_rgb(rgb)) for name, rgb in NAMED_COLORS.items()],
             headline=headline,
             sections=sections,
             twins=twins,
-            validation=results.get('validation', {}),
-            final_train_loss=results.get('final_train_loss', {}),
+            validation=results.validation,
+            final_train_loss=results.final_train_loss,
             config_tables=toml_tables(config_text),
             config_text=config_text,
             dopesheet=dopesheet_table((directory / 'dopesheet.csv').read_text(), run.experiment.dopesheet.steps),
@@ -188,6 +176,11 @@ def write_run_report(directory: str | Path, *, workers: int | None = None) -> Pa
     write_atomic(path, html)
     log.info('Wrote %s (%d figures) in %.1f s', path, len(saved), time.perf_counter() - started)
     return path
+
+
+def target_colors(targets: Sequence[Target]) -> set[str]:
+    """The named colours that are exactly a target's colour (the cells the named-colour table outlines)."""
+    return {name for name, hsv in NAMED_COLORS_HSV.items() for t in targets if np.allclose(hsv, t.hsv)}
 
 
 def _twin(name: str, views: dict, sections: dict[str, list[SavedFigure]]) -> str | None:
@@ -218,7 +211,7 @@ def write_sweep_report(directory: str | Path) -> Path:
                 f'{directory}: no {name}; expected a finished sweep directory (ex-color sweep writes one)'
             )
     try:
-        steps = load_experiment(directory / 'config.toml').dopesheet.steps
+        experiment = load_experiment(directory / 'config.toml')
     except ConfigError as e:
         raise ReportError(str(e)) from None
     summary = read_json(directory / 'sweep.json')
@@ -232,7 +225,8 @@ def write_sweep_report(directory: str | Path) -> Path:
         best_report = write_run_report(directory / 'best')
         best_headline = _rebase(_headline_of(directory / 'best'), 'best')
 
-    columns = [c for c in SWEEP_COLUMNS if c in table.columns]
+    minimise, maximise, best_column, printed = sweep_objectives(experiment.config)
+    columns = [c for c in (*maximise, *minimise) if c in table.columns]
     figures = []
     if columns:
         figures.append(
@@ -246,8 +240,8 @@ def write_sweep_report(directory: str | Path) -> Path:
                 relative_to=directory,
             )
         )
-    pareto_axes = ('val_recon', 'ablated_selectivity_r2')
-    if all(c in table.columns for c in pareto_axes):
+    pareto_axes = (minimise[0], best_column) if minimise and best_column in maximise else None
+    if pareto_axes and all(c in table.columns for c in pareto_axes):
         figures.append(
             save_figure(
                 lambda theme: plot_pareto(
@@ -259,8 +253,11 @@ def write_sweep_report(directory: str | Path) -> Path:
                 relative_to=directory,
             )
         )
-    shown = [c for c in SWEEP_TABLE_COLUMNS if c in table.columns]
-    seeds_table = table[shown].sort_values('ablated_selectivity_r2', ascending=False, ignore_index=True)
+    wanted = ['seed', *columns, *printed, *SWEEP_TABLE_EXTRA]
+    shown = [c for c in dict.fromkeys(wanted) if c in table.columns]
+    seeds_table = table[shown]
+    if best_column in table.columns:
+        seeds_table = table[shown].sort_values(best_column, ascending=best_column in minimise, ignore_index=True)
     config_text = (directory / 'config.toml').read_text()
     dopesheet_text = (directory / 'dopesheet.csv').read_text()
     html = (
@@ -270,6 +267,10 @@ def write_sweep_report(directory: str | Path) -> Path:
             title=summary['title'],
             summary=summary,
             best_seed=best_seed,
+            minimise=minimise,
+            maximise=maximise,
+            best_column=best_column,
+            targets=[(e.name, ' + '.join(e.targets)) for e in experiment.config.evaluations],
             best_report=best_report.relative_to(directory).as_posix() if best_report else None,
             best_headline=best_headline,
             figures=figures,
@@ -278,7 +279,7 @@ def write_sweep_report(directory: str | Path) -> Path:
             pareto_seeds=pareto_seeds,
             config_tables=toml_tables(config_text),
             config_text=config_text,
-            dopesheet=dopesheet_table(dopesheet_text, steps),
+            dopesheet=dopesheet_table(dopesheet_text, experiment.dopesheet.steps),
         )
     )
     path = directory / REPORT_FILE

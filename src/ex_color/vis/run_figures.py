@@ -4,12 +4,11 @@ A run directory holds the trained model, the config it was trained under, its do
 its training metrics. From these we rebuild each evaluated variant of the model (baseline,
 surgeries, interventions), run the seed's test sets through it, and draw the seed's figures
 for each: predicted colours, error along hue/saturation/value, latents on spheres, plus
-error against similarity to red, the dopesheet and the training curves.
+error against similarity to each evaluation's target, the dopesheet and the training curves.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -27,17 +26,20 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
-from ex_color.config import ConfigError, Experiment, load_experiment
+from ex_color.config import build_variants
 from ex_color.data import ColorCube, rgb_to_hsv
 from ex_color.evaluation import (
+    Target,
     display_cube,
     error_cube,
     latent_cube,
     per_colour_error,
     selectivity_grid,
     squared_correlation,
+    target_profile,
 )
 from ex_color.inference import infer
+from ex_color.rundir import Run
 from ex_color.vis.colors import plot_colors
 from ex_color.vis.describe import (
     describe_colors,
@@ -67,52 +69,6 @@ HUE_LINES = 6
 SAME_OUTPUTS_ATOL = 1e-6
 
 
-class RunArtifactsError(ValueError):
-    """A directory lacks a file a report needs, or holds one that cannot be read."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished run, read back from its directory."""
-
-    directory: Path
-    experiment: Experiment
-    model: torch.nn.Module
-    metrics: pd.DataFrame
-    results: dict[str, Any]
-
-
-def load_run(directory: str | Path) -> Run:
-    """Read a finished run directory (config.toml, dopesheet.csv, model.pt, metrics.csv, results.json)."""
-    directory = Path(directory)
-    for name in ('results.json', 'config.toml', 'dopesheet.csv', 'model.pt', 'metrics.csv'):
-        if not (directory / name).is_file():
-            raise RunArtifactsError(
-                f'{directory}: no {name}; expected a finished run directory (ex-color run writes one)'
-            )
-    try:
-        experiment = load_experiment(directory / 'config.toml')
-    except ConfigError as e:
-        raise RunArtifactsError(str(e)) from None
-    results = read_json(directory / 'results.json')
-    model = experiment.config.build_model()
-    try:
-        model.load_state_dict(torch.load(directory / 'model.pt', weights_only=True))
-    except Exception as e:  # a truncated file, or weights of another shape
-        raise RunArtifactsError(f'{directory / "model.pt"}: cannot load the model of config.toml ({e})') from None
-    model.eval()
-    metrics = pd.read_csv(directory / 'metrics.csv')
-    return Run(directory, experiment, model, metrics, results)
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file a run or sweep wrote; a damaged one is a RunArtifactsError naming it."""
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunArtifactsError(f'{path}: not valid JSON ({e})') from None
-
-
 @dataclass(frozen=True)
 class VariantView:
     """What one model variant does to the seed's test sets."""
@@ -128,6 +84,8 @@ class VariantView:
     """`[8000, 3]` reconstructions of the latent cube."""
     grid_error: NDArray[np.float32]
     """`[512]` per-colour error over the selectivity grid."""
+    targets: list[Target]
+    """What the variant removes (for the baseline: what the first evaluation removes)."""
 
     def same_outputs(self, other: VariantView) -> bool:
         """Whether two variants reconstruct every test colour alike (e.g. ablate and prune of one dim)."""
@@ -145,9 +103,10 @@ def variant_views(run: Run, layer: str = LATENT_LAYER) -> dict[str, VariantView]
     display_rgb = torch.tensor(shown.rgb_grid, dtype=torch.float32)
     error_rgb = torch.tensor(error_cube().rgb_grid.reshape(-1, 3), dtype=torch.float32)
     latent_rgb = torch.tensor(latent_cube().rgb_grid.reshape(-1, 3), dtype=torch.float32)
-    grid, _ = selectivity_grid()
+    grid = selectivity_grid()
     views = {}
-    for name, (model, interventions) in run.experiment.config.build_variants(run.model).items():
+    for name, variant in build_variants(run.model, run.experiment.config).items():
+        model, interventions = variant.model, variant.interventions
         display = infer(model, display_rgb.reshape(-1, 3), interventions).outputs.reshape(display_rgb.shape)
         errors = per_colour_error(infer(model, error_rgb, interventions).outputs, error_rgb)
         latent = infer(model, latent_rgb, interventions, capture_layers=[layer])
@@ -159,6 +118,7 @@ def variant_views(run: Run, layer: str = LATENT_LAYER) -> dict[str, VariantView]
             latents=latent.captured[layer].numpy(),
             latent_outputs=latent.outputs.numpy(),
             grid_error=grid_error.numpy(),
+            targets=variant.targets,
         )
     return views
 
@@ -187,9 +147,16 @@ def error_series_cubes(error: NDArray) -> list[ColorCube]:
     ]
 
 
-def variant_label(name: str) -> str:
-    """How the seed titles a variant: the baseline is 'no intervention'."""
-    return 'no intervention' if name == 'baseline' else name
+def variant_label(name: str, targets: list[Target] | None = None) -> str:
+    """How the seed titles a variant: the baseline is 'no intervention'; an edit says what it removes."""
+    if name == 'baseline':
+        return 'no intervention'
+    return f'{name} ({target_names(targets)} removed)' if targets else name
+
+
+def target_names(targets: list[Target]) -> str:
+    """'red', or 'red + blue'."""
+    return ' + '.join(t.name for t in targets)
 
 
 @dataclass(frozen=True)
@@ -216,8 +183,7 @@ def run_figure_jobs(run: Run, views: dict[str, VariantView]) -> Iterator[FigureJ
         partial(_plot_colors, shown, 'True colors', true_display, None),
         partial(describe_colors, true=true_display),
     )
-    grid, similarity = selectivity_grid()
-    grid_rgb = grid.numpy()
+    grid_rgb = selectivity_grid().numpy()
     error_hsv = rgb_to_hsv(error_cube().rgb_grid.reshape(-1, 3))
     latent_true = latent_cube().rgb_grid.reshape(-1, 3)
     drawn: list[VariantView] = []
@@ -227,7 +193,7 @@ def run_figure_jobs(run: Run, views: dict[str, VariantView]) -> Iterator[FigureJ
             log.info('%s reconstructs every test colour as %s does; its figures are not repeated', name, twin.name)
             continue
         drawn.append(view)
-        label = variant_label(name)
+        label = variant_label(name, view.targets)
         yield FigureJob(
             f'colors-{name}',
             name,
@@ -249,8 +215,9 @@ def run_figure_jobs(run: Run, views: dict[str, VariantView]) -> Iterator[FigureJ
                 partial(describe_latents, latents=view.latents, true=latent_true, dims=dims),
                 cost=3.0,  # 16,000 dots a panel
             )
+        similarity = target_profile(view.targets)
         r2 = squared_correlation(view.grid_error, similarity)
-        if name != 'baseline':
+        if name != 'baseline' and view.targets:
             yield FigureJob(
                 f'selectivity-{name}',
                 name,
@@ -260,10 +227,16 @@ def run_figure_jobs(run: Run, views: dict[str, VariantView]) -> Iterator[FigureJ
                     view.grid_error,
                     grid_rgb,
                     r2,
-                    f'Error against similarity to red · {label}',
+                    f'Error against similarity to {target_names(view.targets)} · {name}',
+                    target_names(view.targets),
                 ),
                 partial(
-                    describe_similarity_scatter, similarity=similarity, error=view.grid_error, colors=grid_rgb, r2=r2
+                    describe_similarity_scatter,
+                    similarity=similarity,
+                    error=view.grid_error,
+                    colors=grid_rgb,
+                    r2=r2,
+                    target=target_names(view.targets),
                 ),
             )
     dopesheet = run.experiment.dopesheet
@@ -344,8 +317,10 @@ def _plot_latents(view: VariantView, true: NDArray, title: str, dims: list, them
     )
 
 
-def _plot_scatter(similarity: NDArray, error: NDArray, colors: NDArray, r2: float, title: str, theme: str) -> Figure:
-    return plot_error_vs_similarity(similarity, error, colors, r2=r2, title=title, theme=theme)
+def _plot_scatter(
+    similarity: NDArray, error: NDArray, colors: NDArray, r2: float, title: str, target: str, theme: str
+) -> Figure:
+    return plot_error_vs_similarity(similarity, error, colors, r2=r2, title=title, target=target, theme=theme)
 
 
 def _plot_dopesheet(dopesheet: Any, theme: str) -> Figure:

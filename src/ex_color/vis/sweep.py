@@ -1,4 +1,4 @@
-"""A sweep over seeds as box plots, and per-colour error against similarity to red."""
+"""A sweep over seeds as box plots and a Pareto scatter, and per-colour error against similarity to a target."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from ex_color.vis.theme import Palette, new_figure, set_title
 if TYPE_CHECKING:
     import pandas as pd
 
-SWEEP_COLUMNS = ('ablated_selectivity_r2', 'val_recon', 'val_anchor')
 JITTER = 0.12
 """Half-width of the horizontal spread of the seed dots, in box widths."""
 BOX_WIDTH = 0.5
@@ -51,7 +50,7 @@ def best_star(ax: Axes, x: ArrayLike, y: ArrayLike, seed: int, palette: Palette,
 
 def plot_sweep_boxes(
     table: pd.DataFrame,
-    columns: Sequence[str] = SWEEP_COLUMNS,
+    columns: Sequence[str],
     *,
     title: str = 'Sweep',
     theme: str = 'light',
@@ -147,22 +146,24 @@ def plot_error_vs_similarity(
     colors: ArrayLike,
     *,
     r2: float | None = None,
-    title: str = 'Error against similarity to red',
+    title: str = 'Error against similarity to the target',
+    target: str = 'the target',
     theme: str = 'light',
     figsize: tuple[float, float] = (6, 4.5),
 ) -> Figure:
     """
-    Scatter each colour's error against its similarity to red, each dot filled with its true colour.
+    Scatter each colour's error against its similarity to the target, each dot filled with its true colour.
 
     The title ends with `r² = …`: `r2` if given, else the squared Pearson correlation of the
     finite (similarity, error) pairs (`ex_color.evaluation.squared_correlation`).
 
     Args:
-        similarity: `[N]` similarity of each colour to red (the target profile, 0…1).
+        similarity: `[N]` similarity of each colour to the target, cubed (the target profile, 0…1).
         error: `[N]` per-colour error.
         colors: `[N, 3]` true RGB colours, clipped to [0, 1].
         r2: the value to report; None computes it.
         title: figure title (before the r²).
+        target: what the x-axis label calls the target, e.g. 'red'.
         theme: 'light' or 'dark'.
         figsize: figure size in inches.
     """
@@ -185,7 +186,7 @@ def plot_error_vs_similarity(
     fig, axes, palette = new_figure(theme, 1, 1, figsize)
     ax = axes[0, 0]
     ax.scatter(x, y, s=22, c=rgb, edgecolors=palette.spine, linewidths=0.4, zorder=3)
-    ax.set_xlabel('Similarity to red')
+    ax.set_xlabel(f'Similarity to {target} (cubed)')
     ax.set_ylabel('Per-colour error')
     ax.grid(True, color=palette.guide, linewidth=0.5)
     ax.set_axisbelow(True)
@@ -195,8 +196,8 @@ def plot_error_vs_similarity(
 
 def plot_pareto(
     table: pd.DataFrame,
-    x: str = 'val_recon',
-    y: str = 'ablated_selectivity_r2',
+    x: str,
+    y: str,
     *,
     pareto_seeds: Sequence[int] = (),
     best_seed: int | None = None,

@@ -1,0 +1,221 @@
+"""The objects an experiment config describes: model, labels, regularizers, training data, targets.
+
+Each function takes a validated `ExperimentConfig` (see `ex_color.config.schema`) and builds
+one kind of object from it, so the schema stays a description and the trainers never see TOML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from ex_color.config.schema import (
+    BASELINE,
+    AblateEvaluation,
+    AnchorConfig,
+    AntiAnchorConfig,
+    EvaluationSection,
+    ExperimentConfig,
+    LabelDefinition,
+    PrimaryLabel,
+    RegularizerSection,
+    SeparateConfig,
+    SimilarityLabel,
+    SubspaceConfig,
+    SuppressEvaluation,
+    UnitarityConfig,
+)
+from ex_color.data import ColorCube, arange_cyclic
+from ex_color.data.cube_sampler import cube_training_tensors
+from ex_color.data.labels import ConceptLabel
+from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
+from ex_color.evaluation import Target, evaluation_columns, validation_column
+from ex_color.intervention import BoundedFalloff, InterventionConfig, Suppression
+from ex_color.loss import (
+    RECON_TERM,
+    Anchor,
+    AngularAnchor,
+    AntiAnchor,
+    AxisAlignedSubspace,
+    RegularizerConfig,
+    Separate,
+    Unitarity,
+)
+from ex_color.model import CNColorMLP
+from ex_color.surgery import ablate, prune
+
+if TYPE_CHECKING:  # importing ex_color.training loads Lightning (seconds); a bad file should fail fast
+    from ex_color.training.data import TrainingData
+
+
+def build_model(config: ExperimentConfig) -> CNColorMLP:
+    m = config.model
+    return CNColorMLP(m.k_bottleneck, k_codec=m.k_codec, n_nonlinear=m.n_nonlinear)
+
+
+def build_label(definition: LabelDefinition) -> ConceptLabel:
+    match definition:
+        case PrimaryLabel():
+            return ConceptLabel.primary(definition.color, power=definition.power, scale=definition.scale)
+        case SimilarityLabel():
+            target = definition.color if definition.color is not None else definition.hsv
+            return ConceptLabel.similarity(target, power=definition.power, scale=definition.scale)  # type: ignore[arg-type]
+    return ConceptLabel(definition.kind, power=definition.power, scale=definition.scale)
+
+
+def build_labels(config: ExperimentConfig) -> dict[str, ConceptLabel]:
+    """Label name → definition, in file order."""
+    return {name: build_label(d) for name, d in config.labels.definitions.items()}
+
+
+def build_regularizer(r: RegularizerSection) -> RegularizerConfig:
+    match r:
+        case UnitarityConfig():
+            term = Unitarity()
+        case AnchorConfig(kind='anchor'):
+            term = Anchor(_vector(r.point))
+        case AnchorConfig():
+            term = AngularAnchor(_vector(r.point))
+        case AntiAnchorConfig():
+            term = AntiAnchor(_vector(r.point), hemi=r.hemi)
+        case SeparateConfig():
+            term = Separate(channels=r.channels, power=r.power, shift=r.shift)
+        case SubspaceConfig():
+            term = AxisAlignedSubspace(tuple(r.dims), invert=r.invert)
+    return RegularizerConfig(
+        name=r.name, compute_loss_term=term, label_affinities=r.labels, layer_affinities=list(r.layers)
+    )
+
+
+def build_regularizers(config: ExperimentConfig) -> list[RegularizerConfig]:
+    return [build_regularizer(r) for r in config.regularizers]
+
+
+def validation_regularizers(config: ExperimentConfig) -> list[RegularizerConfig]:
+    """The regularizers marked `validation = true`."""
+    return [build_regularizer(r) for r in config.regularizers if r.validation]
+
+
+def build_intervention(e: SuppressEvaluation) -> InterventionConfig:
+    """The activation intervention a 'suppress' evaluation describes."""
+    falloff = BoundedFalloff(e.falloff_a, e.falloff_b, power=e.falloff_power)
+    return InterventionConfig(apply=Suppression(_vector(e.direction), falloff), layer_affinities=[e.layer])
+
+
+def build_targets(config: ExperimentConfig, evaluation: EvaluationSection) -> list[Target]:
+    """The colours an evaluation's `target` names: a declared label's colour, else a named colour."""
+    labels = build_labels(config)
+    targets = []
+    for name in evaluation.targets:
+        hsv = labels[name].hsv if name in labels else NAMED_COLORS_HSV[name]
+        targets.append(Target(name, hsv))  # type: ignore[arg-type]
+    return targets
+
+
+def baseline_targets(config: ExperimentConfig) -> list[Target]:
+    """What the untouched model's selectivity is measured against: the first evaluation's targets."""
+    return build_targets(config, config.evaluations[0]) if config.evaluations else []
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One evaluated version of a trained model: a surgery's copy, or the model with interventions."""
+
+    name: str
+    model: nn.Module
+    interventions: list[InterventionConfig] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    """What the edit removes (selectivity is measured against it)."""
+
+
+def build_variant(model: nn.Module, evaluation: EvaluationSection, targets: list[Target]) -> Variant:
+    """What one evaluation does to `model`: surgery returns a new model; suppression adds an intervention."""
+    e = evaluation
+    match e:
+        case AblateEvaluation(kind='ablate'):
+            return Variant(e.name, ablate(model, e.layer, e.dims), [], targets)
+        case AblateEvaluation(kind='prune'):
+            return Variant(e.name, prune(model, e.layer, e.dims), [], targets)
+        case SuppressEvaluation():
+            return Variant(e.name, model, [build_intervention(e)], targets)
+    raise AssertionError(e)
+
+
+def build_variants(model: nn.Module, config: ExperimentConfig) -> dict[str, Variant]:
+    """The baseline (the model itself, measured against the first evaluation's targets) and each evaluation."""
+    variants = {BASELINE: Variant(BASELINE, model, [], baseline_targets(config))}
+    for e in config.evaluations:
+        variants[e.name] = build_variant(model, e, build_targets(config, e))
+    return variants
+
+
+def training_cube(config: ExperimentConfig) -> ColorCube:
+    d = config.data
+    return ColorCube.from_hsv(
+        h=arange_cyclic(step_size=1 / d.hues),
+        s=np.linspace(0, 1, d.saturations),
+        v=np.linspace(0, 1, d.values),
+    )
+
+
+def training_data(config: ExperimentConfig) -> TrainingData:
+    from ex_color.training.data import TrainingData
+
+    samples = cube_training_tensors(training_cube(config))
+    return TrainingData(
+        colors=samples.colors,
+        vibrancies=samples.vibrancies,
+        weights=samples.weights,
+        labels=build_labels(config),
+        soft=config.labels.soft,
+        batch_size=config.data.batch_size,
+    )
+
+
+def run_columns(config: ExperimentConfig) -> list[str]:
+    """Every column of a sweep's per-seed table (sweep.csv) that a run of `config` produces."""
+    columns = ['seed', 'train_loss', f'train_loss_{RECON_TERM}', *(f'train_loss_{r.name}' for r in config.regularizers)]
+    columns += ['val_recon', *(validation_column(r.name) for r in config.regularizers if r.validation)]
+    for name in (BASELINE, *(e.name for e in config.evaluations)):
+        columns += evaluation_columns(name, NAMED_COLORS)
+    return columns
+
+
+def sweep_objectives(config: ExperimentConfig) -> tuple[list[str], list[str], str, list[str]]:
+    """(minimise, maximise, best, print) for ranking a sweep's seeds: the [sweep] table or its defaults."""
+    first = config.evaluations[0].name if config.evaluations else BASELINE
+    section = config.sweep
+    minimise = section.minimise if section and (section.minimise or section.maximise) else ['val_recon']
+    maximise = section.maximise if section and (section.minimise or section.maximise) else [f'{first}_selectivity_r2']
+    best = section.best if section and section.best else (maximise[0] if maximise else minimise[0])
+    shown = section.print if section and section.print else [*maximise, *minimise]
+    return list(minimise), list(maximise), best, list(shown)
+
+
+def _vector(values: Sequence[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32)
+
+
+__all__ = [
+    'Variant',
+    'baseline_targets',
+    'build_intervention',
+    'build_label',
+    'build_labels',
+    'build_model',
+    'build_regularizer',
+    'build_regularizers',
+    'build_targets',
+    'build_variant',
+    'build_variants',
+    'run_columns',
+    'sweep_objectives',
+    'training_cube',
+    'training_data',
+    'validation_regularizers',
+]

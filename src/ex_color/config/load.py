@@ -1,0 +1,176 @@
+"""Load an experiment: read its TOML and dopesheet, validate both, and check them against the model.
+
+`load_experiment` turns any problem — unreadable TOML, a wrong type, an unknown kind, a
+layer the model lacks, a vector of the wrong width, a sweep column no run produces, a
+missing or malformed dopesheet — into one `ConfigError` whose single-line message names
+the file and the field, before anything is trained.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from ex_color.config.build import build_intervention, build_model, build_regularizer, run_columns
+from ex_color.config.schema import (
+    EXPERIMENT_FILE,
+    AnchorConfig,
+    AntiAnchorConfig,
+    ConfigError,
+    ExperimentConfig,
+    SeparateConfig,
+    SubspaceConfig,
+    SuppressEvaluation,
+    parse_config,
+)
+from ex_color.indices import check_indices
+from ex_color.model import forward_hooks, get_layer
+from ex_color.surgery import ablate, prune
+from ex_color.temporal import Dopesheet, DopesheetError
+
+
+class Experiment(BaseModel):
+    """A validated experiment: its file, config and dopesheet."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    path: Path
+    """The experiment.toml file."""
+    config: ExperimentConfig
+    dopesheet: Dopesheet
+    dopesheet_path: Path
+
+    @property
+    def name(self) -> str:
+        """The experiment directory's name, e.g. 'ex-2.9' (used for run directories)."""
+        return self.path.parent.name
+
+
+def resolve_experiment_path(path: str | Path) -> Path:
+    """An experiment directory (holding experiment.toml) or the .toml file itself."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / EXPERIMENT_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f'{path}: no such experiment file (expected a directory holding {EXPERIMENT_FILE} or a .toml)'
+        )
+    return path
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read, validate and cross-check an experiment file and its dopesheet."""
+    path = resolve_experiment_path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding='utf-8'))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f'{path}: not valid TOML: {e}') from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f'{path}: not UTF-8 text: {e}') from None
+    config = parse_config(raw, source=str(path))
+    dopesheet_path = path.parent / config.experiment.dopesheet
+    if not dopesheet_path.is_file():
+        raise ConfigError(f'{path}: experiment.dopesheet: file {str(dopesheet_path)!r} does not exist')
+    try:
+        dopesheet = Dopesheet.from_csv(dopesheet_path)
+    except DopesheetError as e:
+        raise ConfigError(str(e)) from None
+    check_layers(config, source=str(path))
+    if 'lr' not in dopesheet.props:
+        raise ConfigError(f"{dopesheet_path}: column 'lr' is missing; it sets the learning rate")
+    return Experiment(path=path, config=config, dopesheet=dopesheet, dopesheet_path=dopesheet_path)
+
+
+def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:
+    """Check the config against the model it builds, so that a bad file fails at load, not after training.
+
+    Every layer a regularizer or evaluation names must exist; every point, direction and
+    dimension index must fit that layer's width; every term, intervention and surgery must
+    build; every [sweep] column must be one a run produces. Raises ConfigError naming the
+    file and the field.
+    """
+    model = build_model(config)
+    named = [(f'regularizers.{i}.layers', layer) for i, r in enumerate(config.regularizers) for layer in r.layers]
+    named += [(f'evaluations.{i}.layer', e.layer) for i, e in enumerate(config.evaluations)]
+    for field, layer in named:
+        try:
+            get_layer(model, layer)
+        except KeyError as e:
+            raise ConfigError(f'{source}: {field}: {e}') from None
+    widths = layer_widths(model, {layer for _, layer in named})
+    for field, problem in (*_shape_problems(config, model, widths), *_sweep_problems(config)):
+        raise ConfigError(f'{source}: {field}: {problem}')
+
+
+def layer_widths(model: nn.Module, layers: Iterable[str]) -> dict[str, int]:
+    """The output width (last dimension) of each named layer, from one forward pass of a black pixel `[1, 3]`."""
+    widths: dict[str, int] = {}
+    with torch.no_grad(), forward_hooks(model, layers, lambda name, output: widths.setdefault(name, output.shape[-1])):
+        model(torch.zeros(1, 3))
+    return widths
+
+
+def _width_problem(field: str, vector: list[float], layer: str, width: int) -> Iterator[tuple[str, str]]:
+    if len(vector) != width:
+        yield field, f'has {len(vector)} values; expected {width} (the width of {layer!r})'
+
+
+def _index_problem(field: str, indices: list[int], layer: str, width: int) -> Iterator[tuple[str, str]]:
+    try:
+        check_indices(indices, '', width, layer)
+    except ValueError as e:
+        yield field, str(e)
+
+
+def _shape_problems(config: ExperimentConfig, model: nn.Module, widths: dict[str, int]) -> Iterator[tuple[str, str]]:
+    """(field, problem) for each vector or index list that does not fit its layer, or term that does not build."""
+    for i, r in enumerate(config.regularizers):
+        for layer in r.layers:
+            width = widths[layer]
+            if isinstance(r, AnchorConfig | AntiAnchorConfig):
+                yield from _width_problem(f'regularizers.{i}.point', r.point, layer, width)
+            elif isinstance(r, SubspaceConfig):
+                yield from _index_problem(f'regularizers.{i}.dims', r.dims, layer, width)
+            elif isinstance(r, SeparateConfig) and r.channels:
+                yield from _index_problem(f'regularizers.{i}.channels', r.channels, layer, width)
+        try:
+            build_regularizer(r)
+        except ValueError as e:
+            yield f'regularizers.{i}', str(e)
+    for i, e in enumerate(config.evaluations):
+        width = widths[e.layer]
+        if isinstance(e, SuppressEvaluation):
+            yield from _width_problem(f'evaluations.{i}.direction', e.direction, e.layer, width)
+            try:
+                build_intervention(e)
+            except ValueError as error:
+                yield f'evaluations.{i}', str(error)
+            continue
+        yield from _index_problem(f'evaluations.{i}.dims', e.dims, e.layer, width)
+        try:
+            (ablate if e.kind == 'ablate' else prune)(model, e.layer, e.dims)
+        except ValueError as error:
+            yield f'evaluations.{i}', str(error)
+
+
+def _sweep_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
+    """(field, problem) for each [sweep] column that no run of this experiment produces."""
+    if config.sweep is None:
+        return
+    produced = run_columns(config)
+    for key in ('minimise', 'maximise', 'print'):
+        for i, column in enumerate(getattr(config.sweep, key)):
+            if column not in produced:
+                close = difflib.get_close_matches(column, produced, n=3)
+                hint = f' (did you mean {", ".join(close)}?)' if close else ''
+                yield (
+                    f'sweep.{key}.{i}',
+                    f'{column!r} is not a column a run produces{hint}; expected e.g. val_recon or '
+                    '<evaluation>_selectivity_r2, <evaluation>_mse_max, <evaluation>_<colour>',
+                )

@@ -1,0 +1,381 @@
+"""The experiment file's schema: one pydantic model per section, validated, nothing built.
+
+An experiment is a TOML file (plus the dopesheet CSV it names). Every section forbids
+unknown keys, so a typo is an error, never a silent default. `parse_config` turns the
+first problem into one `ConfigError` whose single-line message names the file and the
+field. Building objects from a config is `ex_color.config.build`'s job; checking it
+against the model it builds is `ex_color.config.load`'s.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from ex_color.data.labels import PRIMARY_CHANNELS
+from ex_color.data.named_colors import NAMED_COLORS
+from ex_color.evaluation import validation_column
+
+EXPERIMENT_FILE = 'experiment.toml'
+BASELINE = 'baseline'
+"""The untouched model's name among the evaluated variants."""
+NamedColor = Literal[tuple(NAMED_COLORS)]  # type: ignore[valid-type]
+PrimaryColor = Literal[tuple(PRIMARY_CHANNELS)]  # type: ignore[valid-type]
+
+
+class ConfigError(ValueError):
+    """A bad experiment file; the message is one line naming the file and field."""
+
+
+def _field_error(field: str, message: str) -> PydanticCustomError:
+    """A validation error whose message names its own field (for checks across fields)."""
+    return PydanticCustomError('config_field', message, {'field': field})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra='forbid', frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode='before')
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        # Before pydantic's own extra='forbid' check, so that the message can list the valid keys.
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    expected = ', '.join(cls.model_fields)
+                    raise PydanticCustomError('unknown_key', f'unknown key; expected one of {expected}', {'key': key})
+        return data
+
+
+class ExperimentSection(_Section):
+    name: str
+    """Human-readable title, e.g. 'Ex 2.9: Ablate red (only), 5D'."""
+    seed: int = 0
+    """Default seed (overridden by `--seed`)."""
+    dopesheet: str = 'dopesheet.csv'
+    """The schedule CSV, relative to the experiment file."""
+
+
+class ModelSection(_Section):
+    kind: Literal['CNColorMLP'] = 'CNColorMLP'
+    # Upper bounds far above any colour model, so that a typo (16000) fails here instead of in the allocator.
+    k_bottleneck: int = Field(gt=0, le=1024)
+    k_codec: int = Field(16, gt=0, le=1024)
+    n_nonlinear: int = Field(1, gt=0, le=16)
+
+
+class DataSection(_Section):
+    """Training colours: an HSV cube sampled with replacement, weighted by its bias."""
+
+    hues: int = Field(36, gt=0, le=3600)
+    """Number of hues, `arange_cyclic(step_size=1/hues)`."""
+    saturations: int = Field(10, gt=1, le=1000)
+    values: int = Field(10, gt=1, le=1000)
+    batch_size: int = Field(64, gt=0, le=65536)
+
+
+# Labels --------------------------------------------------------------------------------------
+
+
+class _LabelBase(_Section):
+    power: float = Field(1.0, ge=0)
+    """The formula is raised to this power: higher → the label falls off faster away from its concept."""
+    scale: float = Field(1.0, ge=0, le=1)
+    """Probability = scale × formula^power; 0 turns the label off."""
+
+
+class PrimaryLabel(_LabelBase):
+    """`c·(1 − o₁/2 − o₂/2)` for the colour's channel c and the other two, o₁ and o₂ (the seed's redness)."""
+
+    kind: Literal['primary']
+    color: PrimaryColor
+
+
+class VibrancyLabel(_LabelBase):
+    """`s·v` of the colour's HSV."""
+
+    kind: Literal['vibrancy']
+
+
+class DesaturationLabel(_LabelBase):
+    """`1 − s·v`."""
+
+    kind: Literal['desaturation']
+
+
+class SimilarityLabel(_LabelBase):
+    """`hsv_similarity(colour, target)` to a named colour or an HSV triple (h in turns)."""
+
+    kind: Literal['similarity']
+    color: NamedColor | None = None
+    hsv: tuple[float, float, float] | None = None
+
+    @model_validator(mode='after')
+    def _one_target(self) -> SimilarityLabel:
+        if (self.color is None) == (self.hsv is None):
+            raise PydanticCustomError('one_target', 'give exactly one of color (a named colour) or hsv = [h, s, v]')
+        if self.hsv is not None and not all(0 <= x <= 1 for x in self.hsv):
+            raise _field_error_here('hsv', f'{list(self.hsv)} out of range; expected h, s and v each in [0, 1]')
+        return self
+
+
+def _field_error_here(key: str, message: str) -> PydanticCustomError:
+    """An error about one key of the section being validated (its path is completed by `_describe`)."""
+    return PydanticCustomError('section_key', message, {'key': key})
+
+
+LabelDefinition = Annotated[
+    PrimaryLabel | VibrancyLabel | DesaturationLabel | SimilarityLabel, Field(discriminator='kind')
+]
+
+
+class LabelsSection(_Section):
+    """`soft` and one table per label: `[labels.<name>]` with its kind, power and scale."""
+
+    model_config = ConfigDict(extra='allow', frozen=True, allow_inf_nan=False)
+    __pydantic_extra__: dict[str, LabelDefinition] = Field(init=False)  # type: ignore[assignment]
+
+    soft: StrictBool = False
+    """True: labels are the probabilities themselves. False: a Bernoulli draw per sample per batch."""
+
+    @model_validator(mode='before')
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:  # every key but soft names a label, whose value is a table
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key != 'soft' and not isinstance(value, dict):
+                    raise PydanticCustomError(
+                        'unknown_key',
+                        'not a label table; expected soft = true|false or [labels.<name>] tables with a kind '
+                        "('primary', 'vibrancy', 'desaturation' or 'similarity'), power and scale",
+                        {'key': key},
+                    )
+        return data
+
+    @property
+    def definitions(self) -> dict[str, LabelDefinition]:
+        """Label name → definition, in file order."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+# Regularizers -----------------------------------------------------------------------------------
+
+
+class _RegularizerBase(_Section):
+    name: str = Field(min_length=1)
+    layers: list[str] = Field(min_length=1)
+    """Module paths whose outputs the term regularizes, e.g. ['bottleneck']."""
+    labels: dict[str, float] | None = None
+    """Label affinities, naming labels declared in [labels]; None → every sample counts equally."""
+    validation: bool = False
+    """Also report this term on the held-out validation colours, as `val_<name>`."""
+
+
+class UnitarityConfig(_RegularizerBase):
+    kind: Literal['unitarity']
+
+
+class AnchorConfig(_RegularizerBase):
+    kind: Literal['anchor', 'angular-anchor']
+    point: list[float] = Field(min_length=1)
+
+
+class AntiAnchorConfig(_RegularizerBase):
+    kind: Literal['anti-anchor']
+    point: list[float] = Field(min_length=1)
+    hemi: bool = True
+
+
+class SeparateConfig(_RegularizerBase):
+    kind: Literal['separate']
+    power: float = 1.0
+    shift: bool = True
+    channels: list[int] | None = None
+
+
+class SubspaceConfig(_RegularizerBase):
+    kind: Literal['axis-aligned-subspace']
+    dims: list[int] = Field(min_length=1)
+    invert: bool = False
+
+
+RegularizerSection = Annotated[
+    UnitarityConfig | AnchorConfig | AntiAnchorConfig | SeparateConfig | SubspaceConfig,
+    Field(discriminator='kind'),
+]
+
+
+# Evaluations ------------------------------------------------------------------------------------
+
+
+class _EvaluationBase(_Section):
+    name: str = Field(min_length=1)
+    target: str | list[str]
+    """The concept the edit removes: a label declared in [labels] (its colour) or a named colour; or a list."""
+    layer: str
+
+    @property
+    def targets(self) -> list[str]:
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+
+class AblateEvaluation(_EvaluationBase):
+    kind: Literal['ablate', 'prune']
+    dims: list[int] = Field(min_length=1)
+
+
+class SuppressEvaluation(_EvaluationBase):
+    kind: Literal['suppress']
+    direction: list[float] = Field(min_length=1)
+    falloff_a: float = 0.0
+    falloff_b: float = 1.0
+    falloff_power: float = 1.0
+
+
+EvaluationSection = Annotated[AblateEvaluation | SuppressEvaluation, Field(discriminator='kind')]
+
+
+class SweepSection(_Section):
+    """How a sweep ranks its seeds: sweep.csv columns to minimise and maximise, the tie-breaker, the printout.
+
+    Without this table a sweep minimises `val_recon` and maximises the first evaluation's
+    `<name>_selectivity_r2`.
+    """
+
+    minimise: list[str] = Field(default_factory=list)
+    maximise: list[str] = Field(default_factory=list)
+    best: str | None = None
+    """Of the Pareto seeds, the best has the best value of this column (default: the first maximised one)."""
+    print: list[str] = Field(default_factory=list)
+    """Columns `ex-color sweep` prints for the best seed (default: the objectives)."""
+
+    @model_validator(mode='after')
+    def _objectives(self) -> SweepSection:
+        if self.best is not None and self.best not in (*self.minimise, *self.maximise):
+            raise _field_error_here('best', f'{self.best!r} is neither minimised nor maximised; expected one of them')
+        both = set(self.minimise) & set(self.maximise)
+        if both:
+            raise _field_error_here('maximise', f'{sorted(both)} also minimised; expected each column once')
+        return self
+
+
+class ExperimentConfig(_Section):
+    """The whole experiment file."""
+
+    experiment: ExperimentSection
+    model: ModelSection
+    data: DataSection = DataSection()
+    labels: LabelsSection = LabelsSection()
+    regularizers: list[RegularizerSection] = Field(default_factory=list)
+    evaluations: list[EvaluationSection] = Field(default_factory=list)
+    sweep: SweepSection | None = None
+
+    @model_validator(mode='after')
+    def _cross_references(self) -> ExperimentConfig:
+        for section, entries in (('regularizers', self.regularizers), ('evaluations', self.evaluations)):
+            first_index: dict[str, int] = {}
+            for i, entry in enumerate(entries):
+                if entry.name in first_index:
+                    raise _field_error(
+                        f'{section}.{i}.name',
+                        f'{entry.name!r} is already the name of {section}.{first_index[entry.name]}; '
+                        'expected unique names',
+                    )
+                first_index[entry.name] = i
+        validated: dict[str, int] = {}
+        for i, r in enumerate(self.regularizers):
+            if not r.validation:
+                continue
+            column = validation_column(r.name)
+            if column in validated:
+                raise _field_error(
+                    f'regularizers.{i}.name',
+                    f'{r.name!r} would report as {column}, like regularizers.{validated[column]}; '
+                    'expected names that differ after the reg- prefix',
+                )
+            validated[column] = i
+        labels = self.labels.definitions
+        declared = ', '.join(labels) or 'none'
+        for i, r in enumerate(self.regularizers):
+            for name in r.labels or {}:
+                if name not in labels:
+                    raise _field_error(
+                        f'regularizers.{i}.labels.{name}',
+                        f'label {name!r} is not declared; expected one of the [labels] tables ({declared})',
+                    )
+        for i, e in enumerate(self.evaluations):
+            if e.name == BASELINE:
+                raise _field_error(
+                    f'evaluations.{i}.name', f"'{BASELINE}' is reserved: the untouched model is always evaluated"
+                )
+            if not e.targets:
+                raise _field_error(f'evaluations.{i}.target', 'is empty; expected a label or named colour')
+            for target in e.targets:
+                if target in labels:
+                    if labels[target].kind not in ('primary', 'similarity'):
+                        raise _field_error(
+                            f'evaluations.{i}.target',
+                            f'label {target!r} ({labels[target].kind}) has no colour; '
+                            'expected a primary or similarity label, or a named colour',
+                        )
+                elif target not in NAMED_COLORS:
+                    raise _field_error(
+                        f'evaluations.{i}.target',
+                        f'{target!r} is neither a declared label ({declared}) nor a named colour '
+                        f'({", ".join(NAMED_COLORS)})',
+                    )
+        return self
+
+
+def parse_config(raw: dict, source: str = '<config>') -> ExperimentConfig:
+    """Validate a parsed TOML document; the first problem becomes a one-line ConfigError.
+
+    The message reads `source: field.path: what is wrong; what was expected`, with the
+    path as written in the file (0-based list indices, e.g. `regularizers.1.kind`).
+    """
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f'{source}: {_describe(e.errors()[0], raw)}') from None
+
+
+def _describe(error: ErrorDetails, raw: object) -> str:
+    """`field.path: message` for one pydantic error."""
+    path = _field_path(error['loc'], raw)
+    ctx = error.get('ctx', {})
+    message = error['msg']
+    match error['type']:
+        case 'config_field':
+            return f'{ctx["field"]}: {message}'
+        case 'unknown_key' | 'section_key':  # checks of one section that put the key in ctx
+            path.append(ctx['key'])
+        case 'extra_forbidden':
+            message = 'unknown key'
+        case 'union_tag_invalid':
+            path.append('kind')
+            message = f'unknown kind {ctx["tag"]!r}; expected one of {ctx["expected_tags"]}'
+        case 'union_tag_not_found':
+            path.append('kind')
+            message = 'missing: every entry needs a kind'
+        case _ if isinstance(error['input'], str | int | float | bool):
+            message = f'{message} (got {error["input"]!r})'
+    return f'{".".join(str(part) for part in path) or "(top level)"}: {message}'
+
+
+def _field_path(loc: tuple[int | str, ...], raw: object) -> list[int | str]:
+    """Pydantic's error location as the file's field path: without the union-member steps it inserts."""
+    path: list[int | str] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get('kind') == part:
+            continue  # pydantic's step into the tagged-union member named by `kind`
+        if part == '[key]':
+            continue  # pydantic's marker for "the key itself", after the key
+        path.append(part)
+        try:
+            node = node[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return path

@@ -1,0 +1,82 @@
+"""The Lightning adapter: train one seed as the seed notebook does, and return the fast engine's metrics.
+
+DataLoader + WeightedRandomSampler + `collate_with_labels` + `TrainingModule` under
+`L.Trainer`: slower than the fast engine, but step for step what the notebook did.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+from ex_color.data.cube_sampler import vibrancy
+from ex_color.data.labels import collate_with_labels
+from ex_color.loss import RegularizerConfig
+from ex_color.seed import set_deterministic_mode
+from ex_color.temporal import Dopesheet
+from ex_color.training.data import TrainingData
+from ex_color.training.lightning import TrainingModule
+
+
+def train_lightning(
+    make_model: Callable[[], nn.Module],
+    dopesheet: Dopesheet,
+    regularizers: Sequence[RegularizerConfig],
+    data: TrainingData,
+    *,
+    seed: int,
+    steps: int,
+    log_every: int = 50,
+    progress: bool | None = None,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """Seed everything, build the model and train it for `steps` steps; return it with its metrics.
+
+    The metrics table has the fast engine's columns: step, lr, loss, loss_<term>, weight_<name>.
+    """
+    set_deterministic_mode(seed)
+    model = make_model()
+    vibrancies = data.vibrancies if data.vibrancies is not None else vibrancy(data.colors)
+    dataset = TensorDataset(data.colors, vibrancies)
+    loader = DataLoader(
+        dataset,
+        batch_size=data.batch_size,
+        sampler=WeightedRandomSampler(data.weights.tolist(), num_samples=len(dataset), replacement=True),
+        collate_fn=partial(collate_with_labels, labels=dict(data.labels), soft=data.soft),
+    )
+    module = TrainingModule(model, dopesheet, torch.nn.MSELoss(), regularizers)
+    with tempfile.TemporaryDirectory() as logs:
+        trainer = L.Trainer(
+            max_steps=steps,
+            logger=CSVLogger(logs, name='', version=''),
+            log_every_n_steps=log_every,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress if progress is not None else sys.stderr.isatty(),
+            accelerator='cpu',
+            deterministic=True,
+        )
+        trainer.fit(module, loader)
+        logged = pd.read_csv(Path(logs) / 'metrics.csv')
+    return model, _metrics_table(logged, module)
+
+
+def _metrics_table(logged: pd.DataFrame, module: TrainingModule) -> pd.DataFrame:
+    """Lightning's CSV log in the fast engine's columns: step, lr, loss, loss_<term>, weight_<name>."""
+    terms = [c for c in logged.columns if c.startswith('train_') and c != 'train_loss']
+    columns = {'train_loss': 'loss'} | {c: 'loss_' + c.removeprefix('train_') for c in terms}
+    table = logged.rename(columns=columns)
+    table = table[['step', 'lr', 'loss', *[c for c in table.columns if c.startswith('loss_')]]]
+    table = table.groupby('step', as_index=False).first()
+    for r, name in enumerate(module.schedule.regularizer_names):
+        table[f'weight_{name}'] = module.schedule.weights[table['step'].to_numpy(), r]
+    return table
