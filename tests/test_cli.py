@@ -166,8 +166,8 @@ BAD_FILES = {
         field="evaluations.0.target: label 'vibrant' (vibrancy) has no colour",
     ),
     'sweep column no run produces': BadFile(
-        toml=replace_once(TOML, 'maximise = ["ablated_selectivity_r2"]', 'maximise = ["ablated_selectivity"]'),
-        field="sweep.maximise.0: 'ablated_selectivity' is not a column a run produces (did you mean ablated_selectivity_r2",
+        toml=replace_once(TOML, '"ablated_red", "ablated_cyan"', '"ablated_red", "ablated_cyaan"'),
+        field="sweep.print.2: 'ablated_cyaan' is not a column a run produces (did you mean ablated_cyan",
     ),
 }
 

@@ -1,0 +1,44 @@
+"""Per-seed figures of a sweep, for each ablation: the target's error, the worst collateral colour, selectivity.
+
+    python experiments/summarise.py experiments/delete-cyan runs/delete-cyan/sweep
+
+Collateral colours are the named colours whose similarity to every target is below 0.2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from ex_color.config import build_targets, load_experiment
+from ex_color.data import NAMED_COLORS_HSV
+from ex_color.data.color import hsv_to_rgb
+from ex_color.evaluation import color_column, target_similarity
+
+COLLATERAL_BELOW = 0.2
+
+
+def main(experiment_path: str, sweep_dir: str) -> None:
+    experiment = load_experiment(experiment_path)
+    table = pd.read_csv(f'{sweep_dir}/sweep.csv')
+    names = list(NAMED_COLORS_HSV)
+    rgb = hsv_to_rgb(np.array(list(NAMED_COLORS_HSV.values())))
+    for evaluation in experiment.config.evaluations:
+        targets = build_targets(experiment.config, evaluation)
+        similarity = target_similarity(rgb, targets)
+        far = [name for name, s in zip(names, similarity, strict=True) if s < COLLATERAL_BELOW]
+        print(f'{evaluation.name} ({evaluation.kind} removes {" + ".join(t.name for t in targets)})')
+        for _, row in table.iterrows():
+            hit = ', '.join(f'{t.name} {row[color_column(evaluation.name, t.name)]:.3f}' for t in targets)
+            worst = max(far, key=lambda c: row[color_column(evaluation.name, c)])
+            print(
+                f'  seed {int(row.seed)}: target error {hit}; worst collateral {worst} '
+                f'{row[color_column(evaluation.name, worst)]:.2g}; baseline median {row.baseline_mse_median:.2g}; '
+                f'selectivity r² {row[evaluation.name + "_selectivity_r2"]:.3f}'
+            )
+
+
+if __name__ == '__main__':
+    main(*sys.argv[1:3])
