@@ -298,8 +298,76 @@ def test_absurd_model_sizes_fail_before_allocating(raw, key, value):
 
 
 def test_label_scale_out_of_range(raw):
-    raw['labels']['red'] = 1.5
-    assert config_error(raw).startswith('exp.toml: labels.red: ')
+    raw['labels']['red']['scale'] = 1.5
+    assert config_error(raw).startswith('exp.toml: labels.red.scale: Input should be less than or equal to 1')
+
+
+# Labels, targets and [sweep]: what reaches the report must say what it measured -------------
+
+
+def _similarity(**key) -> dict:
+    return {'kind': 'similarity', 'power': 10, 'scale': 0.5, **key}
+
+
+@pytest.mark.parametrize(
+    ('edit', 'says'),
+    [
+        # A label named like a colour must be that colour, or reports would name the wrong concept.
+        (
+            lambda r: r['labels'].update(red={'kind': 'primary', 'color': 'green'}),
+            'labels.red: named like the colour red',
+        ),
+        (lambda r: r['labels'].update(red=_similarity(hsv=[0.5, 1, 1])), 'labels.red: named like the colour red'),
+        (lambda r: r['labels'].update(cyan=_similarity(hsv=[0.5, 0.5, 1])), 'labels.cyan: named like the colour cyan'),
+        (lambda r: r['labels'].update(red=_similarity(hsv=[0, 1])), 'labels.red.hsv: List should have at least 3'),
+        (lambda r: r['labels'].update(red=_similarity()), 'labels.red: give exactly one of color'),
+        (lambda r: r['regularizers'][1].update(labels={}), 'regularizers.1.labels: Dictionary should have at least 1'),
+        (lambda r: r['evaluations'][0].update(target=['red', 'red']), "evaluations.0.target: ['red', 'red'] repeats"),
+        (lambda r: r['evaluations'][0].update(target=3), 'evaluations.0.target: Input should be a valid string'),
+        (lambda r: r['sweep'].update(minimise=['val_recon', 'val_recon']), 'sweep.minimise: '),
+        (lambda r: r['sweep'].update(maximise=['seed']), "sweep.maximise: 'seed' is a label"),
+        (lambda r: r['sweep'].update(best='pruned_mse_max'), "sweep.best: 'pruned_mse_max' is neither"),
+    ],
+)
+def test_label_target_and_sweep_mistakes_name_the_field(raw, edit, says):
+    edit(raw)
+    message = config_error(raw)
+    assert message.startswith(f'exp.toml: {says}'), message
+
+
+def test_a_label_named_like_its_own_colour_and_a_new_name_are_fine(raw):
+    raw['labels']['cyan'] = _similarity(color='cyan')
+    raw['labels']['sea'] = _similarity(hsv=[0.45, 0.8, 0.9])
+    raw['evaluations'][0]['target'] = ['cyan', 'sea']
+    check_layers(parse_config(raw))  # no error
+
+
+def test_a_sweep_table_with_only_best_uses_the_default_objectives(raw):
+    raw['sweep'] = {'best': 'val_recon'}
+    assert parse_config(raw).sweep_objectives() == (
+        ['val_recon'],
+        ['ablated_selectivity_r2'],
+        'val_recon',
+        ['ablated_selectivity_r2', 'val_recon'],
+    )
+
+
+def test_without_evaluations_a_sweep_ranks_by_reconstruction(raw):
+    raw['evaluations'] = []
+    del raw['sweep']
+    assert parse_config(raw).sweep_objectives() == (['val_recon'], [], 'val_recon', ['val_recon'])
+
+
+def test_a_sweep_column_that_is_always_nan_is_refused(raw, caplog):
+    """A term whose labels are all off never applies: its columns would be NaN for every seed."""
+    raw['labels']['red']['scale'] = 0
+    message = config_error(raw)  # the shipped [sweep] minimises val_anchor, the anchor's validation loss
+    assert message.startswith(
+        "exp.toml: sweep.minimise.1: 'val_anchor' is NaN in every run: the labels of regularizers.1"
+    )
+    assert 'regularizers.1 (reg-anchor): its labels are all off' in caplog.text
+    del raw['sweep']
+    check_layers(parse_config(raw))  # without it, the experiment is fine (the term is simply off)
 
 
 @pytest.mark.parametrize(

@@ -69,3 +69,12 @@ def test_same_seed_twice_gives_identical_figures(tmp_path: Path):
     assert (a.directory / 'model.pt').read_bytes() != b''
     with pytest.raises(RunExistsError):
         run_experiment(experiment, seed=3, out=tmp_path / 'a', steps=60, progress=False)
+
+
+def test_a_lightning_run_shorter_than_the_logging_interval_still_has_metrics():
+    from ex_color.experiment import train_lightning_seed
+
+    experiment = load_experiment(EXPERIMENT)
+    _, metrics = train_lightning_seed(experiment, 0, 12, progress=False)
+    assert len(metrics) >= 1
+    assert {'loss', 'loss_recon', 'loss_reg-anchor', 'weight_reg-anchor'} <= set(metrics.columns)

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ex_color.sweep as sweep_module
-from ex_color.config import ConfigError, load_experiment
+from ex_color.config import ConfigError, load_experiment, run_columns, sweep_objectives
 from ex_color.data.labels import seed_labels
 from ex_color.evaluation import color_column, pareto_front, validation_set
 from ex_color.experiment import run_experiment
-from ex_color.sweep import parse_seeds, run_sweep
+from ex_color.sweep import parse_seeds, pick_best, run_sweep
 from ex_color.training.engine import TrainingInterrupted
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
@@ -139,3 +139,46 @@ def test_validation_set_is_cell_centres_and_corners_with_exact_labels():
     assert red.tolist() == [[1.0, 0.0, 0.0]]
     assert int(labels['vibrant'].sum()) == 6
     assert int(labels['desaturated'].sum()) == 10
+
+
+def test_pick_best_follows_the_best_column_then_the_other_objectives():
+    pareto = pd.DataFrame(
+        {
+            'seed': [4, 7, 9, 2],
+            'score': [0.9, 0.95, 0.95, 0.5],
+            'loss': [0.2, 0.3, 0.1, 0.0],
+        }
+    )
+    # Highest score: seeds 7 and 9 tie; the lower loss (9) wins.
+    assert pick_best(pareto, minimise=['loss'], maximise=['score'], best='score') == 9
+    # Best by the minimised column: seed 2.
+    assert pick_best(pareto, minimise=['loss'], maximise=['score'], best='loss') == 2
+
+
+def test_sweep_objectives_default_to_reconstruction_and_the_first_evaluations_selectivity(experiment):
+    config = experiment.config.model_copy(update={'sweep': None})
+    assert sweep_objectives(config) == (
+        ['val_recon'],
+        ['ablated_selectivity_r2'],
+        'ablated_selectivity_r2',
+        ['ablated_selectivity_r2', 'val_recon'],
+    )
+    # Ex 2.9 states its own choice.
+    assert sweep_objectives(experiment.config) == (
+        ['val_recon', 'val_anchor'],
+        ['ablated_selectivity_r2'],
+        'ablated_selectivity_r2',
+        ['ablated_selectivity_r2', 'ablated_red', 'ablated_cyan', 'val_recon'],
+    )
+
+
+def test_every_column_a_run_promises_is_in_the_sweep_table(experiment, swept):
+    """`run_columns` (what [sweep] is checked against at load) is exactly what sweep.csv holds."""
+    assert list(swept.table.columns) == run_columns(experiment.config)
+
+
+def test_a_nan_objective_ranks_worst_on_the_pareto_front():
+    # Seed 0 has no selectivity (NaN) and worse reconstruction than seed 1: seed 1 dominates it.
+    # Seed 2 has no selectivity but the best reconstruction: nothing dominates it on that.
+    table = pd.DataFrame({'val_recon': [0.3, 0.2, 0.1], 'r2': [float('nan'), 0.5, float('nan')]})
+    assert pareto_front(table, ['val_recon'], ['r2']).tolist() == [False, True, True]

@@ -201,8 +201,12 @@ def validation_losses(
 
 
 def pareto_front(table: pd.DataFrame, minimise: Sequence[str], maximise: Sequence[str]) -> pd.Series:
-    """Which rows no other row dominates (at least as good on every column, better on one)."""
+    """Which rows no other row dominates (at least as good on every column, better on one).
+
+    A NaN counts as the worst value of its column, so a row cannot reach the front by a missing figure.
+    """
     scores = np.concatenate([table[list(minimise)].to_numpy(float), -table[list(maximise)].to_numpy(float)], axis=1)
+    scores = np.where(np.isnan(scores), np.inf, scores)
     no_worse = (scores[:, None, :] <= scores[None, :, :]).all(-1)  # [i, j]: i is no worse than j everywhere
     better = (scores[:, None, :] < scores[None, :, :]).any(-1)
     dominated = (no_worse & better).any(axis=0)

@@ -142,6 +142,10 @@ def run_sweep(
 
     table = _write_table(directory, seeds)
     minimise, maximise, best_column, shown = sweep_objectives(experiment.config)
+    for column in (*minimise, *maximise):
+        missing = table.loc[table[column].isna(), 'seed'].tolist()
+        if missing:
+            log.warning('%s is NaN for seeds %s; they rank last on it', column, ', '.join(map(str, missing)))
     pareto = table[pareto_front(table, minimise, maximise)]
     write_atomic(directory / 'pareto.csv', pareto.to_csv(index=False))
     best_seed = pick_best(pareto, minimise, maximise, best_column)

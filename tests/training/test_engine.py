@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ex_color.loss import NonFiniteLossError, RegularizerConfig
+from ex_color.loss import NonFiniteLossError, RegularizerConfig, Unitarity
 from ex_color.training.engine import (
     EngineOptions,
     TrainingInterrupted,
@@ -18,6 +18,7 @@ from ex_color.training.engine import (
     init_models,
     train_ensemble,
 )
+from ex_color.training.schedule import TrainingSchedule
 
 from .conftest import make_model
 
@@ -195,3 +196,15 @@ def test_soft_labels_change_training(data, regularizers, schedule):
     assert not torch.equal(
         parameters(hard.models[0])['encoder.0.weight'], parameters(soft.models[0])['encoder.0.weight']
     )
+
+
+def test_a_term_its_labels_never_select_is_a_nan_column(data, regularizers, short_sheet):
+    """Every regularizer gets a loss column, so a sweep's table always has it; NaN where the term was skipped."""
+    never = RegularizerConfig('reg-never', Unitarity(), {'no-such-label': 1.0}, ['bottleneck'])
+    everything = [*regularizers, never]
+    schedule = TrainingSchedule.from_dopesheet(short_sheet, everything)
+    result = train([0], data, everything, schedule, steps=3, log_every=1)
+    assert result.metrics['loss_reg-never'].isna().all()
+    assert not result.metrics['loss_reg-unit'].isna().any()
+    columns = [c for c in result.metrics.columns if c.startswith('loss_')]
+    assert columns == ['loss_recon', *(f'loss_{r.name}' for r in [*regularizers, never])]

@@ -187,14 +187,8 @@ def run_columns(config: ExperimentConfig) -> list[str]:
 
 
 def sweep_objectives(config: ExperimentConfig) -> tuple[list[str], list[str], str, list[str]]:
-    """(minimise, maximise, best, print) for ranking a sweep's seeds: the [sweep] table or its defaults."""
-    first = config.evaluations[0].name if config.evaluations else BASELINE
-    section = config.sweep
-    minimise = section.minimise if section and (section.minimise or section.maximise) else ['val_recon']
-    maximise = section.maximise if section and (section.minimise or section.maximise) else [f'{first}_selectivity_r2']
-    best = section.best if section and section.best else (maximise[0] if maximise else minimise[0])
-    shown = section.print if section and section.print else [*maximise, *minimise]
-    return list(minimise), list(maximise), best, list(shown)
+    """(minimise, maximise, best, print) for ranking a sweep's seeds (see `ExperimentConfig.sweep_objectives`)."""
+    return config.sweep_objectives()
 
 
 def _vector(values: Sequence[float]) -> torch.Tensor:

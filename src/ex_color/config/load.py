@@ -9,6 +9,7 @@ the file and the field, before anything is trained.
 from __future__ import annotations
 
 import difflib
+import logging
 import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,10 +30,13 @@ from ex_color.config.schema import (
     SuppressEvaluation,
     parse_config,
 )
+from ex_color.evaluation import validation_column
 from ex_color.indices import check_indices
 from ex_color.model import forward_hooks, get_layer
 from ex_color.surgery import ablate, prune
 from ex_color.temporal import Dopesheet, DopesheetError
+
+log = logging.getLogger(__name__)
 
 
 class Experiment(BaseModel):
@@ -159,14 +163,35 @@ def _shape_problems(config: ExperimentConfig, model: nn.Module, widths: dict[str
             yield f'evaluations.{i}', str(error)
 
 
+def switched_off(config: ExperimentConfig) -> dict[str, int]:
+    """Regularizers whose labels are all off (scale 0), so that their term never applies: name → index."""
+    scales = {name: d.scale for name, d in config.labels.definitions.items()}
+    return {
+        r.name: i
+        for i, r in enumerate(config.regularizers)
+        if r.labels is not None and not any(scales[label] for label in r.labels)
+    }
+
+
 def _sweep_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
-    """(field, problem) for each [sweep] column that no run of this experiment produces."""
+    """(field, problem) for each [sweep] column that no run of this experiment produces, or that is always NaN."""
+    off = switched_off(config)
+    for name, i in off.items():
+        log.warning('%s: its labels are all off (scale 0); the term never applies', f'regularizers.{i} ({name})')
     if config.sweep is None:
         return
     produced = run_columns(config)
+    never = {f'train_loss_{name}': i for name, i in off.items()}
+    never |= {validation_column(name): i for name, i in off.items()}
     for key in ('minimise', 'maximise', 'print'):
         for i, column in enumerate(getattr(config.sweep, key)):
-            if column not in produced:
+            if column in never:
+                yield (
+                    f'sweep.{key}.{i}',
+                    f'{column!r} is NaN in every run: the labels of regularizers.{never[column]} are all off '
+                    '(scale 0); expected a column with figures',
+                )
+            elif column not in produced:
                 close = difflib.get_close_matches(column, produced, n=3)
                 hint = f' (did you mean {", ".join(close)}?)' if close else ''
                 yield (

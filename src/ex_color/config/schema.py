@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from ex_color.data.labels import PRIMARY_CHANNELS
-from ex_color.data.named_colors import NAMED_COLORS
+from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.evaluation import validation_column
 
 EXPERIMENT_FILE = 'experiment.toml'
@@ -110,7 +110,8 @@ class SimilarityLabel(_LabelBase):
 
     kind: Literal['similarity']
     color: NamedColor | None = None
-    hsv: tuple[float, float, float] | None = None
+    hsv: list[float] | None = Field(None, min_length=3, max_length=3)
+    """[h, s, v], each in [0, 1]; h in turns (0 red, 1/3 green, 2/3 blue)."""
 
     @model_validator(mode='after')
     def _one_target(self) -> SimilarityLabel:
@@ -167,7 +168,7 @@ class _RegularizerBase(_Section):
     name: str = Field(min_length=1)
     layers: list[str] = Field(min_length=1)
     """Module paths whose outputs the term regularizes, e.g. ['bottleneck']."""
-    labels: dict[str, float] | None = None
+    labels: dict[str, float] | None = Field(None, min_length=1)
     """Label affinities, naming labels declared in [labels]; None → every sample counts equally."""
     validation: bool = False
     """Also report this term on the held-out validation colours, as `val_<name>`."""
@@ -253,8 +254,12 @@ class SweepSection(_Section):
 
     @model_validator(mode='after')
     def _objectives(self) -> SweepSection:
-        if self.best is not None and self.best not in (*self.minimise, *self.maximise):
-            raise _field_error_here('best', f'{self.best!r} is neither minimised nor maximised; expected one of them')
+        for key in ('minimise', 'maximise', 'print'):
+            columns = getattr(self, key)
+            if len(set(columns)) != len(columns):
+                raise _field_error_here(key, f'{columns} repeats a column; expected each column once')
+            if key != 'print' and 'seed' in columns:
+                raise _field_error_here(key, "'seed' is a label, not a figure; expected columns of figures")
         both = set(self.minimise) & set(self.maximise)
         if both:
             raise _field_error_here('maximise', f'{sorted(both)} also minimised; expected each column once')
@@ -312,6 +317,8 @@ class ExperimentConfig(_Section):
                 )
             if not e.targets:
                 raise _field_error(f'evaluations.{i}.target', 'is empty; expected a label or named colour')
+            if len(set(e.targets)) != len(e.targets):
+                raise _field_error(f'evaluations.{i}.target', f'{e.targets} repeats a target; expected each once')
             for target in e.targets:
                 if target in labels:
                     if labels[target].kind not in ('primary', 'similarity'):
@@ -326,7 +333,48 @@ class ExperimentConfig(_Section):
                         f'{target!r} is neither a declared label ({declared}) nor a named colour '
                         f'({", ".join(NAMED_COLORS)})',
                     )
+        self._check_labels()
+        minimise, maximise, best, _ = self.sweep_objectives()
+        if best not in (*minimise, *maximise):
+            raise _field_error('sweep.best', f'{best!r} is neither minimised nor maximised; expected one of them')
         return self
+
+    def _check_labels(self) -> None:
+        """Label names are non-empty, and a label named like a named colour has that colour."""
+        for name, label in self.labels.definitions.items():
+            if not name.strip():
+                raise _field_error(f'labels.{name!r}', 'an empty label name; expected a name such as red')
+            hsv = _label_hsv(label)
+            if name in NAMED_COLORS_HSV and hsv is not None and tuple(hsv) != NAMED_COLORS_HSV[name]:
+                raise _field_error(
+                    f'labels.{name}',
+                    f'named like the colour {name} but its colour is hsv {list(hsv)}; expected a name that says '
+                    'which concept it is (reports name the label as what was removed)',
+                )
+
+    def sweep_objectives(self) -> tuple[list[str], list[str], str, list[str]]:
+        """(minimise, maximise, best, print) for ranking a sweep's seeds: the [sweep] table or its defaults.
+
+        Defaults: minimise `val_recon`; maximise the first evaluation's `<name>_selectivity_r2`
+        (nothing without evaluations); best: the first maximised column, else the first
+        minimised one; print: the objectives.
+        """
+        section = self.sweep or SweepSection()
+        given = bool(section.minimise or section.maximise)
+        first = [f'{self.evaluations[0].name}_selectivity_r2'] if self.evaluations else []
+        minimise = list(section.minimise) if given else ['val_recon']
+        maximise = list(section.maximise) if given else first
+        best = section.best or (maximise or minimise)[0]
+        return minimise, maximise, best, list(section.print) or [*maximise, *minimise]
+
+
+def _label_hsv(label: LabelDefinition) -> tuple[float, ...] | None:
+    """The colour a label stands for, if its kind has one."""
+    if isinstance(label, PrimaryLabel):
+        return NAMED_COLORS_HSV[label.color]
+    if isinstance(label, SimilarityLabel):
+        return NAMED_COLORS_HSV[label.color] if label.color is not None else tuple(label.hsv or ())
+    return None
 
 
 def parse_config(raw: dict, source: str = '<config>') -> ExperimentConfig:
@@ -371,6 +419,8 @@ def _field_path(loc: tuple[int | str, ...], raw: object) -> list[int | str]:
     for part in loc:
         if isinstance(node, dict) and part not in node and node.get('kind') == part:
             continue  # pydantic's step into the tagged-union member named by `kind`
+        if isinstance(part, str) and node is not None and not isinstance(node, dict | list):
+            continue  # pydantic's step into a member of a plain union (e.g. `str` of `str | list[str]`)
         if part == '[key]':
             continue  # pydantic's marker for "the key itself", after the key
         path.append(part)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -248,12 +249,15 @@ def _write_metrics(path: Path | None, metrics: list[dict[str, Any]]) -> None:
 def _metric_rows(
     step: int, seeds: list[int], lr: float, weights: Mapping[str, float], total: Tensor, terms: Mapping[str, Tensor]
 ) -> list[dict[str, Any]]:
-    names = list(terms)
-    values = torch.stack([total.detach(), *(terms[n].detach() for n in names)]).tolist()  # [1 + T, S]
+    """One metrics row per member; every regularizer has a `loss_<name>` (NaN at a step its labels skipped)."""
+    names = list(dict.fromkeys([*terms, *weights]))  # the reconstruction term first, then every regularizer
+    present = [n for n in names if n in terms]
+    stacked = torch.stack([total.detach(), *(terms[n].detach() for n in present)]).tolist()  # [1 + T, S]
+    values = dict(zip(present, stacked[1:], strict=True))
     rows = []
     for s, seed in enumerate(seeds):
-        row: dict[str, Any] = {'step': step, 'seed': seed, 'lr': lr, 'loss': values[0][s]}
-        row.update({f'loss_{n}': values[i + 1][s] for i, n in enumerate(names)})
+        row: dict[str, Any] = {'step': step, 'seed': seed, 'lr': lr, 'loss': stacked[0][s]}
+        row.update({f'loss_{n}': values[n][s] if n in values else math.nan for n in names})
         row.update({f'weight_{n}': w for n, w in weights.items()})
         rows.append(row)
     return rows

@@ -58,7 +58,7 @@ def train_lightning(
         trainer = L.Trainer(
             max_steps=steps,
             logger=CSVLogger(logs, name='', version=''),
-            log_every_n_steps=log_every,
+            log_every_n_steps=min(log_every, steps),  # Lightning logs nothing in a run shorter than this
             enable_checkpointing=False,
             enable_model_summary=False,
             enable_progress_bar=progress if progress is not None else sys.stderr.isatty(),
@@ -77,6 +77,9 @@ def _metrics_table(logged: pd.DataFrame, module: TrainingModule) -> pd.DataFrame
     table = logged.rename(columns=columns)
     table = table[['step', 'lr', 'loss', *[c for c in table.columns if c.startswith('loss_')]]]
     table = table.groupby('step', as_index=False).first()
+    for name in module.schedule.regularizer_names:  # a term its labels always skipped was never logged
+        if f'loss_{name}' not in table:
+            table[f'loss_{name}'] = float('nan')
     for r, name in enumerate(module.schedule.regularizer_names):
         table[f'weight_{name}'] = module.schedule.weights[table['step'].to_numpy(), r]
     return table
