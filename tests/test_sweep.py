@@ -18,6 +18,7 @@ from ex_color.evaluation import color_column, pareto_front, validation_set
 from ex_color.experiment import run_experiment
 from ex_color.sweep import parse_seeds, pick_best, run_sweep
 from ex_color.training.engine import TrainingInterrupted
+from ex_color.workdir import DirectoryError
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 STEPS = 80
@@ -95,8 +96,10 @@ def test_interrupted_sweep_continues_without_redoing_seeds(experiment, swept, tm
 
 
 def test_sweep_refuses_a_directory_of_another_sweep(experiment, swept):
-    with pytest.raises(ConfigError, match='different'):
+    before = {p: p.read_bytes() for p in swept.directory.rglob('*') if p.is_file()}
+    with pytest.raises(DirectoryError, match=f'holds a sweep with steps {STEPS}, not {STEPS + 1}; nothing was changed'):
         run_sweep(experiment, [0, 1, 2], out=swept.directory, chunk=3, steps=STEPS + 1, progress=False)
+    assert {p: p.read_bytes() for p in swept.directory.rglob('*') if p.is_file()} == before
 
 
 @pytest.mark.parametrize(

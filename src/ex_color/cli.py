@@ -1,8 +1,10 @@
 """The `ex-color` command: parse arguments, call `ex_color.experiment`, print results.
 
-Bad input (an experiment file, a flag) exits with code 2 and one line on stderr, never a
-traceback; a run whose loss turns non-finite exits with 1 and one line; an interrupted run
-exits with 130 after saving a checkpoint.
+Every failure ends in one line on stderr and an exit code (`_failure`): 2 for bad input or a
+damaged or foreign artifact (an experiment file, a flag, an --out that is not ours, a
+truncated checkpoint), 1 for a failure during work (a diverging loss, a full disk), 130 when
+interrupted (after saving a checkpoint where the engine keeps one). Only a bug shows a
+traceback, with a note asking to report it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -73,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, 'out', None) == '':
+        parser.error('--out is empty; expected a directory path')
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format='%(levelname).1s %(name)s: %(message)s',
@@ -80,38 +85,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    try:
+        _dispatch(args)
+    except (Exception, KeyboardInterrupt) as error:  # the one error path: a line and an exit code
+        code, message = _failure(error, args)
+        if code is None:
+            traceback.print_exc()
+        print(f'ex-color: {message}', file=sys.stderr)
+        return code or EXIT_FAILED
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> None:
     if args.command == 'report':
-        return _report(args.directory)
+        from ex_color.vis.report import write_report
+
+        print(f'Report: {write_report(args.directory)}')
+        return
     # Heavy imports only once we know there is work to do; Lightning (via experiment) only for a valid file.
-    from ex_color.config import ConfigError, load_experiment
+    from ex_color.config import load_experiment
 
     if getattr(args, 'engine', None) == 'lightning' and not args.verbose:
         _quiet_lightning()
-    try:
-        experiment = load_experiment(args.experiment)
-    except ConfigError as e:
-        print(f'ex-color: error: {e}', file=sys.stderr)
-        return EXIT_USAGE
-    from ex_color.experiment import RunExistsError, TrainingInterrupted
-    from ex_color.loss import NonFiniteLossError
-    from ex_color.vis.report import ReportError
+    experiment = load_experiment(args.experiment)
+    if args.command == 'run':
+        _run(args, experiment)
+    else:
+        _sweep(args, experiment)
 
-    try:
-        if args.command == 'run':
-            _run(args, experiment)
-        else:
-            _sweep(args, experiment)
-    except (ConfigError, RunExistsError, ReportError) as e:
-        print(f'ex-color: error: {e}', file=sys.stderr)
-        return EXIT_USAGE
-    except NonFiniteLossError as e:  # the schedule diverged: not a usage error, but no traceback either
-        print(f'ex-color: error: training failed: {e}', file=sys.stderr)
-        return EXIT_FAILED
-    except TrainingInterrupted as e:
-        again = '--resume' if args.command == 'run' else 'the same command (finished seeds are kept)'
-        print(f'ex-color: {e}; checkpoint saved, continue with {again}', file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0
+
+def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None, str]:
+    """The exit code and one-line message for an error; code None for a bug (its traceback is shown)."""
+    from ex_color.config import ConfigError
+    from ex_color.experiment import RunExistsError
+    from ex_color.files import DamagedFileError
+    from ex_color.loss import NonFiniteLossError
+    from ex_color.rundir import RunArtifactsError
+    from ex_color.training.engine import TrainingInterrupted
+    from ex_color.workdir import DirectoryError
+
+    match error:
+        case ConfigError() | RunExistsError() | RunArtifactsError() | DirectoryError() | DamagedFileError():
+            return EXIT_USAGE, f'error: {error}'
+        case NonFiniteLossError():  # the schedule diverged: not a usage error, but no traceback either
+            return EXIT_FAILED, f'error: training failed: {error}'
+        case TrainingInterrupted():
+            if not error.resumable:
+                return EXIT_INTERRUPTED, f'{error}; run it again to start over'
+            again = '--resume' if args.command == 'run' else 'the same command (finished seeds are kept)'
+            return EXIT_INTERRUPTED, f'{error}; checkpoint saved, continue with {again}'
+        case KeyboardInterrupt():
+            return EXIT_INTERRUPTED, 'interrupted; files written so far are complete (each is written atomically)'
+        case MemoryError():
+            return EXIT_FAILED, 'error: out of memory; try fewer seeds per ensemble (--chunk) or a smaller experiment'
+        case OSError():
+            where = f': {error.filename}' if error.filename else ''
+            return EXIT_FAILED, f'error: {error.strerror or error}{where}'
+    return None, (
+        f'internal error ({type(error).__name__}): this is a bug in ex-color; '
+        'please report it with the command you ran and the traceback above'
+    )
 
 
 def _run(args: argparse.Namespace, experiment: object) -> None:
@@ -149,18 +182,6 @@ def _sweep(args: argparse.Namespace, experiment: object) -> None:
         from ex_color.vis.report import write_sweep_report
 
         print(f'Report: {write_sweep_report(result.directory)}')
-
-
-def _report(directory: str) -> int:
-    from ex_color.vis.report import ReportError, write_report
-
-    try:
-        path = write_report(directory)
-    except ReportError as e:
-        print(f'ex-color: error: {e}', file=sys.stderr)
-        return EXIT_USAGE
-    print(f'Report: {path}')
-    return 0
 
 
 def _quiet_lightning() -> None:

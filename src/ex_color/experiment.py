@@ -32,7 +32,15 @@ from ex_color.config import (
     validation_regularizers,
 )
 from ex_color.evaluation import Evaluation, evaluate, validation_losses
-from ex_color.rundir import CHECKPOINT_FILE, RESULTS_FILE, RunResults, read_results, write_inputs, write_run
+from ex_color.rundir import (
+    CHECKPOINT_FILE,
+    RESULTS_FILE,
+    RunResults,
+    read_results,
+    run_identity,
+    write_inputs,
+    write_run,
+)
 from ex_color.temporal import Dopesheet
 from ex_color.training.engine import (
     EngineOptions,
@@ -42,6 +50,7 @@ from ex_color.training.engine import (
     train_ensemble,
 )
 from ex_color.training.schedule import TrainingSchedule
+from ex_color.workdir import claim, lock
 
 log = logging.getLogger(__name__)
 
@@ -126,33 +135,45 @@ def run_experiment(
     if engine not in ENGINES:
         raise ConfigError(f'engine must be one of {ENGINES}, got {engine!r}')
     seed = experiment.config.experiment.seed if seed is None else seed
+    check_seed(seed, '--seed', LIGHTNING_SEED_LIMIT if engine == 'lightning' else SEED_LIMIT)
     steps = checked_steps(experiment, steps)
     directory = Path(out) if out is not None else default_run_dir(experiment, seed)
-    if (directory / RESULTS_FILE).exists():
-        if resume:
-            log.info('%s is already finished', directory)
-            return RunResult(directory, read_results(directory))
-        raise RunExistsError(f'{directory} already holds a finished run; choose another --out or remove it')
-    checkpoint = directory / CHECKPOINT_FILE
-    if checkpoint.exists() and not resume:
-        raise RunExistsError(f'{directory} holds an interrupted run; pass --resume to continue it, or remove it')
-    if resume and engine == 'lightning' and checkpoint.exists():
-        raise RunExistsError('--resume is supported by the fast engine only')
+    claim(directory, 'run', run_identity(experiment, seed=seed, engine=engine, steps=steps))
+    with lock(directory):
+        if (directory / RESULTS_FILE).exists():
+            if resume:
+                log.info('%s is already finished', directory)
+                return RunResult(directory, read_results(directory))
+            raise RunExistsError(f'{directory} already holds a finished run; choose another --out or remove it')
+        checkpoint = directory / CHECKPOINT_FILE
+        if checkpoint.exists() and not resume:
+            raise RunExistsError(f'{directory} holds an interrupted run; pass --resume to continue it, or remove it')
 
-    directory.mkdir(parents=True, exist_ok=True)
-    write_inputs(directory, experiment, seed)
-    log.info('Training %s seed %d with the %s engine for %d steps', experiment.name, seed, engine, steps)
-    started = time.perf_counter()
-    if engine == 'fast':
-        model, metrics = train_fast(experiment, seed, steps, directory, progress, checkpoint_every)
-    else:
-        model, metrics = train_lightning_seed(experiment, seed, steps, progress)
-    train_seconds = time.perf_counter() - started
-    outcome = assess(seed, model, metrics, experiment.config)
-    results = outcome.results(experiment, engine=engine, steps=steps, train_seconds=train_seconds)
-    write_run(directory, experiment, model, metrics, results)
-    checkpoint.unlink(missing_ok=True)
+        write_inputs(directory, experiment, seed)
+        log.info('Training %s seed %d with the %s engine for %d steps', experiment.name, seed, engine, steps)
+        started = time.perf_counter()
+        if engine == 'fast':
+            model, metrics = train_fast(experiment, seed, steps, directory, progress, checkpoint_every)
+        else:
+            model, metrics = train_lightning_seed(experiment, seed, steps, progress)
+        train_seconds = time.perf_counter() - started
+        outcome = assess(seed, model, metrics, experiment.config)
+        results = outcome.results(experiment, engine=engine, steps=steps, train_seconds=train_seconds)
+        write_run(directory, experiment, model, metrics, results)
+        checkpoint.unlink(missing_ok=True)
     return RunResult(directory, results)
+
+
+SEED_LIMIT = 2**63
+"""Seeds are in [0, 2⁶³); the Lightning engine (numpy's seeding) takes [0, 2³²)."""
+LIGHTNING_SEED_LIMIT = 2**32
+
+
+def check_seed(seed: int, what: str, limit: int = SEED_LIMIT) -> int:
+    """`seed` if it is an int in [0, limit); a ConfigError naming `what` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < limit:
+        raise ConfigError(f'{what}: seed {seed!r} out of range; expected a whole number in [0, {limit})')
+    return seed
 
 
 def checked_steps(experiment: Experiment, steps: int | None) -> int:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
@@ -33,3 +34,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class DamagedFileError(ValueError):
+    """A file ex-color wrote that can no longer be read (truncated, overwritten, not a file)."""
+
+
+def read_torch(path: str | Path, *, weights_only: bool = False) -> Any:
+    """`torch.load` of a file ex-color wrote; a damaged one is one DamagedFileError line naming it."""
+    import torch
+
+    path = Path(path)
+    try:
+        return torch.load(path, weights_only=weights_only)
+    except Exception as e:  # torch.load raises many kinds: EOFError, UnpicklingError, RuntimeError, IsADirectoryError…
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DamagedFileError(f'{path}: damaged ({reason[:200]}); remove it to redo the work it held') from None

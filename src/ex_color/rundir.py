@@ -1,5 +1,6 @@
 """The run directory: what a run writes, and reading it back, side by side.
 
+    manifest.json   what the directory holds (written first; see `ex_color.workdir`)
     config.toml     the resolved experiment (re-runnable: `ex-color run config.toml`)
     dopesheet.csv   the schedule it trained under
     metrics.csv     per-term losses, lr and weights every few steps
@@ -26,6 +27,7 @@ from torch import nn
 from ex_color.config import ConfigError, Experiment, build_model, load_experiment
 from ex_color.evaluation import Evaluation
 from ex_color.files import write_atomic
+from ex_color.workdir import DirectoryError, check_manifest, fingerprint, write_manifest
 
 CONFIG_FILE = 'config.toml'
 DOPESHEET_FILE = 'dopesheet.csv'
@@ -64,19 +66,39 @@ class RunResults:
         return cls(**{**data, 'evaluations': {n: Evaluation(**e) for n, e in data['evaluations'].items()}})
 
 
-def write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
-    """The resolved config (with this run's seed; re-runnable from the run directory) and the dopesheet."""
+def resolved_config(experiment: Experiment, seed: int) -> dict[str, Any]:
+    """The experiment as config.toml records it: with this run's seed and the dopesheet beside it."""
     resolved = experiment.config.model_dump(mode='json', exclude_none=True)
     resolved['experiment']['seed'] = seed
     resolved['experiment']['dopesheet'] = DOPESHEET_FILE
-    write_atomic(directory / CONFIG_FILE, tomli_w.dumps(resolved).encode())
+    return resolved
+
+
+def identity(experiment: Experiment, **fields: Any) -> dict[str, Any]:
+    """The fingerprint of work on `experiment` (see `ex_color.workdir`): the config without its seed,
+    the dopesheet's hash, and `fields` (a run's seed, engine and steps; a sweep's steps)."""
+    config = resolved_config(experiment, 0)
+    del config['experiment']['seed']
+    return fingerprint(config, experiment.dopesheet_path.read_bytes(), **fields)
+
+
+def run_identity(experiment: Experiment, *, seed: int, engine: str, steps: int) -> dict[str, Any]:
+    return identity(experiment, seed=seed, engine=engine, steps=steps)
+
+
+def write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
+    """The resolved config (with this run's seed; re-runnable from the run directory) and the dopesheet."""
+    write_atomic(directory / CONFIG_FILE, tomli_w.dumps(resolved_config(experiment, seed)).encode())
     write_atomic(directory / DOPESHEET_FILE, experiment.dopesheet_path.read_bytes())
 
 
 def write_run(
     directory: Path, experiment: Experiment, model: nn.Module, metrics: pd.DataFrame, results: RunResults
 ) -> None:
-    """Write a complete run directory for one trained seed; results.json goes last."""
+    """Write a complete run directory for one trained seed (its manifest first, results.json last)."""
+    write_manifest(
+        directory, 'run', run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps)
+    )
     write_inputs(directory, experiment, results.seed)
     write_atomic(directory / METRICS_FILE, metrics.to_csv(index=False))
     buffer = io.BytesIO()
@@ -126,14 +148,37 @@ def load_run(directory: str | Path) -> Run:
     except ConfigError as e:
         raise RunArtifactsError(str(e)) from None
     results = read_results(directory)
+    check_run_files(directory, experiment, results)
     model = build_model(experiment.config)
     try:
         model.load_state_dict(torch.load(directory / MODEL_FILE, weights_only=True))
     except Exception as e:  # a truncated file, or weights of another shape
         raise RunArtifactsError(f'{directory / MODEL_FILE}: cannot load the model of config.toml ({e})') from None
     model.eval()
-    metrics = pd.read_csv(directory / METRICS_FILE)
+    metrics = read_metrics(directory / METRICS_FILE)
     return Run(directory, experiment, model, metrics, results)
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """A run's metrics.csv: a RunArtifactsError naming it when it is damaged or lacks step and loss."""
+    try:
+        metrics = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise RunArtifactsError(f'{path}: not a metrics table ({e})') from None
+    missing = {'step', 'loss'} - set(metrics.columns)
+    if missing or metrics.empty:
+        raise RunArtifactsError(f'{path}: expected columns step, loss, loss_<term>… with one row per logged step')
+    return metrics
+
+
+def check_run_files(directory: Path, experiment: Experiment, results: RunResults) -> None:
+    """The run's config.toml and dopesheet.csv are the ones it trained under (its manifest says so)."""
+    try:
+        check_manifest(
+            directory, 'run', run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps)
+        )
+    except DirectoryError as e:
+        raise RunArtifactsError(f'{e} (its config.toml or dopesheet.csv changed after the run)') from None
 
 
 __all__ = [
@@ -145,6 +190,7 @@ __all__ = [
     'load_run',
     'read_json',
     'read_results',
+    'run_identity',
     'write_inputs',
     'write_run',
 ]

@@ -31,13 +31,16 @@ import torch
 
 from ex_color.config import ConfigError, Experiment, build_model, sweep_objectives
 from ex_color.evaluation import Evaluation, pareto_front
-from ex_color.experiment import SeedOutcome, checked_steps, stop_on_signals, train_chunk
-from ex_color.files import write_atomic
-from ex_color.rundir import write_inputs, write_run
+from ex_color.experiment import SeedOutcome, check_seed, checked_steps, stop_on_signals, train_chunk
+from ex_color.files import read_torch, write_atomic
+from ex_color.rundir import identity, write_inputs, write_run
 from ex_color.training.engine import EngineOptions
+from ex_color.workdir import claim, lock
 
 log = logging.getLogger(__name__)
 
+MAX_SEEDS = 100_000
+"""The most seeds one sweep call takes."""
 MAX_CHUNK = 60
 """Seeds per ensemble by default: enough to amortise per-step overhead, small in memory."""
 CHUNK_CHECKPOINT = 'chunk.pt'
@@ -54,22 +57,26 @@ class SweepResult:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-59' → [0, …, 59]; '1,3,7-9' → [1, 3, 7, 8, 9]. Order kept, duplicates refused."""
+    """'0-59' → [0, …, 59]; '1,3,7-9' → [1, 3, 7, 8, 9]. Order kept, duplicates refused.
+
+    At most MAX_SEEDS seeds, each in [0, 2⁶³); checked before anything is allocated.
+    """
     seeds: list[int] = []
     for part in text.split(','):
         part = part.strip()
         lo, sep, hi = part.partition('-')
-        try:
-            values = range(int(lo), int(hi) + 1) if sep else [int(part)]
-        except ValueError:
-            raise ConfigError(f"--seeds: cannot read {part!r}; expected e.g. '0-59' or '1,3,7-9'") from None
-        if sep and int(hi) < int(lo):
+        if not (lo.isascii() and lo.isdigit() and (not sep or (hi.isascii() and hi.isdigit()))):
+            raise ConfigError(f"--seeds: cannot read {part!r}; expected e.g. '0-59' or '1,3,7-9'")
+        first, last = int(lo), int(hi) if sep else int(lo)
+        if last < first:
             raise ConfigError(f'--seeds: range {part!r} runs backwards')
-        seeds.extend(values)
+        for seed in (first, last):
+            check_seed(seed, '--seeds')
+        if len(seeds) + last - first + 1 > MAX_SEEDS:
+            raise ConfigError(f'--seeds: more than {MAX_SEEDS:,} seeds; sweep them in parts')
+        seeds.extend(range(first, last + 1))
     if len(set(seeds)) != len(seeds):
         raise ConfigError('--seeds: a seed is listed twice')
-    if any(s < 0 for s in seeds):
-        raise ConfigError('--seeds: seeds must be >= 0')
     return seeds
 
 
@@ -109,11 +116,15 @@ def run_sweep(
     if chunk < 1:
         raise ConfigError(f'--chunk must be >= 1, got {chunk}')
     directory = Path(out) if out is not None else default_sweep_dir(experiment)
-    _check_same_sweep(directory, experiment, steps)
-    directory.mkdir(parents=True, exist_ok=True)
-    write_inputs(directory, experiment, experiment.config.experiment.seed)
-    write_atomic(directory / 'sweep-steps.txt', f'{steps}\n')
+    claim(directory, 'sweep', identity(experiment, engine='fast', steps=steps))
+    with lock(directory):
+        return _sweep(experiment, seeds, directory, chunk, steps, progress)
 
+
+def _sweep(
+    experiment: Experiment, seeds: list[int], directory: Path, chunk: int, steps: int, progress: bool | None
+) -> SweepResult:
+    write_inputs(directory, experiment, experiment.config.experiment.seed)
     started = time.perf_counter()
     done = {seed for seed in seeds if _seed_file(directory, seed).exists()}
     todo = [seed for seed in seeds if seed not in done]
@@ -183,29 +194,9 @@ def _span(seeds: Sequence[int]) -> str:
     return f'{seeds[0]}–{seeds[-1]}' if len(seeds) > 1 else str(seeds[0])
 
 
-def _check_same_sweep(directory: Path, experiment: Experiment, steps: int) -> None:
-    """Refuse to mix seeds of a different experiment (or schedule length) into a sweep directory."""
-    previous_config = directory / 'config.toml'
-    if not previous_config.exists():
-        return
-    import tomllib
-
-    from ex_color.config import parse_config
-
-    before = parse_config(tomllib.loads(previous_config.read_text()), source=str(previous_config))
-    now = experiment.config.model_copy(update={'experiment': before.experiment})
-    previous_steps = directory / 'sweep-steps.txt'
-    same_steps = not previous_steps.exists() or int(previous_steps.read_text()) == steps
-    same_sheet = (directory / 'dopesheet.csv').read_bytes() == experiment.dopesheet_path.read_bytes()
-    if before != now or not same_steps or not same_sheet:
-        raise ConfigError(
-            f'{directory} holds a sweep of a different experiment, dopesheet or --steps; choose another --out'
-        )
-
-
 def _drop_stale_checkpoint(path: Path, seeds: list[int]) -> None:
     """A chunk checkpoint for other seeds (e.g. after changing --chunk) cannot be resumed."""
-    if path.exists() and torch.load(path, weights_only=False).get('seeds') != seeds:
+    if path.exists() and read_torch(path).get('seeds') != seeds:
         log.warning('Discarding %s: it belongs to a chunk of other seeds', path)
         path.unlink()
 
@@ -231,7 +222,7 @@ def _save_seed(directory: Path, outcome: SeedOutcome, train_seconds: float) -> N
 
 def _load_seed(directory: Path, seed: int, experiment: Experiment) -> tuple[SeedOutcome, float]:
     """A finished seed, and its share of its chunk's training time."""
-    state = torch.load(_seed_file(directory, seed), weights_only=False)
+    state = read_torch(_seed_file(directory, seed))
     model = build_model(experiment.config)
     model.load_state_dict(state['model'])
     outcome = SeedOutcome(
@@ -245,11 +236,7 @@ def _load_seed(directory: Path, seed: int, experiment: Experiment) -> tuple[Seed
 
 
 def _write_table(directory: Path, seeds: Sequence[int]) -> pd.DataFrame:
-    rows = [
-        torch.load(_seed_file(directory, seed), weights_only=False)['row']
-        for seed in seeds
-        if _seed_file(directory, seed).exists()
-    ]
+    rows = [read_torch(_seed_file(directory, seed))['row'] for seed in seeds if _seed_file(directory, seed).exists()]
     table = pd.DataFrame(rows)
     write_atomic(directory / 'sweep.csv', table.to_csv(index=False))
     return table

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from ex_color.files import write_atomic
+from ex_color.files import DamagedFileError, read_torch, write_atomic
 from ex_color.loss import NonFiniteLossError, RegularizerConfig, check_finite, total_loss
 from ex_color.training.data import TrainingData
 from ex_color.training.schedule import TrainingSchedule
@@ -49,7 +49,11 @@ class EnsembleResult:
 
 
 class TrainingInterrupted(RuntimeError):
-    """Training stopped on request (a signal); a checkpoint holds the state to resume from."""
+    """Training stopped on request (a signal); unless `resumable` is False, a checkpoint holds the state."""
+
+    def __init__(self, message: str, *, resumable: bool = True) -> None:
+        super().__init__(message)
+        self.resumable = resumable
 
 
 @dataclass
@@ -295,8 +299,10 @@ def _load_checkpoint(
     optimizer: torch.optim.Optimizer,
     generators: list[torch.Generator],
 ) -> tuple[int, list[dict[str, Any]]]:
-    state = torch.load(path, weights_only=False)
-    if state.get('version') != CHECKPOINT_VERSION or state['seeds'] != seeds:
+    state = read_torch(path)
+    if not isinstance(state, dict) or state.get('version') != CHECKPOINT_VERSION:
+        raise DamagedFileError(f'{path}: not a checkpoint of this ex-color; remove it to start the run again')
+    if state['seeds'] != seeds:
         raise ValueError(f'{path}: checkpoint is for seeds {state.get("seeds")}, not {seeds}')
     chain.load_state_dict(state['chain'])
     optimizer.load_state_dict(state['optimizer'])

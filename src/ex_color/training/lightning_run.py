@@ -6,6 +6,7 @@ DataLoader + WeightedRandomSampler + `collate_with_labels` + `TrainingModule` un
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from ex_color.loss import RegularizerConfig
 from ex_color.seed import set_deterministic_mode
 from ex_color.temporal import Dopesheet
 from ex_color.training.data import TrainingData
+from ex_color.training.engine import TrainingInterrupted
 from ex_color.training.lightning import TrainingModule
 
 
@@ -65,7 +67,16 @@ def train_lightning(
             accelerator='cpu',
             deterministic=True,
         )
-        trainer.fit(module, loader)
+        sigint = signal.getsignal(signal.SIGINT)
+        try:
+            trainer.fit(module, loader)
+        except SystemExit:  # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
+            raise TrainingInterrupted(
+                f'training stopped at step {trainer.global_step} (the Lightning engine keeps no checkpoint)',
+                resumable=False,
+            ) from None
+        finally:
+            signal.signal(signal.SIGINT, sigint)  # Lightning ignores SIGINT from then on
         logged = pd.read_csv(Path(logs) / 'metrics.csv')
     return model, _metrics_table(logged, module)
 

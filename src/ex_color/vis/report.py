@@ -12,13 +12,14 @@ It loads nothing from the network: styles are inline, images are local files.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import math
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from ex_color.vis.describe import describe_pareto, describe_sweep_boxes
 from ex_color.vis.export import SavedFigure, save_figure
 from ex_color.vis.run_figures import draw_figures, run_figure_jobs, target_names, variant_views
 from ex_color.vis.sweep import plot_pareto, plot_sweep_boxes
+from ex_color.workdir import DirectoryError, lock
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,29 @@ def write_run_report(directory: str | Path, *, workers: int | None = None) -> Pa
     Args:
         workers: processes drawing figures (default: one per core, at most 4; 1 draws them here).
     """
+    with _locked(directory):
+        return _write_run_report(directory, workers=workers)
+
+
+@contextlib.contextmanager
+def _locked(directory: str | Path) -> Iterator[None]:
+    """Hold the directory's lock while its report is written, so a run or another report cannot interleave."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ReportError(f'{directory}: no such directory; expected a run or sweep directory')
+    try:
+        with lock(directory):
+            yield
+    except DirectoryError as e:
+        raise ReportError(str(e)) from None
+
+
+def _write_run_report(directory: str | Path, *, workers: int | None = None) -> Path:
+    """Draw a finished run's figures and write its report.html; return the report's path.
+
+    Args:
+        workers: processes drawing figures (default: one per core, at most 4; 1 draws them here).
+    """
     started = time.perf_counter()
     run = load_run(directory)
     directory = run.directory
@@ -203,6 +228,11 @@ def _remove_stale(figures_dir: Path, keep: Sequence[SavedFigure]) -> None:
 
 def write_sweep_report(directory: str | Path) -> Path:
     """Write a sweep's report.html (and its best run's, which it links to); return the report's path."""
+    with _locked(directory):
+        return _write_sweep_report(directory)
+
+
+def _write_sweep_report(directory: str | Path) -> Path:
     started = time.perf_counter()
     directory = Path(directory)
     for name in ('sweep.json', 'sweep.csv', 'config.toml', 'dopesheet.csv'):

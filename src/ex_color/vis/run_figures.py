@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -275,9 +276,16 @@ def draw_figures(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context('fork' if 'fork' in methods else None)
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=context, initializer=_leave_interrupts_to_the_parent
+    ) as pool:
         futures = {i: pool.submit(draw, jobs[i]) for i in order}
         return [futures[i].result() for i in range(len(jobs))]
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """Workers ignore Ctrl-C: the parent stops the pool and reports the interrupt once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _draw_job(job: FigureJob, directory: Path, relative_to: Path) -> tuple[str, SavedFigure]:

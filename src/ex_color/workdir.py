@@ -1,0 +1,172 @@
+"""Directories ex-color writes into: claimed with a manifest, guarded by a lock.
+
+A run or sweep directory starts with `manifest.json`, written before anything else. It
+says what the directory holds (`kind`: run or sweep) and the experiment's fingerprint:
+the resolved config, the dopesheet's SHA-256, and for a run its seed, engine and steps.
+Coming back to a directory (`--resume`, a rerun of a sweep, `ex-color report`) checks the
+fingerprint first; a mismatch names what differs and touches nothing.
+
+`--out` must be missing, empty, or a directory this experiment already claimed. Anything
+else — a file, someone's project folder, an experiment directory, a run of another
+experiment — is refused before a byte is written.
+
+`lock(directory)` takes an advisory `flock` on `<directory>/.lock` for as long as work
+goes on, so a second writer is refused. The kernel drops the lock when its process dies,
+so a lock file left by a crashed run is never in the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ex_color.files import write_atomic
+
+MANIFEST_FILE = 'manifest.json'
+LOCK_FILE = '.lock'
+MANIFEST_FORMAT = 1
+
+
+class DirectoryError(ValueError):
+    """A directory ex-color may not write into, or one that holds something else."""
+
+
+def fingerprint(config: dict[str, Any], dopesheet: bytes, **fields: Any) -> dict[str, Any]:
+    """What identifies the work in a directory: the resolved config, the dopesheet's hash and `fields`."""
+    return {'config': config, 'dopesheet_sha256': hashlib.sha256(dopesheet).hexdigest(), **fields}
+
+
+def claim(directory: Path, kind: str, identity: dict[str, Any]) -> None:
+    """Make `directory` a `kind` directory of `identity`, or check that it already is one.
+
+    Raises DirectoryError (nothing written) when the path is not a directory we may use,
+    or holds other work.
+    """
+    try:
+        check_writable_path(directory)
+        if (directory / MANIFEST_FILE).exists():
+            check_manifest(directory, kind, identity)
+            return
+        if directory.exists() and any(directory.iterdir()):
+            raise DirectoryError(
+                f'{directory} is not empty and is not an ex-color {kind} directory (no {MANIFEST_FILE}); '
+                'choose a new or empty --out'
+            )
+        write_manifest(directory, kind, identity)
+    except OSError as e:
+        raise DirectoryError(f'{_short(directory)}: cannot write there ({e.strerror}); choose another --out') from None
+
+
+def write_manifest(directory: Path, kind: str, identity: dict[str, Any]) -> None:
+    """Write (or replace) the manifest of a directory this process owns."""
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {'format': MANIFEST_FORMAT, 'kind': kind, **identity}
+    write_atomic(directory / MANIFEST_FILE, json.dumps(document, indent=2) + '\n')
+
+
+def check_manifest(directory: Path, kind: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The directory's manifest, checked to be of `kind` (and `identity`, if given); DirectoryError otherwise."""
+    path = directory / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding='utf-8'))
+    except FileNotFoundError:
+        raise DirectoryError(f'{directory}: no {MANIFEST_FILE}; expected a directory ex-color wrote') from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DirectoryError(f'{path}: damaged ({e}); expected the manifest ex-color wrote') from None
+    if not isinstance(manifest, dict) or manifest.get('format') != MANIFEST_FORMAT:
+        raise DirectoryError(f'{path}: not a manifest of this ex-color (format {MANIFEST_FORMAT})')
+    if manifest.get('kind') != kind:
+        raise DirectoryError(f'{directory} holds a {manifest.get("kind")}, not a {kind}; choose another --out')
+    if identity is not None:
+        differs = [key for key in identity if manifest.get(key) != identity[key]]
+        if differs:
+            raise DirectoryError(f'{directory} holds a {kind} {describe_difference(manifest, identity, differs)}')
+    return manifest
+
+
+def describe_difference(manifest: dict[str, Any], identity: dict[str, Any], keys: list[str]) -> str:
+    """'with seed 0, not 1' and the like: what differs between a manifest and the work asked for."""
+    parts = []
+    for key in keys:
+        before, now = manifest.get(key), identity[key]
+        if key == 'config' and isinstance(before, dict) and isinstance(now, dict):
+            fields = _differing_fields(before, now)
+            verb = 'differs' if len(fields) == 1 else 'differ'
+            parts.append(f'of another experiment config ({", ".join(fields[:4]) or "its sections"} {verb})')
+        elif key == 'dopesheet_sha256':
+            parts.append('with another dopesheet (its contents differ)')
+        else:
+            parts.append(f'with {key} {before!r}, not {now!r}')
+    return ' and '.join(parts) + '; nothing was changed: choose another --out or rerun with the same settings'
+
+
+def _differing_fields(before: Any, now: Any, prefix: str = '') -> list[str]:
+    if isinstance(before, dict) and isinstance(now, dict):
+        fields = []
+        for key in dict.fromkeys([*before, *now]):
+            fields += _differing_fields(before.get(key), now.get(key), f'{prefix}{key}.')
+        return fields
+    return [] if before == now else [prefix.rstrip('.')]
+
+
+def _short(directory: Path) -> str:
+    text = str(directory)
+    return text if len(text) <= 80 else text[:77] + '…'
+
+
+def check_writable_path(directory: Path) -> None:
+    """Refuse paths that cannot be a directory of ours: a file, under a file, unwritable, too long."""
+    if any(len(os.fsencode(part)) > 255 for part in directory.parts) or len(os.fsencode(str(directory))) > 4000:
+        raise DirectoryError(f'{_short(directory)}: path too long; choose a shorter --out')
+    if directory.exists() and not directory.is_dir():
+        raise DirectoryError(f'{directory} is a file, not a directory; choose another --out')
+    parent = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise DirectoryError(f'{directory}: {parent} is a file; choose another --out')
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise DirectoryError(f'{directory}: {parent} is not writable; choose another --out')
+
+
+@contextlib.contextmanager
+def lock(directory: Path) -> Iterator[None]:
+    """Hold `<directory>/.lock` (an advisory flock) while the block runs; DirectoryError if another process does.
+
+    The file is removed on release. Between opening and locking it, a releasing holder may
+    have removed it; then the lock is on a file nobody else can see, so we open it again.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_FILE
+    while True:
+        handle = open(path, 'a')  # noqa: SIM115 (held open for the lock's lifetime)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            handle.close()
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise DirectoryError(
+                f'{directory} is being written by another ex-color process; '
+                'wait for it to finish or choose another --out'
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        handle.close()  # releases the flock
+
+
+__all__ = ['DirectoryError', 'check_manifest', 'claim', 'fingerprint', 'lock', 'write_manifest']
