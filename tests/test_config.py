@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import colorsys
 import copy
+import os
+import threading
 import tomllib
 from pathlib import Path
 
@@ -536,3 +538,228 @@ def test_bounded_falloff_from_config_matches_the_class(ex29):
     reference = Suppression(torch.tensor([1.0, 0, 0, 0, 0]), BoundedFalloff(0.2, 0.7, power=2.0))
     torch.testing.assert_close(falloff(x), reference(x))
     assert falloff(x)[0, 0].item() == pytest.approx(0.495, abs=1e-6)
+
+
+# Values that would only fail in training: refused at load, with one line ----------------------
+
+
+INTEGER, NUMBER = 'Input should be a valid integer', 'Input should be a valid number'
+
+
+@pytest.mark.parametrize(
+    ('edit', 'says'),
+    [
+        # `batch_size = true` used to train with batch 1, and quoted numbers were read as numbers.
+        (lambda r: r['data'].update(batch_size=True), f'data.batch_size: {INTEGER} (got true, a boolean)'),
+        (lambda r: r['model'].update(k_bottleneck='5'), f"model.k_bottleneck: {INTEGER} (got '5', a string)"),
+        (lambda r: r['model'].update(k_bottleneck=5.0), f'model.k_bottleneck: {INTEGER} (got 5.0, a float)'),
+        (lambda r: r['labels']['red'].update(power='10'), f"labels.red.power: {NUMBER} (got '10', a string)"),
+        (lambda r: r['labels']['red'].update(scale=True), f'labels.red.scale: {NUMBER} (got true, a boolean)'),
+        (lambda r: r['labels'].update(sea=_similarity(hsv=['0', 1, 1])), f"labels.sea.hsv.0: {NUMBER} (got '0', a"),
+        (lambda r: r['regularizers'][1].update(labels={'red': '1.0'}), f"regularizers.1.labels.red: {NUMBER} (got '1"),
+        (lambda r: r['regularizers'][1].update(validation=1), 'regularizers.1.validation: Input should be a valid'),
+        (lambda r: r['evaluations'][2].update(falloff_power=True), f'evaluations.2.falloff_power: {NUMBER} (got true'),
+        (lambda r: r['sweep'].update(best=1), 'sweep.best: Input should be a valid string (got 1, an integer)'),
+    ],
+)
+def test_numbers_and_bools_must_be_written_as_such(raw, edit, says):
+    edit(raw)
+    assert config_error(raw).startswith(f'exp.toml: {says}')
+
+
+def test_an_int_may_stand_for_a_float(raw):
+    raw['labels']['red'].update(power=10, scale=1)
+    raw['labels']['sea'] = _similarity(hsv=[0, 1, 1])
+    raw['regularizers'][1]['labels'] = {'red': 1}
+    raw['evaluations'][2]['falloff_b'] = 1
+    config = parse_config(raw)
+    assert config.labels.definitions['red'].power == 10.0
+    assert config.labels.definitions['sea'].hsv == [0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize('seed', [-5, -1, 2**63, 10**19])
+def test_a_seed_outside_63_bits_is_refused(raw, seed):
+    raw['experiment']['seed'] = seed
+    assert config_error(raw) == (
+        f'exp.toml: experiment.seed: {seed} is out of range; expected a whole number in [0, 2**63) '
+        '(0 to 9223372036854775807)'
+    )
+
+
+@pytest.mark.parametrize('seed', [0, 2**63 - 1])
+def test_seeds_at_the_ends_of_the_range_are_fine(raw, seed):
+    raw['experiment']['seed'] = seed
+    assert parse_config(raw).experiment.seed == seed
+
+
+def test_a_negative_affinity_is_refused(raw):
+    raw['regularizers'][3]['labels'] = {'desaturated': 1.0, 'red': -1}
+    assert config_error(raw) == (
+        'exp.toml: regularizers.3.labels.red: affinity -1.0 is negative; expected a number >= 0 '
+        "(a sample's weight is clamp(Σ label × affinity, 0, 1))"
+    )
+
+
+def test_affinities_of_zero_and_above_one_are_fine(raw):
+    raw['regularizers'][1]['labels'] = {'red': 2.5, 'vibrant': 0}  # weights are clamped to [0, 1]
+    check_layers(parse_config(raw))  # no error
+
+
+@pytest.mark.parametrize(
+    ('edit', 'field'),
+    [
+        (lambda r: r['regularizers'][1].update(point=[0, 0, 0, 0, 0]), 'regularizers.1.point'),  # angular-anchor
+        (lambda r: r['regularizers'][4].update(point=[0.0, -0.0, 0, 0, 0]), 'regularizers.4.point'),  # anti-anchor
+        (lambda r: r['evaluations'][2].update(direction=[0, 0, 0, 0, 0]), 'evaluations.2.direction'),
+    ],
+)
+def test_a_direction_of_zeros_is_refused(raw, edit, field):
+    edit(raw)
+    message = config_error(raw)
+    assert message.startswith(f'exp.toml: {field}: [')
+    assert message.endswith('is all zeros, so it has no direction; expected at least one non-zero component')
+
+
+def test_a_euclidean_anchor_at_the_origin_is_fine(raw):
+    raw['regularizers'][1].update(kind='anchor', point=[0, 0, 0, 0, 0])  # ‖x − 0‖²: a position, not a direction
+    check_layers(parse_config(raw))  # no error
+
+
+def test_a_component_float32_cannot_hold_is_refused(raw):
+    raw['evaluations'][2]['direction'] = [1e39, 0, 0, 0, 0]  # finite in TOML, inf as the float32 tensor
+    assert config_error(raw) == (
+        'exp.toml: evaluations.2.direction: component 0 (1e+39) overflows float32; '
+        'expected components of magnitude <= 3.403e+38'
+    )
+
+
+def test_a_training_cube_over_the_limit_is_refused(raw):
+    raw['data'].update(hues=3600, saturations=1000, values=1000)  # each within its own range
+    assert config_error(raw) == (
+        'exp.toml: data: data.hues × data.saturations × data.values = 3600 × 1000 × 1000 = 3,600,000,000 '
+        'training colours; expected at most 10,000,000'
+    )
+    raw['data'].update(hues=1000, saturations=100, values=100)  # exactly the limit
+    assert parse_config(raw).data.hues == 1000
+
+
+def test_a_byte_order_mark_before_the_toml_is_accepted(tmp_path):
+    target = copy_ex29(tmp_path)
+    toml = target / 'experiment.toml'
+    toml.write_bytes(b'\xef\xbb\xbf' + toml.read_bytes())  # as Windows editors save UTF-8
+    assert load_experiment(target).config == load_experiment(EX29).config
+
+
+def test_a_toml_integer_too_long_for_python_is_a_config_error(tmp_path):
+    target = copy_ex29(tmp_path)
+    (target / 'experiment.toml').write_text('seed = ' + '9' * 5000 + '\n')  # int() refuses > 4300 digits
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(target)
+    message = str(caught.value)
+    assert '\n' not in message
+    assert message.startswith(f'{target / "experiment.toml"}: not valid TOML: ')
+
+
+def _load_without_blocking(target: Path, fifo: Path | None = None) -> str:
+    """The ConfigError message of `load_experiment(target)`, failing (not hanging) if it blocks on `fifo`."""
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            load_experiment(target)
+            outcome.append(None)
+        except BaseException as e:  # handed to the test thread
+            outcome.append(e)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    if thread.is_alive():  # blocked opening the FIFO: open its other end to let the thread go, then fail
+        if fifo is not None:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f'load_experiment blocked on {fifo}')
+    assert outcome and isinstance(outcome[0], ConfigError), outcome
+    message = str(outcome[0])
+    assert '\n' not in message
+    return message
+
+
+def _dopesheet_at(target: Path, where: str) -> None:
+    toml = target / 'experiment.toml'
+    toml.write_text(toml.read_text().replace('dopesheet = "dopesheet.csv"', f'dopesheet = "{where}"'))
+
+
+def test_a_dopesheet_that_is_a_directory_says_so(tmp_path):
+    target = copy_ex29(tmp_path)
+    _dopesheet_at(target, '.')
+    assert _load_without_blocking(target) == (
+        f"{target / 'experiment.toml'}: experiment.dopesheet: '{target}' is a directory; "
+        'expected a CSV file (relative to the experiment file)'
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='needs FIFOs')
+def test_a_dopesheet_that_is_a_fifo_says_so_without_waiting_for_a_writer(tmp_path):
+    target = copy_ex29(tmp_path)
+    fifo = target / 'dopesheet.csv'
+    fifo.unlink()
+    os.mkfifo(fifo)
+    assert _load_without_blocking(target, fifo) == (
+        f"{target / 'experiment.toml'}: experiment.dopesheet: '{fifo}' is not a regular file (it is a FIFO); "
+        'expected a CSV file (relative to the experiment file)'
+    )
+
+
+@pytest.mark.skipif(not Path('/dev/zero').exists(), reason='needs /dev/zero')
+def test_a_dopesheet_that_is_a_device_is_not_read(tmp_path):
+    target = copy_ex29(tmp_path)
+    _dopesheet_at(target, '/dev/zero')  # read whole, it would never end
+    assert _load_without_blocking(target) == (
+        f"{target / 'experiment.toml'}: experiment.dopesheet: '/dev/zero' is not a regular file "
+        '(it is a character device); expected a CSV file (relative to the experiment file)'
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='needs FIFOs')
+def test_an_experiment_file_that_is_a_fifo_says_so(tmp_path):
+    target = copy_ex29(tmp_path)
+    fifo = target / 'experiment.toml'
+    fifo.unlink()
+    os.mkfifo(fifo)
+    assert _load_without_blocking(target, fifo) == (
+        f'{fifo}: is not a regular file (it is a FIFO); expected a directory holding experiment.toml or a .toml'
+    )
+
+
+@pytest.mark.parametrize(
+    ('old', 'new', 'says'),
+    [
+        ('\n1000,,,0.1,', '\n1000,,,-0.1,', "row 4 (line 5), column 'lr': the learning rate, -0.1, is negative"),
+        (
+            '\n1000,,,0.1,0.01,0.05,',
+            '\n1000,,,0.1,0.01,1e308,',  # finite, but weight × term overflows
+            "row 4 (line 5), column 'reg-anchor': the weight of regularizer 'reg-anchor', 1e+308, is above the limit",
+        ),
+        (
+            '\n3000,,,0.05,0,0,0,0,0,0',
+            '\n3000,,,0.05,0,0,0,0,-0.5,0',
+            "row 6 (line 7), column 'reg-anti-anchor': the weight of regularizer 'reg-anti-anchor', -0.5, is negative",
+        ),
+    ],
+)
+def test_learning_rates_and_weights_out_of_range_name_row_and_column(tmp_path, old, new, says):
+    target = copy_ex29(tmp_path)
+    sheet = target / 'dopesheet.csv'
+    text = sheet.read_text()
+    assert text.count(old) == 1
+    sheet.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(target)
+    assert str(caught.value) == f'{sheet}, {says}: expected a number from 0 to 1,000,000'
+
+
+def test_an_ignored_dopesheet_column_is_not_range_checked(tmp_path):
+    target = copy_ex29(tmp_path)
+    sheet = target / 'dopesheet.csv'
+    sheet.write_text(sheet.read_text().replace('\n1000,,,0.1,0.01,0.05,0.01,', '\n1000,,,0.1,0.01,0.05,-7,'))
+    assert len(load_experiment(target).dopesheet) == 3001  # reg-planar-v matches no regularizer

@@ -1,5 +1,7 @@
 """Tests for composing regularizer terms into the training loss."""
 
+import pickle
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -306,3 +308,25 @@ def test_check_finite_reconstruction():
 
 def test_check_finite_is_a_runtime_error():
     assert issubclass(NonFiniteLossError, RuntimeError)
+
+
+def test_non_finite_loss_error_without_context_still_has_its_fields():
+    # A handler reads .term/.step/.member; raising with a message alone must not break it.
+    error = NonFiniteLossError('non-finite total loss at step 7: a schedule weight is not finite')
+    assert (error.term, error.step, error.member) == (None, None, None)
+    assert str(error) == 'non-finite total loss at step 7: a schedule weight is not finite'
+
+
+def test_non_finite_loss_error_survives_pickling_with_its_context():
+    error = NonFiniteLossError('bad', term='reg-anchor', step=3, member=(1,))
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.term, copy.step, copy.member) == ('bad', 'reg-anchor', 3, (1,))
+
+
+def test_check_finite_always_gives_term_step_and_member():
+    with pytest.raises(NonFiniteLossError) as single:
+        check_finite({'recon': torch.tensor(float('nan'))}, seed_regularizers(), 4)
+    assert (single.value.term, single.value.step, single.value.member) == ('recon', 4, None)
+    with pytest.raises(NonFiniteLossError) as ensemble:
+        check_finite({'recon': torch.tensor([[0.0, 1.0], [float('inf'), 0.0]])}, seed_regularizers(), 9)
+    assert (ensemble.value.term, ensemble.value.step, ensemble.value.member) == ('recon', 9, (1, 0))

@@ -3,6 +3,8 @@
 import dataclasses
 import io
 import math
+import os
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -401,6 +403,20 @@ MALFORMED = [
     ('header only', 'STEP,lr\n', ['line 1', 'no rows']),
     ('column never keyed', 'STEP,lr,x\n0,1,\n5,2,\n', ["column 'x'", 'no values']),
     ('too many cells', 'STEP,lr\n0,1,2\n', ['row 1', '3 cells']),
+    # An unclosed quote used to swallow the rows below it, and then read as "no values in this column".
+    ('unbalanced quote', 'STEP,lr,x\n0,1,2\n5,"3,4\n9,5,6\n', ['line 3: unbalanced quote', 'line 3 is never closed']),
+    ('quoted cell over lines', 'STEP,lr\n0,"1\n\n"\n5,2\n', ['line 2: a quoted cell runs from line 2 to line 4']),
+    ('bad quoting', 'STEP,lr\n0,"1"x\n', ['line 2: not valid CSV']),
+    ('+N past the next row', 'STEP,lr\n0,1\n+5000,2\n3000,3\n', ['row 2 (line 3)', "'+5000'", 'past the next']),
+    ('-N before the previous row', 'STEP,lr\n1000,1\n-3000,2\n3000,3\n', ['row 2', "'-3000'", 'before the previous']),
+    ('Arabic-Indic STEP', 'STEP,lr\n0,1\n\u0663\u0660\u0660\u0660,2\n', ['row 2', 'column STEP', 'other than ASCII']),
+    ('fullwidth relative STEP', 'STEP,lr\n0,1\n+\uff15,2\n', ['row 2', 'column STEP', 'other than ASCII']),
+    ('Arabic-Indic value', 'STEP,lr\n0,\u0661\n', ['row 1', "column 'lr'", 'other than ASCII']),
+    ('step past the limit', 'STEP,lr\n0,1\n10000000,2\n', ['row 2', '10,000,001 steps long', 'at most 10,000,000']),
+    ('offset past the limit', 'STEP,lr\n0,1\n+10000000,2\n', ['row 2', 'offset of 10,000,000', 'at most 10,000,000']),
+    ('resolves past the limit', 'STEP,lr\n9999990,1\n+10,2\n', ['row 2', '10,000,001 steps long', 'at most']),
+    ('5000-digit step', 'STEP,lr\n0,1\n' + '9' * 5000 + ',2\n', ['row 2', '5,000 digits', 'at most 10,000,000']),
+    ('5000-digit fraction', 'STEP,lr\n0,1\n+0.' + '5' * 5000 + ',2\n9,3\n', ['row 2', '5,000 digits after the point']),
 ]
 
 
@@ -458,7 +474,11 @@ def step_columns(draw) -> list[str]:
 
 
 def expected_step(cells: list[str], i: int) -> int | None:
-    """Resolve cells[i] by scanning for the nearest absolute rows; None if it cannot resolve."""
+    """Resolve cells[i] by scanning for the nearest absolute rows; None if it cannot resolve.
+
+    A whole offset that lands beyond the absolute row on its far side (`+N` past the next,
+    `-N` before the previous) cannot resolve either: it would reorder or lengthen the sheet.
+    """
     above = next((int(c) for c in reversed(cells[:i]) if c[0].isdigit()), None)
     below = next((int(c) for c in cells[i + 1 :] if c[0].isdigit()), None)
     cell = cells[i]
@@ -473,8 +493,10 @@ def expected_step(cells: list[str], i: int) -> int | None:
         numerator = above * 100 + hundredths * gap if sign == '+' else below * 100 - hundredths * gap
         return round_half_even(numerator, 100)
     if sign == '+':
-        return None if above is None else above + int(body)
-    return None if below is None else below - int(body)
+        step = None if above is None else above + int(body)
+        return None if step is None or (below is not None and step > below) else step
+    step = None if below is None else below - int(body)
+    return None if step is None or (above is not None and step < above) else step
 
 
 @settings(max_examples=100, deadline=None)
@@ -553,3 +575,91 @@ def test_table_equals_per_step_evaluation_and_naive_reference(sheet_and_keys):
         for j, (name, (space, timing, prop_keys)) in enumerate(keys.items()):
             assert math.isclose(values[t, j], props[name], rel_tol=1e-12, abs_tol=1e-300), (name, t)
             assert close(props[name], naive_value(prop_keys, space, timing, t)), (name, t)
+
+
+# --- line endings, limits and what a path is ----------------------------------------------------
+
+
+@pytest.mark.parametrize('ending', ['\r', '\r\n'])
+def test_cr_and_crlf_line_endings_read_like_lf(ending):
+    sheet = Dopesheet.from_string(EX_2_9_CSV.replace('\n', ending))
+    reference = Dopesheet.from_string(EX_2_9_CSV)
+    assert sheet.steps == reference.steps == [0, 10, 500, 1000, 2800, 3000]
+    assert [(k.row, k.line) for k in sheet.keyframes] == [(k.row, k.line) for k in reference.keyframes]
+    assert np.array_equal(sheet.table().values, reference.table().values)
+
+
+def test_cr_line_endings_count_lines_in_errors():
+    with pytest.raises(DopesheetError, match=r"^sheet\.csv, row 2 \(line 3\), column STEP: malformed STEP 'x'"):
+        Dopesheet.from_string('STEP,lr\r0,1\rx,2\r', source='sheet.csv')
+
+
+def test_relative_steps_may_reach_up_to_their_neighbours():
+    sheet = Dopesheet.from_string('STEP,lr\n0,1\n+2999,2\n-2999,3\n3000,4\n+5000,5\n')
+    assert sheet.steps == [0, 1, 2999, 3000, 8000]  # +5000 after the last absolute row lengthens the sheet
+
+
+def test_the_longest_sheet_is_allowed_and_its_table_is_not_built_up_front():
+    sheet = Dopesheet.from_string('STEP,lr\n0,1\n9999999,2\n')
+    assert len(sheet) == 10_000_000
+    assert sheet.value('lr', 9_999_999) == 2.0
+
+
+def test_a_keyframe_built_in_code_past_the_limit_is_refused():
+    with pytest.raises(DopesheetError) as caught:
+        Dopesheet([PropertySpec('lr')], [Keyframe(0, {'lr': 1.0}), Keyframe(10**9, {'lr': 2.0})])
+    assert str(caught.value) == (
+        '<memory>, column STEP: step 1,000,000,000 makes the sheet 1,000,000,001 steps long: '
+        'expected at most 10,000,000 steps'
+    )
+
+
+def test_a_table_over_the_memory_limit_is_refused_before_it_is_allocated():
+    header = 'STEP,' + ','.join(f'p{j}' for j in range(20))
+    text = f'{header}\n0,{",".join(["1"] * 20)}\n9999999,{",".join(["2"] * 20)}\n'
+    with pytest.raises(DopesheetError) as caught:
+        Dopesheet.from_string(text, source='sheet.csv')
+    assert str(caught.value) == (
+        'sheet.csv, row 2 (line 3), column STEP: the schedule table would take 10,000,000 steps × 20 properties '
+        '× 8 bytes = 1,526 MiB: expected at most 1,024 MiB (fewer steps or property columns)'
+    )
+
+
+def test_from_csv_says_what_a_path_is_instead_of_a_file(tmp_path):
+    with pytest.raises(DopesheetError) as caught:
+        Dopesheet.from_csv(tmp_path)
+    assert str(caught.value) == f'{tmp_path}: is a directory: expected a dopesheet CSV file'
+    with pytest.raises(DopesheetError) as caught:
+        Dopesheet.from_csv(tmp_path / 'nope.csv')
+    assert str(caught.value) == f'{tmp_path / "nope.csv"}: does not exist: expected a dopesheet CSV file'
+
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='needs FIFOs')
+def test_from_csv_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / 'sheet.csv'
+    os.mkfifo(fifo)
+    caught: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            Dopesheet.from_csv(fifo)
+        except BaseException as e:  # handed to the test thread
+            caught.append(e)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    if thread.is_alive():  # blocked: open the other end to let it go, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail('from_csv blocked on a FIFO')
+    assert len(caught) == 1 and isinstance(caught[0], DopesheetError)
+    assert str(caught[0]) == f'{fifo}: is not a regular file (it is a FIFO): expected a dopesheet CSV file'
+
+
+@pytest.mark.skipif(not os.path.exists('/dev/zero'), reason='needs /dev/zero')
+def test_from_csv_does_not_read_a_device():
+    with pytest.raises(DopesheetError) as caught:
+        Dopesheet.from_csv('/dev/zero')
+    assert str(caught.value) == (
+        '/dev/zero: is not a regular file (it is a character device): expected a dopesheet CSV file'
+    )

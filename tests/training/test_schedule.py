@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ex_color.temporal import Dopesheet
-from ex_color.training.schedule import TrainingSchedule
+from ex_color.temporal import Dopesheet, DopesheetError
+from ex_color.training.schedule import MAX_SCHEDULE_VALUE, TrainingSchedule, check_schedule_values
 
 
 def test_lr_and_weights_match_the_dopesheet_at_every_step(short_sheet, regularizers):
@@ -35,3 +35,36 @@ def test_columns_that_match_nothing_are_ignored(regularizers):
         'reg-planar-d': 1.0,
         'reg-anti-anchor': 1.0,
     }
+
+
+@pytest.mark.parametrize(
+    ('cells', 'says'),
+    [
+        ('-0.01,1', "row 2 (line 3), column 'lr': the learning rate, -0.01, is negative"),
+        ('1e308,1', "row 2 (line 3), column 'lr': the learning rate, 1e+308, is above the limit"),
+        ('0.1,-2', "row 2 (line 3), column 'reg-unit': the weight of regularizer 'reg-unit', -2, is negative"),
+        ('0.1,1000001', "row 2 (line 3), column 'reg-unit': the weight of regularizer 'reg-unit', 1e+06, is above"),
+    ],
+)
+def test_learning_rates_and_weights_outside_0_to_a_million_are_refused(regularizers, cells, says):
+    sheet = Dopesheet.from_string(f'STEP,lr,reg-unit\n0,0.1,1\n5,{cells}\n', source='sheet.csv')
+    with pytest.raises(DopesheetError) as caught:
+        TrainingSchedule.from_dopesheet(sheet, regularizers)
+    message = str(caught.value)
+    assert message.startswith(f'sheet.csv, {says}')
+    assert message.endswith(': expected a number from 0 to 1,000,000')
+    with pytest.raises(DopesheetError, match=r'^sheet\.csv, row 2 \(line 3\), column '):
+        check_schedule_values(sheet, [r.name for r in regularizers])
+
+
+def test_the_first_bad_cell_in_file_order_is_named(regularizers):
+    sheet = Dopesheet.from_string('STEP,lr,reg-unit\n10,0.1,-1\n0,-0.1,1\n', source='sheet.csv')  # rows out of order
+    with pytest.raises(DopesheetError, match=r"^sheet\.csv, row 1 \(line 2\), column 'reg-unit'"):
+        check_schedule_values(sheet, [r.name for r in regularizers])
+
+
+def test_zero_and_the_limit_itself_are_allowed(regularizers):
+    sheet = Dopesheet.from_string(f'STEP,lr,reg-unit\n0,0,0\n5,{MAX_SCHEDULE_VALUE!r},{MAX_SCHEDULE_VALUE!r}\n')
+    schedule = TrainingSchedule.from_dopesheet(sheet, regularizers)
+    assert schedule.lr[[0, 5]].tolist() == [0.0, 1e6]
+    assert schedule.weights_at(5)['reg-unit'] == 1e6

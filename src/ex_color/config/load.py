@@ -2,13 +2,15 @@
 
 `load_experiment` turns any problem — unreadable TOML, a wrong type, an unknown kind, a
 layer the model lacks, a vector of the wrong width, a sweep column no run produces, a
-missing or malformed dopesheet — into one `ConfigError` whose single-line message names
-the file and the field, before anything is trained.
+missing or malformed dopesheet, a learning rate or weight out of range — into one
+`ConfigError` whose single-line message names the file and the field, before anything is
+trained.
 """
 
 from __future__ import annotations
 
 import difflib
+import io
 import logging
 import tomllib
 from collections.abc import Iterable, Iterator
@@ -35,6 +37,8 @@ from ex_color.indices import check_indices
 from ex_color.model import forward_hooks, get_layer
 from ex_color.surgery import ablate, prune
 from ex_color.temporal import Dopesheet, DopesheetError
+from ex_color.temporal.dopesheet import UnreadableFileError, file_type_problem, read_regular_file
+from ex_color.training.schedule import LR_PROPERTY, check_schedule_values
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +65,13 @@ def resolve_experiment_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / EXPERIMENT_FILE
-    if not path.is_file():
-        raise ConfigError(
-            f'{path}: no such experiment file (expected a directory holding {EXPERIMENT_FILE} or a .toml)'
-        )
+    expected = f'expected a directory holding {EXPERIMENT_FILE} or a .toml'
+    try:
+        problem = file_type_problem(path.stat().st_mode)  # stat, unlike open, never blocks on a FIFO
+    except OSError:
+        raise ConfigError(f'{path}: no such experiment file ({expected})') from None
+    if problem:
+        raise ConfigError(f'{path}: {problem}; {expected}')
     return path
 
 
@@ -72,22 +79,34 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read, validate and cross-check an experiment file and its dopesheet."""
     path = resolve_experiment_path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding='utf-8'))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f'{path}: not valid TOML: {e}') from None
+        # utf-8-sig: a leading byte-order mark (as some editors write) is dropped, as in the dopesheet.
+        raw = tomllib.loads(read_regular_file(path).decode('utf-8-sig'))
+    except UnreadableFileError as e:
+        raise ConfigError(f'{path}: {e}; expected an experiment TOML file') from None
     except UnicodeDecodeError as e:
         raise ConfigError(f'{path}: not UTF-8 text: {e}') from None
+    except ValueError as e:  # TOMLDecodeError, or an integer too long for int()
+        raise ConfigError(f'{path}: not valid TOML: {" ".join(str(e).split())}') from None
     config = parse_config(raw, source=str(path))
     dopesheet_path = path.parent / config.experiment.dopesheet
-    if not dopesheet_path.is_file():
-        raise ConfigError(f'{path}: experiment.dopesheet: file {str(dopesheet_path)!r} does not exist')
     try:
-        dopesheet = Dopesheet.from_csv(dopesheet_path)
+        data = read_regular_file(dopesheet_path)
+    except UnreadableFileError as e:
+        raise ConfigError(
+            f'{path}: experiment.dopesheet: {str(dopesheet_path)!r} {e}; expected a CSV file (relative to the '
+            'experiment file)'
+        ) from None
+    try:
+        dopesheet = Dopesheet.from_csv(io.BytesIO(data), source=str(dopesheet_path))
     except DopesheetError as e:
         raise ConfigError(str(e)) from None
     check_layers(config, source=str(path))
-    if 'lr' not in dopesheet.props:
-        raise ConfigError(f"{dopesheet_path}: column 'lr' is missing; it sets the learning rate")
+    if LR_PROPERTY not in dopesheet.props:
+        raise ConfigError(f"{dopesheet_path}: column '{LR_PROPERTY}' is missing; it sets the learning rate")
+    try:
+        check_schedule_values(dopesheet, [r.name for r in config.regularizers])
+    except DopesheetError as e:
+        raise ConfigError(str(e)) from None
     return Experiment(path=path, config=config, dopesheet=dopesheet, dopesheet_path=dopesheet_path)
 
 

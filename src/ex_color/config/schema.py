@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from ex_color.data.labels import PRIMARY_CHANNELS
@@ -24,6 +24,13 @@ BASELINE = 'baseline'
 NamedColor = Literal[tuple(NAMED_COLORS)]  # type: ignore[valid-type]
 PrimaryColor = Literal[tuple(PRIMARY_CHANNELS)]  # type: ignore[valid-type]
 
+SEED_LIMIT = 2**63
+"""Seeds lie in [0, 2**63): the generators take 64-bit seeds, and sweeps store them as int64."""
+MAX_CUBE_COLORS = 10_000_000
+"""At most this many training colours (hues × saturations × values); building them peaks near 1.5 GB."""
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: vectors become float32 tensors, so a larger component turns into inf."""
+
 
 class ConfigError(ValueError):
     """A bad experiment file; the message is one line naming the file and field."""
@@ -34,8 +41,15 @@ def _field_error(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError('config_field', message, {'field': field})
 
 
+def _value_error(message: str) -> PydanticCustomError:
+    """An error about the value being validated, whose message already quotes it (nothing is appended)."""
+    return PydanticCustomError('config_value', message)
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra='forbid', frozen=True, allow_inf_nan=False)
+    # strict: a number must be a TOML number (an int may stand for a float), a bool a TOML
+    # bool; no '5' for 5 and no `true` for 1, which would otherwise train with batch size 1.
+    model_config = ConfigDict(extra='forbid', frozen=True, allow_inf_nan=False, strict=True)
 
     @model_validator(mode='before')
     @classmethod
@@ -53,9 +67,16 @@ class ExperimentSection(_Section):
     name: str
     """Human-readable title, e.g. 'Ex 2.9: Ablate red (only), 5D'."""
     seed: int = 0
-    """Default seed (overridden by `--seed`)."""
+    """Default seed (overridden by `--seed`), in [0, 2**63)."""
     dopesheet: str = 'dopesheet.csv'
     """The schedule CSV, relative to the experiment file."""
+
+    @field_validator('seed')
+    @classmethod
+    def _seed_in_range(cls, seed: int) -> int:
+        if not 0 <= seed < SEED_LIMIT:
+            raise _value_error(f'{seed} is out of range; expected a whole number in [0, 2**63) (0 to {SEED_LIMIT - 1})')
+        return seed
 
 
 class ModelSection(_Section):
@@ -74,6 +95,16 @@ class DataSection(_Section):
     saturations: int = Field(10, gt=1, le=1000)
     values: int = Field(10, gt=1, le=1000)
     batch_size: int = Field(64, gt=0, le=65536)
+
+    @model_validator(mode='after')
+    def _cube_fits(self) -> DataSection:
+        colors = self.hues * self.saturations * self.values
+        if colors > MAX_CUBE_COLORS:
+            raise _value_error(
+                f'data.hues × data.saturations × data.values = {self.hues} × {self.saturations} × {self.values} '
+                f'= {colors:,} training colours; expected at most {MAX_CUBE_COLORS:,}'
+            )
+        return self
 
 
 # Labels --------------------------------------------------------------------------------------
@@ -135,7 +166,7 @@ LabelDefinition = Annotated[
 class LabelsSection(_Section):
     """`soft` and one table per label: `[labels.<name>]` with its kind, power and scale."""
 
-    model_config = ConfigDict(extra='allow', frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra='allow', frozen=True, allow_inf_nan=False, strict=True)
     __pydantic_extra__: dict[str, LabelDefinition] = Field(init=False)  # type: ignore[assignment]
 
     soft: StrictBool = False
@@ -169,9 +200,32 @@ class _RegularizerBase(_Section):
     layers: list[str] = Field(min_length=1)
     """Module paths whose outputs the term regularizes, e.g. ['bottleneck']."""
     labels: dict[str, float] | None = Field(None, min_length=1)
-    """Label affinities, naming labels declared in [labels]; None → every sample counts equally."""
+    """Label affinities (each >= 0), naming labels declared in [labels]; None → every sample counts equally."""
     validation: bool = False
     """Also report this term on the held-out validation colours, as `val_<name>`."""
+
+    @field_validator('labels')
+    @classmethod
+    def _affinities_not_negative(cls, labels: dict[str, float] | None) -> dict[str, float] | None:
+        for name, affinity in (labels or {}).items():
+            if affinity < 0:
+                raise PydanticCustomError(
+                    'section_key',
+                    f"affinity {affinity} is negative; expected a number >= 0 (a sample's weight is "
+                    'clamp(Σ label × affinity, 0, 1))',
+                    {'key': name},
+                )
+        return labels
+
+
+def _vector_problem(vector: list[float], *, needs_direction: bool) -> str | None:
+    """Why a point or direction cannot be used, or None: a component float32 cannot hold, or all zeros."""
+    for i, x in enumerate(vector):
+        if abs(x) > FLOAT32_MAX:
+            return f'component {i} ({x:g}) overflows float32; expected components of magnitude <= {FLOAT32_MAX:.4g}'
+    if needs_direction and not any(vector):
+        return f'{list(vector)} is all zeros, so it has no direction; expected at least one non-zero component'
+    return None
 
 
 class UnitarityConfig(_RegularizerBase):
@@ -181,12 +235,29 @@ class UnitarityConfig(_RegularizerBase):
 class AnchorConfig(_RegularizerBase):
     kind: Literal['anchor', 'angular-anchor']
     point: list[float] = Field(min_length=1)
+    """For `anchor`, a position (zero is the origin); for `angular-anchor`, a direction (not all zeros)."""
+
+    @model_validator(mode='after')
+    def _usable_point(self) -> AnchorConfig:
+        _check_point(self.point, needs_direction=self.kind == 'angular-anchor')
+        return self
 
 
 class AntiAnchorConfig(_RegularizerBase):
     kind: Literal['anti-anchor']
     point: list[float] = Field(min_length=1)
+    """A direction: not all zeros."""
     hemi: bool = True
+
+    @model_validator(mode='after')
+    def _usable_point(self) -> AntiAnchorConfig:
+        _check_point(self.point, needs_direction=True)
+        return self
+
+
+def _check_point(point: list[float], *, needs_direction: bool) -> None:
+    if problem := _vector_problem(point, needs_direction=needs_direction):
+        raise _field_error_here('point', problem)
 
 
 class SeparateConfig(_RegularizerBase):
@@ -233,6 +304,12 @@ class SuppressEvaluation(_EvaluationBase):
     falloff_a: float = 0.0
     falloff_b: float = 1.0
     falloff_power: float = 1.0
+
+    @model_validator(mode='after')
+    def _usable_direction(self) -> SuppressEvaluation:
+        if problem := _vector_problem(self.direction, needs_direction=True):
+            raise _field_error_here('direction', problem)
+        return self
 
 
 EvaluationSection = Annotated[AblateEvaluation | SuppressEvaluation, Field(discriminator='kind')]
@@ -397,6 +474,8 @@ def _describe(error: ErrorDetails, raw: object) -> str:
     match error['type']:
         case 'config_field':
             return f'{ctx["field"]}: {message}'
+        case 'config_value':  # the message already quotes the value
+            pass
         case 'unknown_key' | 'section_key':  # checks of one section that put the key in ctx
             path.append(ctx['key'])
         case 'extra_forbidden':
@@ -407,9 +486,17 @@ def _describe(error: ErrorDetails, raw: object) -> str:
         case 'union_tag_not_found':
             path.append('kind')
             message = 'missing: every entry needs a kind'
+        case 'int_type' | 'float_type' | 'bool_type' | 'string_type' if type(error['input']) in _TOML_TYPES:
+            # Strict types: say what the file gave, so that a quoted number ('5') reads as the string it is.
+            given = error['input']
+            written = str(given).lower() if isinstance(given, bool) else repr(given)  # as TOML spells it
+            message = f'{message} (got {written}, {_TOML_TYPES[type(given)]})'
         case _ if isinstance(error['input'], str | int | float | bool):
             message = f'{message} (got {error["input"]!r})'
     return f'{".".join(str(part) for part in path) or "(top level)"}: {message}'
+
+
+_TOML_TYPES = {bool: 'a boolean', str: 'a string', int: 'an integer', float: 'a float'}
 
 
 def _field_path(loc: tuple[int | str, ...], raw: object) -> list[int | str]:

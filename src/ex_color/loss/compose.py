@@ -153,13 +153,27 @@ def total_loss(
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or infinite; training cannot continue meaningfully."""
+    """A loss term became NaN or infinite; training cannot continue meaningfully.
 
-    def __init__(self, message: str, *, term: str, step: int, member: tuple[int, ...] | None):
+    `term`, `step` and `member` say where, when known (None otherwise), so that a handler
+    can always read them; the one-line message says the same for people.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        term: str | None = None,
+        step: int | None = None,
+        member: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__(message)
         self.term = term
+        """The first non-finite term, e.g. 'reg-anchor' or 'recon'."""
         self.step = step
+        """The training step at which it was found."""
         self.member = member
+        """The first bad ensemble member's index, or None for a single model."""
 
 
 def check_finite(terms: Mapping[str, Tensor], regularizers: Sequence[RegularizerConfig], step: int) -> None:

@@ -4,7 +4,7 @@ Pure Python and numpy; nothing here imports torch.
 """
 
 from ex_color.temporal.dopesheet import Dopesheet, Frame, ScheduleTable, schedule_table
-from ex_color.temporal.keyframes import DopesheetError, Keyframe, PropertySpec
+from ex_color.temporal.keyframes import MAX_STEPS, MAX_TABLE_BYTES, DopesheetError, Keyframe, PropertySpec
 from ex_color.temporal.timeline import Timeline
 from ex_color.temporal.timing import (
     LOG_FLOOR,
@@ -23,6 +23,8 @@ from ex_color.temporal.track import Track
 
 __all__ = [
     'LOG_FLOOR',
+    'MAX_STEPS',
+    'MAX_TABLE_BYTES',
     'SPACES',
     'TIMING_FUNCTIONS',
     'Dopesheet',

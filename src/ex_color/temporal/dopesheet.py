@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import operator
 import os
+import stat
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple, SupportsIndex, TextIO
 
 import numpy as np
 
-from ex_color.temporal.keyframes import DopesheetError, Keyframe, PropertySpec, location
+from ex_color.temporal.keyframes import MAX_STEPS, MAX_TABLE_BYTES, DopesheetError, Keyframe, PropertySpec, location
 from ex_color.temporal.parsing import STEP_COLUMN, parse_dopesheet_csv
 from ex_color.temporal.track import Track
 
@@ -74,13 +75,15 @@ class Dopesheet:
         """Build from specs (column order) and keyframes (any order; sorted here by step).
 
         Raises DopesheetError when there are no keyframes, two keyframes share a step, a keyframe
-        keys an unknown property, or a property has no keyed value at all.
+        keys an unknown property, a property has no keyed value at all, or the sheet is longer
+        than `MAX_STEPS` or its table would take more than `MAX_TABLE_BYTES`.
         """
         self.source = source
         if not keyframes:
             raise DopesheetError(f'{source}: no keyframes: expected at least one row')
         ordered = sorted(keyframes, key=lambda k: k.step)
         self._check_keyframes(properties, ordered, source)
+        self._check_size(len(properties), ordered[-1], source)
         self.keyframes: tuple[Keyframe, ...] = tuple(ordered)
         """Rows sorted by resolved step."""
         self.properties: tuple[PropertySpec, ...] = tuple(properties)
@@ -121,11 +124,29 @@ class Dopesheet:
                 where = location(source, row=keyframe.row, line=keyframe.line)
                 raise DopesheetError(f'{where}: unknown properties {sorted(unknown)}: expected {names}')
 
+    @staticmethod
+    def _check_size(n_properties: int, last: Keyframe, source: str) -> None:
+        """Refuse a sheet too long, or a table too large, before anything the size of the sheet is allocated."""
+        length = last.step + 1
+        if length > MAX_STEPS:
+            raise DopesheetError(
+                f'{_where(source, last)}: step {last.step:,} makes the sheet {length:,} steps long: '
+                f'expected at most {MAX_STEPS:,} steps'
+            )
+        size = length * n_properties * 8
+        if size > MAX_TABLE_BYTES:
+            raise DopesheetError(
+                f'{_where(source, last)}: the schedule table would take {length:,} steps × {n_properties} '
+                f'properties × 8 bytes = {size / 2**20:,.0f} MiB: expected at most {MAX_TABLE_BYTES / 2**20:,.0f} '
+                'MiB (fewer steps or property columns)'
+            )
+
     @classmethod
     def from_csv(cls, path_or_file: str | os.PathLike[str] | TextIO, *, source: str | None = None) -> Dopesheet:
-        """Read a dopesheet from a CSV path or an open text file; `source` names it in errors.
+        """Read a dopesheet from a CSV path or an open text or binary file; `source` names it in errors.
 
-        Errors name the file path (or the file object's `name`, else `<stream>`).
+        Errors name the file path (or the file object's `name`, else `<stream>`). A path must be a
+        regular file: a directory, FIFO or device is refused without being read.
         """
         if isinstance(path_or_file, str | os.PathLike):
             default_source = os.fspath(path_or_file)
@@ -134,8 +155,10 @@ class Dopesheet:
         source = source or default_source
         try:
             if isinstance(path_or_file, str | os.PathLike):
-                with open(path_or_file, encoding='utf-8-sig', newline='') as file:
-                    text = file.read()
+                try:
+                    text = read_regular_file(path_or_file).decode('utf-8-sig')
+                except UnreadableFileError as error:
+                    raise DopesheetError(f'{source}: {error}: expected a dopesheet CSV file') from None
             else:
                 text = path_or_file.read()
                 if isinstance(text, bytes):
@@ -235,6 +258,51 @@ class Dopesheet:
 
     def __repr__(self) -> str:
         return f'Dopesheet({self.source!r}, steps={self._length}, props={self.props}, phases={sorted(self.phases)})'
+
+
+class UnreadableFileError(ValueError):
+    """A path that is not a readable regular file; the message says what it is ('is a directory')."""
+
+
+_FILE_TYPES = {
+    stat.S_ISFIFO: 'a FIFO',
+    stat.S_ISCHR: 'a character device',
+    stat.S_ISBLK: 'a block device',
+    stat.S_ISSOCK: 'a socket',
+}
+
+
+def file_type_problem(mode: int) -> str | None:
+    """What is wrong with a file of this `st_mode` for reading it whole: None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return 'is a directory'
+    kind = next((name for test, name in _FILE_TYPES.items() if test(mode)), 'something else')
+    return f'is not a regular file (it is {kind})'
+
+
+def read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The whole content of a regular file; else UnreadableFileError saying what `path` is.
+
+    Opens without blocking and checks what it opened before reading, so a FIFO is never
+    waited on and a device such as /dev/zero is never read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))
+    except FileNotFoundError:
+        raise UnreadableFileError('does not exist') from None
+    except IsADirectoryError:
+        raise UnreadableFileError('is a directory') from None
+    except OSError as error:
+        raise UnreadableFileError(f'cannot be read ({error.strerror or error})') from None
+    try:
+        if problem := file_type_problem(os.fstat(fd).st_mode):
+            raise UnreadableFileError(problem)
+        with os.fdopen(fd, 'rb', closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)
 
 
 def schedule_table(dopesheet: Dopesheet) -> ScheduleTable:

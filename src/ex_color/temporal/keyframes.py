@@ -1,4 +1,4 @@
-"""The data a dopesheet is made of: property specs, keyframe rows, and its error type."""
+"""The data a dopesheet is made of: property specs, keyframe rows, its size limits and its error type."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ex_color.temporal.timing import DEFAULT_SPACE, DEFAULT_TIMING, SpaceName, TimingName
+
+MAX_STEPS = 10_000_000
+"""The longest schedule: a sheet's last step is at most `MAX_STEPS − 1` (days of training on a CPU)."""
+MAX_TABLE_BYTES = 2**30
+"""The largest schedule table, `steps × properties × 8` bytes (1 GiB), computed before it is allocated."""
 
 
 class DopesheetError(ValueError):

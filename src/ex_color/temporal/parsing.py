@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from ex_color.temporal.keyframes import DopesheetError, Keyframe, PropertySpec, location
+from ex_color.temporal.keyframes import MAX_STEPS, DopesheetError, Keyframe, PropertySpec, location
 from ex_color.temporal.timing import DEFAULT_SPACE, DEFAULT_TIMING, SPACES, TIMING_FUNCTIONS, canonical_timing
 
 STEP_COLUMN = 'STEP'
@@ -23,9 +23,14 @@ PHASE_COLUMN = 'PHASE'
 ACTION_COLUMN = 'ACTION'
 RESERVED_COLUMNS = (STEP_COLUMN, PHASE_COLUMN, ACTION_COLUMN)
 
-_ABSOLUTE = re.compile(r'\d+')
-_RELATIVE_WHOLE = re.compile(r'([+-])(\d+)')
-_RELATIVE_FRACTION = re.compile(r'([+-])(\d+\.\d*|\.\d+)')
+# [0-9], not \d: \d and int() also accept other scripts' digits ('٣٠٠٠'), which a STEP must not use.
+_ABSOLUTE = re.compile(r'[0-9]+')
+_RELATIVE_WHOLE = re.compile(r'([+-])([0-9]+)')
+_RELATIVE_FRACTION = re.compile(r'([+-])([0-9]+\.[0-9]*|\.[0-9]+)')
+_DECIMAL = re.compile(r'[0-9]+\.[0-9]*|\.[0-9]+')
+_MAX_STEP_DIGITS = 30
+"""Longer STEP numbers are reported by their length: int() refuses more than 4,300 digits."""
+_MAX_FRACTION_DIGITS = 30
 _STEP_FORMS = 'a whole step >= 0 (e.g. 1000) or a relative step (+10, -10, +0.5, -0.5)'
 
 
@@ -55,15 +60,26 @@ def parse_step(text: str, where: str) -> StepSpec:
     """Parse one STEP cell; `where` prefixes the error message."""
     if not text:
         raise DopesheetError(f'{where}: empty STEP: expected {_STEP_FORMS}')
+    if not text.isascii():
+        raise DopesheetError(
+            f'{where}: STEP {text!r} has characters other than ASCII (such as digits of another script); '
+            f'expected {_STEP_FORMS} in the digits 0-9'
+        )
     if _ABSOLUTE.fullmatch(text):
-        return StepSpec('absolute', int(text), text=text)
+        return StepSpec('absolute', _whole(text, text, where), text=text)
     kind: Literal['after', 'before']
     if match := _RELATIVE_WHOLE.fullmatch(text):
         kind = 'after' if match[1] == '+' else 'before'
-        return StepSpec(kind, int(match[2]), text=text)
+        return StepSpec(kind, _whole(match[2], text, where), text=text)
     if match := _RELATIVE_FRACTION.fullmatch(text):
         kind = 'after' if match[1] == '+' else 'before'
-        fraction = Fraction(match[2])
+        whole_part, decimals = match[2].split('.')
+        if len(decimals) > _MAX_FRACTION_DIGITS:
+            raise DopesheetError(
+                f'{where}: relative step {text[:12]}… has {len(decimals):,} digits after the point: '
+                f'expected at most {_MAX_FRACTION_DIGITS}'
+            )
+        fraction = Fraction(1) if whole_part.lstrip('0') else Fraction(match[2])  # >= 1 however many digits
         if not 0 < fraction < 1:
             raise DopesheetError(
                 f'{where}: relative step {text!r} has a decimal point, so it is a fraction of the gap between '
@@ -71,9 +87,23 @@ def parse_step(text: str, where: str) -> StepSpec:
                 f'without a decimal point, e.g. +10)'
             )
         return StepSpec(kind, fraction, fractional=True, text=text)
-    if re.fullmatch(r'\d+\.\d*|\.\d+', text):
+    if _DECIMAL.fullmatch(text):
         raise DopesheetError(f'{where}: absolute step {text!r} is not a whole number: expected {_STEP_FORMS}')
     raise DopesheetError(f'{where}: malformed STEP {text!r}: expected {_STEP_FORMS}')
+
+
+def _whole(digits: str, text: str, where: str) -> int:
+    """A STEP's ASCII digits as an int below MAX_STEPS."""
+    significant = digits.lstrip('0')
+    value = int(digits) if len(significant) <= _MAX_STEP_DIGITS else None
+    if value is not None and value < MAX_STEPS:
+        return value
+    limit = f'expected at most {MAX_STEPS:,} steps (steps 0 to {MAX_STEPS - 1:,})'
+    if value is None:
+        raise DopesheetError(f'{where}: STEP {text[:12]!r}… is a number of {len(significant):,} digits: {limit}')
+    if text[0] in '+-':
+        raise DopesheetError(f'{where}: relative step {text!r} is an offset of {value:,} steps: {limit}')
+    raise DopesheetError(f'{where}: step {value:,} would make the sheet {value + 1:,} steps long: {limit}')
 
 
 def resolve_steps(specs: Sequence[StepSpec], wheres: Sequence[str]) -> list[int]:
@@ -136,6 +166,22 @@ def _resolve_one(spec: StepSpec, prev: int | None, nxt: int | None, where: str) 
         how = f'{nxt} - {spec.amount}'
     if step < 0:
         raise DopesheetError(f'{where}: relative step {spec.text!r} resolves to {how} = {step}: expected a step >= 0')
+    # Past its neighbours, a relative row would silently reorder the sheet or lengthen it.
+    if spec.kind == 'after' and nxt is not None and step > nxt:
+        raise DopesheetError(
+            f'{where}: relative step {spec.text!r} resolves to {how} = {step}, past the next absolute STEP {nxt}: '
+            f'expected a step between {prev} and {nxt} (write an absolute STEP to go further)'
+        )
+    if spec.kind == 'before' and prev is not None and step < prev:
+        raise DopesheetError(
+            f'{where}: relative step {spec.text!r} resolves to {how} = {step}, before the previous absolute STEP '
+            f'{prev}: expected a step between {prev} and {nxt}'
+        )
+    if step >= MAX_STEPS:
+        raise DopesheetError(
+            f'{where}: relative step {spec.text!r} resolves to {how} = {step}, which would make the sheet '
+            f'{step + 1:,} steps long: expected at most {MAX_STEPS:,} steps (steps 0 to {MAX_STEPS - 1:,})'
+        )
     return step
 
 
@@ -163,7 +209,12 @@ def parse_property_header(header: str, where: str) -> PropertySpec:
 
 
 def parse_value(text: str, where: str) -> float:
-    """Parse a property cell as a finite float."""
+    """Parse a property cell as a finite float, written in ASCII (float() also takes other scripts' digits)."""
+    if not text.isascii():
+        raise DopesheetError(
+            f'{where}: expected a number in the digits 0-9 (e.g. 0.01 or 1e-8), got {text!r}, which has '
+            'characters other than ASCII'
+        )
     try:
         value = float(text)
     except ValueError:
@@ -179,19 +230,36 @@ def parse_actions(text: str) -> tuple[str, ...]:
 
 
 def _read_records(text: str, source: str) -> list[tuple[int, list[str]]]:
-    """All CSV records as (line the record starts on, stripped cells); blank lines give empty records."""
+    """All CSV records as (line the record starts on, stripped cells); blank lines give empty records.
+
+    Lines may end in LF, CRLF or a lone CR. A quoted cell must close on the line it opens:
+    an unbalanced quote would otherwise swallow the rows below it into one cell.
+    """
     if text.startswith('\ufeff'):
         text = text[1:]
-    reader = csv.reader(io.StringIO(text))
+    # newline='': split lines at \n, \r\n and a lone \r alike, and leave the endings to csv.
+    reader = csv.reader(io.StringIO(text, newline=''), strict=True)
     records = []
     end_of_previous = 0
+    start = 1
     try:
         for cells in reader:
             start, end_of_previous = end_of_previous + 1, reader.line_num
+            if end_of_previous > start and any('\n' in cell or '\r' in cell for cell in cells):
+                raise DopesheetError(
+                    f'{location(source, line=start)}: a quoted cell runs from line {start} to line '
+                    f'{end_of_previous}: expected each row on one line (is a closing quote missing?)'
+                )
             stripped = [cell.strip() for cell in cells]
             records.append((start, stripped))
     except csv.Error as error:
-        raise DopesheetError(f'{location(source, line=reader.line_num)}: not valid CSV: {error}') from None
+        start = end_of_previous + 1
+        if 'unexpected end of data' in str(error):
+            raise DopesheetError(
+                f'{location(source, line=start)}: unbalanced quote: a quote opened on line {start} is never '
+                'closed: expected a closing " in the same cell'
+            ) from None
+        raise DopesheetError(f'{location(source, line=start)}: not valid CSV: {error}') from None
     return records
 
 

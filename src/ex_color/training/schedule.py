@@ -7,13 +7,15 @@ dopesheet columns matter and on the weight of a regularizer the sheet does not m
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ex_color.loss import RegularizerConfig
-from ex_color.temporal import Dopesheet, schedule_table
+from ex_color.temporal import Dopesheet, DopesheetError, schedule_table
+from ex_color.temporal.keyframes import location
 
 log = logging.getLogger(__name__)
 _warned: set[tuple[int, str, str]] = set()
@@ -28,6 +30,37 @@ def _warn_once(sheet: Dopesheet, kind: str, name: str, message: str) -> None:
 
 
 LR_PROPERTY = 'lr'
+MAX_SCHEDULE_VALUE = 1e6
+"""The largest learning rate or regularizer weight a dopesheet may key. Far above any useful value, it
+keeps `weight × term` and Adam's steps finite in float32 (a keyed 1e308 would overflow)."""
+
+
+def check_schedule_values(dopesheet: Dopesheet, regularizer_names: Iterable[str]) -> None:
+    """Every keyed `lr` and regularizer weight is a number in [0, MAX_SCHEDULE_VALUE].
+
+    Interpolation never leaves the range of the keyframes around a step, so checking the keyed
+    values checks every step. Raises DopesheetError naming the first bad cell in file order
+    (source, row, line and column). Columns that match nothing are not checked: they are ignored.
+    """
+    what = {name: f'the weight of regularizer {name!r}' for name in regularizer_names}
+    what[LR_PROPERTY] = 'the learning rate'
+    specs = {spec.name: spec for spec in dopesheet.properties if spec.name in what}
+    in_file_order = sorted(dopesheet.keyframes, key=lambda k: (k.row is None, k.row or 0, k.step))
+    for keyframe in in_file_order:
+        for name, spec in specs.items():
+            value = keyframe.values.get(name)
+            if value is None or 0 <= value <= MAX_SCHEDULE_VALUE:
+                continue
+            if not math.isfinite(value):
+                problem = 'is not finite'
+            elif value < 0:
+                problem = 'is negative'
+            else:
+                problem = 'is above the limit'
+            where = location(dopesheet.source, row=keyframe.row, line=keyframe.line, column=spec.label)
+            raise DopesheetError(
+                f'{where}: {what[name]}, {value:g}, {problem}: expected a number from 0 to {MAX_SCHEDULE_VALUE:,.0f}'
+            )
 
 
 @dataclass(frozen=True)
@@ -48,10 +81,16 @@ class TrainingSchedule:
 
     @classmethod
     def from_dopesheet(cls, dopesheet: Dopesheet, regularizers: Sequence[RegularizerConfig]) -> TrainingSchedule:
+        """The sheet's table as lr and weights; a DopesheetError (a ValueError) for a missing `lr` column or a
+        value outside [0, MAX_SCHEDULE_VALUE] (see `check_schedule_values`)."""
+        if LR_PROPERTY not in dopesheet.props:
+            raise DopesheetError(
+                f"{dopesheet.source}: no '{LR_PROPERTY}' column: expected one; the trainers take the learning rate "
+                'from it'
+            )
+        check_schedule_values(dopesheet, [r.name for r in regularizers])
         names, values = schedule_table(dopesheet)
         columns = {name: values[:, i] for i, name in enumerate(names)}
-        if LR_PROPERTY not in columns:
-            raise ValueError(f"dopesheet has no '{LR_PROPERTY}' column; the trainers need it for the learning rate")
         steps = values.shape[0]
         regularizer_names = tuple(r.name for r in regularizers)
         weights = np.ones((steps, len(regularizer_names)), dtype=np.float64)
