@@ -25,6 +25,8 @@ import torch
 from ex_color.config import load_experiment
 from ex_color.model import CNColorMLP
 
+from .cli import assert_one_line_error, ex_color
+
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 RESULT_KEYS = {'experiment', 'seed', 'engine', 'steps', 'train_seconds', 'evaluations'}
 EVALUATIONS = {'baseline', 'ablated', 'pruned', 'suppressed'}
@@ -48,23 +50,6 @@ NAMED_COLOURS = {  # DESIGN §3: 12 hues at S = V = 1 and 5 greys
     'light gray': (0.75, 0.75, 0.75),
     'white': (1, 1, 1),
 }
-
-
-def ex_color(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m ex_color ARGS` in `cwd` (so that a default run directory never lands in the repository)."""
-    command = [sys.executable, '-m', 'ex_color', *(str(a) for a in args)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
-    """The process failed with `code` and said so in exactly one line, without a traceback; returns the line."""
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    assert 'Traceback' not in proc.stderr
-    line = proc.stderr.strip()
-    assert line, 'no error message'
-    assert '\n' not in line, proc.stderr
-    assert line.startswith('ex-color'), line
-    return line
 
 
 def replace_once(text: str, old: str, new: str) -> str:

@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -190,6 +191,8 @@ def _quiet_lightning() -> None:
 
     for name in ('lightning.pytorch', 'lightning.fabric'):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # A deprecation inside Lightning itself, which a user can do nothing about.
+    warnings.filterwarnings('ignore', message=r'.*isinstance\(treespec, LeafSpec\).*')
 
 
 def _figure(value: float) -> str:

@@ -172,7 +172,8 @@ LIGHTNING_SEED_LIMIT = 2**32
 def check_seed(seed: int, what: str, limit: int = SEED_LIMIT) -> int:
     """`seed` if it is an int in [0, limit); a ConfigError naming `what` otherwise."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < limit:
-        raise ConfigError(f'{what}: seed {seed!r} out of range; expected a whole number in [0, {limit})')
+        bound = f'2**{limit.bit_length() - 1}' if limit & (limit - 1) == 0 else str(limit)
+        raise ConfigError(f'{what}: seed {seed!r} out of range; expected a whole number in [0, {bound})')
     return seed
 
 

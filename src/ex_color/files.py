@@ -24,9 +24,11 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:  # e.g. ENOSPC from write(): say which file
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 

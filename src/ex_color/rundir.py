@@ -124,6 +124,8 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunArtifactsError(f'{path}: not valid JSON ({e})') from None
+    except OSError as e:
+        raise RunArtifactsError(f'{path}: cannot be read ({e.strerror})') from None
 
 
 def read_results(directory: Path) -> RunResults:
@@ -153,7 +155,11 @@ def load_run(directory: str | Path) -> Run:
     try:
         model.load_state_dict(torch.load(directory / MODEL_FILE, weights_only=True))
     except Exception as e:  # a truncated file, or weights of another shape
-        raise RunArtifactsError(f'{directory / MODEL_FILE}: cannot load the model of config.toml ({e})') from None
+        reason = str(e).splitlines()[0] if str(e) else 'the file is empty or truncated'
+        raise RunArtifactsError(
+            f'{directory / MODEL_FILE}: cannot load the model config.toml describes '
+            f'({type(e).__name__}: {reason[:200]})'
+        ) from None
     model.eval()
     metrics = read_metrics(directory / METRICS_FILE)
     return Run(directory, experiment, model, metrics, results)

@@ -212,7 +212,9 @@ def train_ensemble(
                 # Keep the last good checkpoint as it is; record the metrics up to here.
                 _write_metrics(options.metrics_path, metrics)
                 check_finite(terms, regularizers, step)
-                raise NonFiniteLossError(f'non-finite total loss at step {step}: a schedule weight is not finite')
+                raise NonFiniteLossError(
+                    f'non-finite total loss at step {step}: a schedule weight is not finite', term='total', step=step
+                )
             optimizer.zero_grad(set_to_none=True)
             total.sum().backward()
             optimizer.step()

@@ -276,11 +276,17 @@ def draw_figures(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context('fork' if 'fork' in methods else None)
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=context, initializer=_leave_interrupts_to_the_parent
-    ) as pool:
+    )
+    try:
         futures = {i: pool.submit(draw, jobs[i]) for i in order}
         return [futures[i].result() for i in range(len(jobs))]
+    except BaseException:  # Ctrl-C or a failed figure: drop the figures not yet started
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _leave_interrupts_to_the_parent() -> None:

@@ -1,0 +1,383 @@
+"""Runs never mix, overwrite or lose data, and every failure is one clear line.
+
+Each case runs the console script as a user would (a subprocess, short schedules) against
+its own copy of a finished run, sweep or experiment, and checks three things: the exit code
+(2 bad input or artifact, 1 failure during work, 130 interrupted), one line of ours on stderr
+without a traceback, and that every file that existed before is byte-identical after.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ex_color import cli
+
+from .cli import assert_one_line_after_logs, ex_color
+
+EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+STEPS = 20
+
+
+def files_of(*roots: Path) -> dict[Path, bytes]:
+    """Every file under `roots` (or the root itself, if a file): path → contents."""
+    found = {}
+    for root in roots:
+        if root.is_file():
+            found[root] = root.read_bytes()
+        elif root.is_dir():
+            found |= {p: p.read_bytes() for p in root.rglob('*') if p.is_file()}
+    return found
+
+
+@dataclass
+class Case:
+    """One hostile command: `setup(case_dir, base)` prepares files and returns (args, paths that must not change)."""
+
+    setup: Callable[[Path, Path], tuple[list[object], list[Path]]]
+    code: int
+    says: str
+
+
+def _copy(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def _experiment(case: Path, edit: Callable[[Path], None] = lambda _: None) -> Path:
+    experiment = _copy(EX29, case / 'experiment')
+    edit(experiment)
+    return experiment
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f'{old!r} not in {path}'
+    path.write_text(text.replace(old, new, 1))
+
+
+def _resume_with(*extra: object, edit: Callable[[Path], None] = lambda _: None):
+    def setup(case: Path, base: Path):
+        run = _copy(base / 'run', case / 'run')
+        experiment = _experiment(case, edit)
+        return ['run', experiment, '--steps', STEPS, '--out', run, '--resume', '--no-report', *extra], [run, experiment]
+
+    return setup
+
+
+def _run_into(make_out: Callable[[Path, Path], Path | str]):
+    def setup(case: Path, base: Path):
+        out = make_out(case, base)
+        protected = [out] if isinstance(out, Path) else []
+        return ['run', EX29, '--steps', STEPS, '--out', out, '--no-report'], protected
+
+    return setup
+
+
+def _damaged_run(name: str, damage: Callable[[Path], None], *, finished: bool = True, command: str = 'run'):
+    def setup(case: Path, base: Path):
+        run = _copy(base / 'run', case / 'run')
+        if not finished:
+            (run / 'results.json').unlink()
+        damage(run / name)
+        if command == 'report':
+            return ['report', run], [run]
+        return ['run', EX29, '--steps', STEPS, '--out', run, '--resume', '--no-report'], [run]
+
+    return setup
+
+
+def _replace_with_directory(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.mkdir()
+
+
+def _write(data: bytes) -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(data)
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _damaged_sweep(damage: Callable[[Path], None]):
+    def setup(case: Path, base: Path):
+        sweep = _copy(base / 'sweep', case / 'sweep')
+        damage(sweep)
+        return ['sweep', EX29, '--seeds', '0-1', '--steps', STEPS, '--out', sweep, '--no-report'], [sweep]
+
+    return setup
+
+
+def _results_edit(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    import json
+
+    def damage(path: Path) -> None:
+        results = json.loads(path.read_text())
+        edit(results)
+        path.write_text(json.dumps(results))
+
+    return damage
+
+
+def _bytes_in(case: Path, name: str, data: bytes) -> Path:
+    path = case / name
+    path.write_bytes(data)
+    return path
+
+
+CASES: dict[str, Case] = {
+    # 1. Silent wrong results: a resumed run must be the run it continues.
+    'resume with other --steps': Case(
+        lambda c, b: (['run', EX29, '--steps', 30, '--out', _copy(b / 'run', c / 'run'), '--resume'], [c / 'run']),
+        2,
+        f'holds a run with steps {STEPS}, not 30; nothing was changed',
+    ),
+    'resume after editing the dopesheet': Case(
+        _resume_with(edit=lambda e: _edit(e / 'dopesheet.csv', '\n1000,', '\n1100,')),
+        2,
+        'holds a run with another dopesheet',
+    ),
+    'resume after changing k_codec': Case(
+        _resume_with(edit=lambda e: _edit(e / 'experiment.toml', 'k_codec = 16', 'k_codec = 12')),
+        2,
+        'of another experiment config (model.k_codec differs)',
+    ),
+    'resume with another seed': Case(_resume_with('--seed', 1), 2, 'holds a run with seed 0, not 1'),
+    # 2. Other people's files: --out must be new, empty or ours.
+    'out at an experiment directory': Case(
+        _run_into(lambda c, b: _experiment(c)), 2, 'is not empty and is not an ex-color run directory'
+    ),
+    'out at a project folder': Case(
+        _run_into(lambda c, b: _bytes_in(c, 'notes.txt', b'mine').parent), 2, 'is not empty and is not an ex-color'
+    ),
+    'out empty': Case(_run_into(lambda c, b: ''), 2, '--out is empty'),
+    'out at a sweep directory': Case(
+        _run_into(lambda c, b: _copy(b / 'sweep', c / 'sweep')), 2, 'holds a sweep, not a run'
+    ),
+    'out is a file': Case(_run_into(lambda c, b: _bytes_in(c, 'file', b'x')), 2, 'is a file, not a directory'),
+    'out under a file': Case(
+        _run_into(lambda c, b: _bytes_in(c, 'file', b'x') / 'run'), 2, 'file is a file; choose another --out'
+    ),
+    'out unwritable': Case(_run_into(lambda c, b: Path('/proc/ex-color-run')), 2, 'cannot write there'),
+    'out too long': Case(_run_into(lambda c, b: str(c / ('r' * 300))), 2, 'path too long'),
+    # 3. Values that used to crash in training.
+    'seed -1': Case(lambda c, b: (['run', EX29, '--seed', -1, '--out', c / 'run'], []), 2, '--seed: seed -1 out of'),
+    'seed of 20 digits': Case(
+        lambda c, b: (['run', EX29, '--seed', 10**20, '--out', c / 'run'], []),
+        2,
+        'expected a whole number in [0, 2**63)',
+    ),
+    'a hundred million seeds': Case(
+        lambda c, b: (['sweep', EX29, '--seeds', '0-100000000', '--out', c / 'sweep'], []), 2, 'more than 100,000'
+    ),
+    # 4. Damaged artifacts: one line naming the file, nothing touched.
+    'garbage checkpoint': Case(_damaged_run('checkpoint.pt', _write(b'garbage'), finished=False), 2, 'damaged'),
+    'truncated checkpoint': Case(
+        _damaged_run(
+            'checkpoint.pt', lambda p: p.write_bytes((p.parent / 'model.pt').read_bytes()[:300]), finished=False
+        ),
+        2,
+        'checkpoint.pt: damaged',
+    ),
+    'checkpoint is a directory': Case(
+        _damaged_run('checkpoint.pt', _replace_with_directory, finished=False), 2, 'checkpoint.pt: damaged'
+    ),
+    'garbage results.json on resume': Case(_damaged_run('results.json', _write(b'{"br')), 2, 'not valid JSON'),
+    'results.json is a directory': Case(
+        _damaged_run('results.json', _replace_with_directory), 2, 'results.json: cannot be read'
+    ),
+    'truncated seed file': Case(
+        _damaged_sweep(lambda s: _truncate(s / 'seeds' / 'seed-1.pt')), 2, 'seed-1.pt: damaged'
+    ),
+    'garbage chunk checkpoint': Case(
+        _damaged_sweep(lambda s: ((s / 'seeds' / 'seed-1.pt').unlink(), (s / 'chunk.pt').write_bytes(b'junk'))),
+        2,
+        'chunk.pt: damaged',
+    ),
+    'damaged sweep manifest': Case(
+        _damaged_sweep(lambda s: (s / 'manifest.json').write_text('{')), 2, 'manifest.json: damaged'
+    ),
+    'report: results.json without a key': Case(
+        _damaged_run('results.json', _results_edit(lambda r: r.pop('seed')), command='report'),
+        2,
+        'not the results of a run',
+    ),
+    'report: results.json of the wrong type': Case(
+        _damaged_run('results.json', _results_edit(lambda r: r.update(evaluations=5)), command='report'),
+        2,
+        'not the results of a run',
+    ),
+    'report: results.json not UTF-8': Case(
+        _damaged_run('results.json', _write(b'\xff\xfe{}'), command='report'), 2, 'not valid JSON'
+    ),
+    'report: metrics.csv with other columns': Case(
+        _damaged_run('metrics.csv', _write(b'a,b\n1,2\n'), command='report'), 2, 'metrics.csv: expected columns'
+    ),
+    'report: empty model.pt': Case(
+        _damaged_run('model.pt', _write(b''), command='report'), 2, 'model.pt: cannot load the model'
+    ),
+    'report: config.toml edited after the run': Case(
+        _damaged_run('config.toml', lambda p: _edit(p, 'k_codec = 16', 'k_codec = 12'), command='report'),
+        2,
+        'changed after the run',
+    ),
+}
+
+
+@pytest.fixture(scope='module')
+def base(tmp_path_factory) -> Path:
+    """A finished 20-step run and a 2-seed sweep, which the cases copy and break."""
+    root = tmp_path_factory.mktemp('base')
+    with ThreadPoolExecutor(2) as pool:
+        run = pool.submit(ex_color, 'run', EX29, '--steps', STEPS, '--out', root / 'run', '--no-report', cwd=root)
+        sweep = pool.submit(
+            ex_color,
+            'sweep',
+            EX29,
+            '--seeds',
+            '0-1',
+            '--steps',
+            STEPS,
+            '--out',
+            root / 'sweep',
+            '--no-report',
+            cwd=root,
+        )
+        for proc in (run.result(), sweep.result()):
+            assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture(scope='module')
+def outcomes(base, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess[str], dict, dict]]:
+    """Every case run once, two at a time: name → (process, files before, files after)."""
+    root = tmp_path_factory.mktemp('cases')
+
+    def run(index: int, case: Case) -> tuple[subprocess.CompletedProcess[str], dict, dict]:
+        directory = root / f'case-{index}'
+        directory.mkdir()
+        args, protected = case.setup(directory, base)
+        before = files_of(*protected)
+        proc = ex_color(*args, cwd=directory)
+        return proc, before, files_of(*protected)
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(run, i, case) for i, (name, case) in enumerate(CASES.items())}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.mark.parametrize('name', list(CASES))
+def test_each_case_is_one_line_with_its_exit_code_and_changes_nothing(outcomes, name):
+    proc, before, after = outcomes[name]
+    line = assert_one_line_after_logs(proc.stderr, CASES[name].code, proc.returncode)
+    assert CASES[name].says in line, line
+    assert after == before, 'files that existed before the command changed'
+
+
+# Concurrency and signals: these watch a live process -----------------------------------------------
+
+
+def _start(args: list[object], cwd: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, '-m', 'ex_color', *(str(a) for a in args)]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_log(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> list[str]:
+    """Read stderr until a line containing `text` (the process is then busy with that work)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f'{text!r} never appeared: {"".join(lines)}')
+
+
+def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
+    first = _start(['run', EX29, '--steps', 3001, '--out', tmp_path / 'run', '--no-report'], tmp_path)
+    try:
+        _wait_for_log(first, 'Training')
+        before = files_of(tmp_path / 'run')
+        second = ex_color('run', EX29, '--steps', 3001, '--out', tmp_path / 'run', '--no-report', cwd=tmp_path)
+        line = assert_one_line_after_logs(second.stderr, 2, second.returncode)
+        assert 'is being written by another ex-color process' in line
+        assert files_of(tmp_path / 'run').keys() >= before.keys()  # the first run's files are still there
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert first.returncode == 130
+
+
+def test_two_quick_interrupts_end_in_one_line(tmp_path):
+    proc = _start(['run', EX29, '--out', tmp_path / 'run', '--no-report'], tmp_path)
+    head = _wait_for_log(proc, 'Training')
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    line = assert_one_line_after_logs(''.join(head) + rest, 130, proc.returncode)
+    assert 'interrupted' in line or 'checkpoint saved' in line
+
+
+def test_an_interrupted_lightning_run_exits_130_saying_so(tmp_path):
+    proc = _start(['run', EX29, '--engine', 'lightning', '--out', tmp_path / 'run', '--no-report'], tmp_path)
+    head = _wait_for_log(proc, 'Training')
+    time.sleep(4)  # into Lightning's loop
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    line = assert_one_line_after_logs(''.join(head) + rest, 130, proc.returncode)
+    assert 'training stopped at step' in line and 'no checkpoint' in line
+    assert not (tmp_path / 'run' / 'results.json').exists()
+
+
+def test_ctrl_c_while_drawing_the_report_exits_130(base, tmp_path):
+    run = _copy(base / 'run', tmp_path / 'run')
+    proc = _start(['report', run], tmp_path)
+    head = _wait_for_log(proc, 'Drawing the figures')
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    line = assert_one_line_after_logs(''.join(head) + rest, 130, proc.returncode)
+    assert 'interrupted' in line
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    """ENOSPC while writing the results: exit 1, one line with the file; what was written stays whole."""
+    from ex_color import files
+
+    real = files.os.fdopen
+
+    def fdopen(fd, mode='r', *args, **kwargs):
+        handle = real(fd, mode, *args, **kwargs)
+        if 'w' in mode and files_written['n'] >= 3:  # the manifest, config and dopesheet go through
+            handle.close()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        files_written['n'] += 1
+        return handle
+
+    files_written = {'n': 0}
+    monkeypatch.setattr(files.os, 'fdopen', fdopen)
+    code = cli.main(['run', str(EX29), '--steps', '5', '--out', str(tmp_path / 'run'), '--no-report'])
+    err = capsys.readouterr().err
+    line = assert_one_line_after_logs(err, 1, code)
+    assert line.startswith('ex-color: error: No space left on device: ') and str(tmp_path / 'run') in line
+    leftovers = [p.name for p in (tmp_path / 'run').iterdir() if p.name.startswith('.') and p.name != '.lock']
+    assert not leftovers  # no half-written temporary files
