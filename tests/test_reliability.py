@@ -137,6 +137,36 @@ def _bytes_in(case: Path, name: str, data: bytes) -> Path:
     return path
 
 
+def _bad_file(name: str, old: str, new: str, file: str = 'experiment.toml', *extra: object):
+    """Ex 2.9 with one edit to one of its files, run for a few steps."""
+
+    def setup(case: Path, base: Path):
+        experiment = _experiment(case, lambda e: _edit(e / file, old, new))
+        return ['run', experiment, '--steps', STEPS, '--out', case / 'run', '--no-report', *extra], [experiment]
+
+    return setup
+
+
+def _dopesheet_is(make: Callable[[Path], object]):
+    """Ex 2.9 whose `dopesheet` names something that is not a CSV file."""
+
+    def setup(case: Path, base: Path):
+        experiment = _experiment(case)
+        target = make(case)
+        _edit(experiment / 'experiment.toml', 'dopesheet = "dopesheet.csv"', f'dopesheet = "{target}"')
+        return ['run', experiment, '--steps', STEPS, '--out', case / 'run', '--no-report'], [
+            experiment / 'experiment.toml'
+        ]
+
+    return setup
+
+
+def _fifo(case: Path) -> Path:
+    path = case / 'pipe.csv'
+    os.mkfifo(path)
+    return path
+
+
 CASES: dict[str, Case] = {
     # 1. Silent wrong results: a resumed run must be the run it continues.
     'resume with other --steps': Case(
@@ -182,6 +212,41 @@ CASES: dict[str, Case] = {
     'a hundred million seeds': Case(
         lambda c, b: (['sweep', EX29, '--seeds', '0-100000000', '--out', c / 'sweep'], []), 2, 'more than 100,000'
     ),
+    'seed -5 in the file': Case(_bad_file('seed', 'seed = 0', 'seed = -5'), 2, 'experiment.seed: -5 is out of range'),
+    'seed of 20 digits in the file': Case(
+        _bad_file('seed', 'seed = 0', 'seed = 12345678901234567890'), 2, 'experiment.seed: '
+    ),
+    'negative learning rate': Case(
+        _bad_file('lr', '\n1000,,,0.1,', '\n1000,,,-0.1,', 'dopesheet.csv'), 2, "column 'lr': the learning rate, -0.1"
+    ),
+    'weight of 1e308': Case(
+        _bad_file('w', '1000,,,0.1,0.01,0.05', '1000,,,0.1,0.01,1e308', 'dopesheet.csv'), 2, 'is above the limit'
+    ),
+    'a billion-step schedule with --steps 20': Case(
+        _bad_file('len', '\n3000,', '\n999999999,', 'dopesheet.csv'), 2, 'expected at most 10,000,000 steps'
+    ),
+    'a huge training cube': Case(
+        _bad_file('cube', 'saturations = 10\nvalues = 10', 'saturations = 1000\nvalues = 1000'), 2, 'training colours'
+    ),
+    'batch_size = true': Case(_bad_file('bool', 'batch_size = 64', 'batch_size = true'), 2, 'data.batch_size: '),
+    'batch_size = "64"': Case(_bad_file('str', 'batch_size = 64', 'batch_size = "64"'), 2, 'data.batch_size: '),
+    'anchor point of zeros': Case(
+        _bad_file('zeros', 'point = [1, 0, 0, 0, 0]', 'point = [0, 0, 0, 0, 0]'), 2, 'regularizers.1.point: '
+    ),
+    'affinity -1': Case(
+        _bad_file('aff', 'labels = { red = 1.0 }', 'labels = { red = -1.0 }'), 2, 'regularizers.1.labels.red: '
+    ),
+    # 5. Messages that say what is wrong.
+    'dopesheet is a directory': Case(_dopesheet_is(lambda c: '.'), 2, 'is a directory'),
+    'dopesheet is a FIFO': Case(_dopesheet_is(_fifo), 2, 'is not a regular file (it is a FIFO)'),
+    'dopesheet is /dev/zero': Case(_dopesheet_is(lambda c: '/dev/zero'), 2, 'is not a regular file'),
+    'unbalanced quote': Case(
+        _bad_file('quote', '\n1000,,,0.1,', '\n1000,"Train,,0.1,', 'dopesheet.csv'), 2, 'unbalanced quote'
+    ),
+    'relative step past the next row': Case(
+        _bad_file('rel', '\n+10,', '\n+5000,', 'dopesheet.csv'), 2, "relative step '+5000' resolves"
+    ),
+    'Arabic-Indic digits': Case(_bad_file('ar', '\n3000,', '\n٣٠٠٠,', 'dopesheet.csv'), 2, 'other than ASCII'),
     # 4. Damaged artifacts: one line naming the file, nothing touched.
     'garbage checkpoint': Case(_damaged_run('checkpoint.pt', _write(b'garbage'), finished=False), 2, 'damaged'),
     'truncated checkpoint': Case(
@@ -381,3 +446,22 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
     assert line.startswith('ex-color: error: No space left on device: ') and str(tmp_path / 'run') in line
     leftovers = [p.name for p in (tmp_path / 'run').iterdir() if p.name.startswith('.') and p.name != '.lock']
     assert not leftovers  # no half-written temporary files
+
+
+@pytest.mark.parametrize(
+    'dress', [lambda e: e / 'experiment.toml', lambda e: e / 'dopesheet.csv'], ids=['BOM in the TOML', 'CR lines']
+)
+def test_byte_order_marks_and_cr_line_endings_train_as_the_plain_files(base, tmp_path, dress):
+    experiment = _experiment(tmp_path)
+    path = dress(experiment)
+    text = path.read_text()
+    if path.suffix == '.toml':
+        path.write_text('\ufeff' + text, encoding='utf-8')
+    else:
+        path.write_bytes(text.replace('\n', '\r').encode())
+    proc = ex_color('run', experiment, '--steps', STEPS, '--out', tmp_path / 'run', '--no-report', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    figures = [json.loads((d / 'results.json').read_text())['evaluations'] for d in (tmp_path / 'run', base / 'run')]
+    assert figures[0] == figures[1]
