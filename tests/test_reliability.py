@@ -293,6 +293,14 @@ CASES: dict[str, Case] = {
     'report: empty model.pt': Case(
         _damaged_run('model.pt', _write(b''), command='report'), 2, 'model.pt: cannot load the model'
     ),
+    'report: a sweep whose config.toml was edited': Case(
+        lambda c, b: (
+            ['report', _copy(b / 'sweep', c / 'sweep')],
+            [_edit(c / 'sweep' / 'config.toml', 'k_codec = 16', 'k_codec = 12') or c / 'sweep'],
+        ),
+        2,
+        'holds a sweep of another experiment config (model.k_codec differs)',
+    ),
     'report: config.toml edited after the run': Case(
         _damaged_run('config.toml', lambda p: _edit(p, 'k_codec = 16', 'k_codec = 12'), command='report'),
         2,

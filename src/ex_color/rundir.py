@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ from torch import nn
 from ex_color.config import ConfigError, Experiment, build_model, load_experiment
 from ex_color.evaluation import Evaluation
 from ex_color.files import write_atomic
-from ex_color.workdir import DirectoryError, check_manifest, fingerprint, write_manifest
+from ex_color.workdir import MANIFEST_FILE, DirectoryError, check_manifest, fingerprint, write_manifest
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = 'config.toml'
 DOPESHEET_FILE = 'dopesheet.csv'
@@ -179,12 +182,23 @@ def read_metrics(path: Path) -> pd.DataFrame:
 
 def check_run_files(directory: Path, experiment: Experiment, results: RunResults) -> None:
     """The run's config.toml and dopesheet.csv are the ones it trained under (its manifest says so)."""
+    check_inputs(
+        directory, 'run', run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps)
+    )
+
+
+def check_inputs(directory: Path, kind: str, expected: dict[str, Any]) -> None:
+    """Before redrawing from a directory's files: they are the ones its manifest recorded.
+
+    A directory from before manifests were written is drawn as it is, with a warning.
+    """
+    if not (directory / MANIFEST_FILE).exists():
+        log.warning('%s has no %s (an older ex-color?); drawing from its files as they are', directory, MANIFEST_FILE)
+        return
     try:
-        check_manifest(
-            directory, 'run', run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps)
-        )
+        check_manifest(directory, kind, expected)
     except DirectoryError as e:
-        raise RunArtifactsError(f'{e} (its config.toml or dopesheet.csv changed after the run)') from None
+        raise RunArtifactsError(f'{e} (its config.toml or dopesheet.csv changed after it was written)') from None
 
 
 __all__ = [
@@ -193,6 +207,8 @@ __all__ = [
     'Run',
     'RunArtifactsError',
     'RunResults',
+    'check_inputs',
+    'identity',
     'load_run',
     'read_json',
     'read_results',

@@ -52,7 +52,12 @@ def claim(directory: Path, kind: str, identity: dict[str, Any]) -> None:
     try:
         check_writable_path(directory)
         if (directory / MANIFEST_FILE).exists():
-            check_manifest(directory, kind, identity)
+            try:
+                check_manifest(directory, kind, identity)
+            except DirectoryError as e:
+                raise DirectoryError(
+                    f'{e}; nothing was changed: choose another --out or rerun with the same settings'
+                ) from None
             return
         if directory.exists() and any(directory.iterdir()):
             raise DirectoryError(
@@ -104,7 +109,7 @@ def describe_difference(manifest: dict[str, Any], identity: dict[str, Any], keys
             parts.append('with another dopesheet (its contents differ)')
         else:
             parts.append(f'with {key} {before!r}, not {now!r}')
-    return ' and '.join(parts) + '; nothing was changed: choose another --out or rerun with the same settings'
+    return ' and '.join(parts)
 
 
 def _differing_fields(before: Any, now: Any, prefix: str = '') -> list[str]:

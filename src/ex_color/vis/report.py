@@ -32,7 +32,7 @@ from ex_color.config import ConfigError, load_experiment, sweep_objectives
 from ex_color.data import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.evaluation import Target
 from ex_color.files import write_atomic
-from ex_color.rundir import RunArtifactsError, load_run, read_json
+from ex_color.rundir import RunArtifactsError, check_inputs, identity, load_run, read_json
 from ex_color.vis.describe import describe_pareto, describe_sweep_boxes
 from ex_color.vis.export import SavedFigure, save_figure
 from ex_color.vis.run_figures import draw_figures, run_figure_jobs, target_names, variant_views
@@ -245,6 +245,8 @@ def _write_sweep_report(directory: str | Path) -> Path:
     except ConfigError as e:
         raise ReportError(str(e)) from None
     summary = read_json(directory / 'sweep.json')
+    if isinstance(summary, dict) and isinstance(summary.get('steps'), int):
+        check_inputs(directory, 'sweep', identity(experiment, engine='fast', steps=summary['steps']))
     table = pd.read_csv(directory / 'sweep.csv')
     pareto_seeds = set(summary.get('pareto_seeds', []))
     best_seed = summary.get('best_seed')
