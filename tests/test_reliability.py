@@ -304,7 +304,7 @@ CASES: dict[str, Case] = {
     'report: config.toml edited after the run': Case(
         _damaged_run('config.toml', lambda p: _edit(p, 'k_codec = 16', 'k_codec = 12'), command='report'),
         2,
-        'changed after the run',
+        'changed after it was written',
     ),
 }
 

@@ -1,7 +1,5 @@
 """`python -m ex_color` is the `ex-color` command."""
 
-import sys
+from ex_color.cli import entry
 
-from ex_color.cli import main
-
-sys.exit(main())
+entry()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import traceback
 import warnings
@@ -74,7 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def entry() -> None:
+    """The console script (and `python -m ex_color`): `main`, then exit with its code.
+
+    A process on its way out ignores further Ctrl-C, so that a second press cannot turn
+    exit code 130 into a kill by SIGINT.
+    """
+    try:
+        code = main(exiting=True)
+    except KeyboardInterrupt:  # pressed between the work's end and the exit: the work has said nothing
+        print('ex-color: interrupted', file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
+    """Run the command in `argv`; the exit code. `exiting`: the process ends after this (see `entry`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, 'out', None) == '':
@@ -89,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _dispatch(args)
     except (Exception, KeyboardInterrupt) as error:  # the one error path: a line and an exit code
+        if exiting:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         code, message = _failure(error, args)
         if code is None:
             traceback.print_exc()

@@ -16,6 +16,7 @@ from ex_color.training.engine import (
     _Batches,
     data_generator,
     init_models,
+    predraw_steps,
     train_ensemble,
 )
 from ex_color.training.schedule import TrainingSchedule
@@ -208,3 +209,13 @@ def test_a_term_its_labels_never_select_is_a_nan_column(data, regularizers, shor
     assert not result.metrics['loss_reg-unit'].isna().any()
     columns = [c for c in result.metrics.columns if c.startswith('loss_')]
     assert columns == ['loss_recon', *(f'loss_{r.name}' for r in [*regularizers, never])]
+
+
+def test_huge_batches_are_predrawn_in_fewer_steps_and_members_still_train_as_if_alone(data, regularizers, schedule):
+    big = dataclasses.replace(data, batch_size=8192)
+    assert predraw_steps(8192, len(big.label_probabilities)) == 51  # 8 MiB a member, 8192 × (8 + 4·3) bytes a step
+    cheap = [r for r in regularizers if r.name != 'reg-separate']  # its [B, B] similarities would dominate
+    alone = train([3], big, cheap, schedule, steps=60)  # crosses a pre-draw boundary at step 51
+    together = train([5, 3], big, cheap, schedule, steps=60)
+    for name, value in parameters(alone.models[0]).items():
+        assert torch.equal(value, parameters(together.models[1])[name]), name

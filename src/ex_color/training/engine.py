@@ -67,14 +67,28 @@ class EngineOptions:
     checkpoint_path: Path | None = None
     metrics_path: Path | None = None
     """Where the metrics table (CSV) is written at each checkpoint, on stop and at the end."""
-    chunk_steps: int = 100
-    """Batches are pre-drawn this many steps at a time per member."""
+    chunk_steps: int | None = None
+    """Batches are pre-drawn this many steps at a time per member (default: `predraw_steps`)."""
     progress: bool | None = None
     """Show a progress bar; None → only when stderr is a terminal."""
     should_stop: Callable[[], bool] = field(default=lambda: False)
     """Polled every step; True → checkpoint and raise TrainingInterrupted."""
     on_progress: Callable[[int], None] | None = None
     """Called with the number of steps done, every few steps (e.g. to drive an outer progress bar)."""
+
+
+PREDRAW_BYTES_PER_MEMBER = 8 * 2**20
+"""Memory for one member's pre-drawn batches (indices and uniform draws for its labels)."""
+
+
+def predraw_steps(batch_size: int, labels: int) -> int:
+    """Steps of batches pre-drawn at once: 100, fewer for batches so large that 100 would not fit the budget.
+
+    It depends on the member's batch and labels only, never on the ensemble's size, so a
+    member draws the same stream alone and in an ensemble.
+    """
+    per_step = batch_size * (8 + 4 * labels)  # int64 indices and float32 uniforms
+    return max(1, min(100, PREDRAW_BYTES_PER_MEMBER // per_step))
 
 
 def data_generator(seed: int) -> torch.Generator:
@@ -167,6 +181,7 @@ def train_ensemble(
     if not 0 < steps <= len(schedule):
         raise ValueError(f'steps must be in 1..{len(schedule)} (the schedule length), got {steps}')
 
+    chunk_steps = options.chunk_steps or predraw_steps(data.batch_size, len(data.label_probabilities))
     chain = StackedChain(models)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
     optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]), foreach=True)
@@ -188,12 +203,12 @@ def train_ensemble(
 
     with _Progress(options, steps, start) as advance, _intra_op_threads(_threads_for(len(seeds))):
         for step in range(start, steps):
-            if step == start or step % options.chunk_steps == 0:
+            if step == start or step % chunk_steps == 0:
                 # A resumed run restores the generators as they were at its chunk's start,
                 # so redrawing the chunk gives the batches the interrupted run had.
-                chunk_start = step - step % options.chunk_steps
+                chunk_start = step - step % chunk_steps
                 chunk_generator_states = [g.get_state() for g in generators]
-                batches.draw(chunk_start, min(options.chunk_steps, steps - chunk_start))
+                batches.draw(chunk_start, min(chunk_steps, steps - chunk_start))
             stop = options.should_stop()
             if stop or (step % options.checkpoint_every == 0 and step > start):
                 save(step)
