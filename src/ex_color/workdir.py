@@ -88,7 +88,7 @@ def check_manifest(directory: Path, kind: str, identity: dict[str, Any] | None =
     if not isinstance(manifest, dict) or manifest.get('format') != MANIFEST_FORMAT:
         raise DirectoryError(f'{path}: not a manifest of this ex-color (format {MANIFEST_FORMAT})')
     if manifest.get('kind') != kind:
-        raise DirectoryError(f'{directory} holds a {manifest.get("kind")}, not a {kind}; choose another --out')
+        raise DirectoryError(f'{directory} holds a {manifest.get("kind")}, not a {kind}')
     if identity is not None:
         differs = [key for key in identity if manifest.get(key) != identity[key]]
         if differs:
