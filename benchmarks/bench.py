@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
+from ex_color.compare import compare_chunk
 from ex_color.config import build_model, build_regularizers, load_experiment, training_data
 from ex_color.evaluation import error_cube
-from ex_color.experiment import run_experiment, train_lightning_seed
+from ex_color.experiment import run_experiment, train_chunk, train_lightning_seed
 from ex_color.inference import infer
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
@@ -29,6 +30,8 @@ from ex_color.vis.run_figures import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 ENSEMBLE_SIZES = (8, 32, 60)
+CHUNK_SEEDS = 20
+"""Seeds in the sweep and compare chunks (the acceptance comparison's size)."""
 
 
 def fast_steps_per_second(experiment, seeds: list[int], steps: int) -> float:
@@ -58,6 +61,18 @@ def eval_colours_per_second(experiment, repeats: int = 5) -> float:
     for _ in range(repeats):
         infer(model, colours)
     return repeats * len(colours) / (time.perf_counter() - started)
+
+
+def chunk_seeds_per_second(experiment, seeds: list[int], steps: int) -> dict[str, float]:
+    """Seeds per second, training and evaluation together, of one chunk of a sweep (the prepared model and its
+    evaluations) and of a comparison (prepared and control models, every evaluation including the erasures)."""
+    config, dopesheet = experiment.config, experiment.dopesheet
+    rates = {}
+    for name, unit in (('sweep', train_chunk), ('compare', compare_chunk)):
+        started = time.perf_counter()
+        unit(config, dopesheet, seeds, steps=steps, options=EngineOptions(progress=False))
+        rates[name] = len(seeds) / (time.perf_counter() - started)
+    return rates
 
 
 def report_seconds(experiment, workers: int) -> float:
@@ -93,6 +108,13 @@ def main() -> None:
         print(f'  ensemble, S = {size:2d}:           {ensemble[str(size)]:8.0f} model-steps/s', flush=True)
     colours = eval_colours_per_second(experiment)
     print(f'  evaluation:                  {colours / 1e6:8.2f} M colours/s', flush=True)
+    chunk = chunk_seeds_per_second(experiment, list(range(CHUNK_SEEDS)), steps)
+    print(f'  sweep chunk, {CHUNK_SEEDS} seeds:        {chunk["sweep"]:8.2f} seeds/s (train + evaluate)', flush=True)
+    print(
+        f'  compare chunk, {CHUNK_SEEDS} seeds:      {chunk["compare"]:8.2f} seeds/s (prepared + control + every '
+        'evaluation and erasure)',
+        flush=True,
+    )
     report_serial = report_seconds(experiment, workers=1)
     report_parallel = report_seconds(experiment, workers=default_workers())
     print(f'  report, 1 process:           {report_serial:8.1f} s', flush=True)
@@ -104,10 +126,12 @@ def main() -> None:
         'fast_over_lightning': fast / lightning,
         'ensemble60_over_lightning': ensemble['60'] / lightning,
         'report_serial_over_parallel': report_serial / report_parallel,
+        'compare_over_sweep_seconds': chunk['sweep'] / chunk['compare'],
     }
     print(f'  fast / Lightning:            {ratios["fast_over_lightning"]:8.2f}×')
     print(f'  ensemble 60 / Lightning:     {ratios["ensemble60_over_lightning"]:8.2f}×')
     print(f'  report 1 / {default_workers()} processes:      {ratios["report_serial_over_parallel"]:8.2f}×')
+    print(f'  compare / sweep time per seed: {ratios["compare_over_sweep_seconds"]:6.2f}×')
     results = {
         'steps': steps,
         'torch_threads': torch.get_num_threads(),
@@ -115,6 +139,7 @@ def main() -> None:
         'fast_steps_per_s': fast,
         'ensemble_model_steps_per_s': ensemble,
         'eval_colours_per_s': colours,
+        'chunk_seeds_per_s': {'seeds': CHUNK_SEEDS, **chunk},
         'report_seconds': {'1': report_serial, str(default_workers()): report_parallel},
         'peak_rss_mib': peak_rss_mib,
         'ratios': ratios,

@@ -27,6 +27,7 @@ from ex_color.config import (
     layer_widths,
     load_experiment,
     parse_config,
+    run_columns,
     training_data,
 )
 from ex_color.intervention import BoundedFalloff, Suppression
@@ -76,7 +77,7 @@ def test_ex29_resolves_to_design_section_4(ex29):
         'desaturated': ('desaturation', 10, 0.5),
     }
     assert labels.definitions['red'].color == 'red'
-    assert [e.targets for e in config.evaluations] == [['red']] * 3
+    assert [e.targets for e in config.evaluations] == [['red']] * 5
     # DESIGN §4 schedule: last keyframe at step 3000 → 3,001 steps.
     assert len(ex29.dopesheet) == 3001
     assert 'lr' in ex29.dopesheet.props
@@ -128,8 +129,17 @@ def test_ex29_regularizers_compute_the_design_formulas(ex29):
     assert terms['reg-planar-d'](x).item() == pytest.approx(1.0, abs=1e-6)  # x0² + x1² (dims not in 2,3,4)
 
 
-def test_ex29_evaluations_are_ablate_prune_suppress(ex29):
-    ablated, pruned, suppressed = ex29.config.evaluations
+def test_ex29_evaluations_are_ablate_prune_suppress_then_control_erasures(ex29):
+    ablated, pruned, suppressed, leace, mean_difference = ex29.config.evaluations
+    assert [e.model for e in ex29.config.evaluations] == ['prepared'] * 3 + ['control'] * 2
+    assert (leace.kind, leace.concept, leace.renormalize) == ('leace', 'red', True)
+    assert (mean_difference.kind, mean_difference.concept, mean_difference.layer) == (
+        'mean-difference',
+        'red',
+        'bottleneck',
+    )
+    assert ex29.config.control.keep == ['reg-unit', 'reg-separate']
+    assert ex29.config.prepared_evaluations() == [ablated, pruned, suppressed]
     assert ablated == AblateEvaluation(name='ablated', kind='ablate', target='red', layer='bottleneck', dims=[0])
     assert pruned == AblateEvaluation(name='pruned', kind='prune', target='red', layer='bottleneck', dims=[0])
     assert isinstance(suppressed, SuppressEvaluation)
@@ -206,6 +216,8 @@ def test_dumped_config_parses_back_to_the_same_config(raw, hues, saturations, ba
     raw['data'].update(hues=hues, saturations=saturations, batch_size=batch_size)
     raw['labels']['soft'] = soft
     raw['labels']['red']['scale'] = red
+    if red == 0:  # nothing to fit an erasure with: refused (test_control_and_erasure_mistakes_name_the_field)
+        raw['evaluations'] = [e for e in raw['evaluations'] if e['kind'] not in ('leace', 'mean-difference')]
     raw['regularizers'][2]['power'] = power
     config = parse_config(raw)
     dumped = tomllib.loads(tomli_w.dumps(config.model_dump(mode='json', exclude_none=True)))
@@ -363,6 +375,7 @@ def test_without_evaluations_a_sweep_ranks_by_reconstruction(raw):
 def test_a_sweep_column_that_is_always_nan_is_refused(raw, caplog):
     """A term whose labels are all off never applies: its columns would be NaN for every seed."""
     raw['labels']['red']['scale'] = 0
+    raw['evaluations'] = raw['evaluations'][:3]  # erasures fitted with an off label are refused before this check
     message = config_error(raw)  # the shipped [sweep] minimises val_anchor, the anchor's validation loss
     assert message.startswith(
         "exp.toml: sweep.minimise.1: 'val_anchor' is NaN in every run: the labels of regularizers.1"
@@ -381,6 +394,49 @@ def test_duplicate_names_name_both_entries(raw, section, index, field, first):
     message = config_error(raw)
     assert message.startswith(f'exp.toml: {section}.{index}.name: ')
     assert f'{section}.{first}' in message
+
+
+def _erasure(**keys) -> dict:
+    return {'name': 'erased', 'kind': 'leace', 'target': 'red', 'layer': 'bottleneck', **keys}
+
+
+@pytest.mark.parametrize(
+    ('edit', 'says'),
+    [
+        (lambda r: r['control'].update(keep=['reg-unti']), "control.keep.0: 'reg-unti' is not a regularizer"),
+        (lambda r: r['control'].update(keep=['reg-unit', 'reg-anchor']), "control.keep.1: 'reg-anchor' has label"),
+        (
+            lambda r: r['control'].update(keep=['reg-anti-anchor']),
+            "control.keep.0: 'reg-anti-anchor' is an anti-anchor",
+        ),
+        (lambda r: r['control'].update(keep=['reg-unit', 'reg-unit']), 'control.keep: '),
+        (lambda r: r.pop('control'), "evaluations.3.model: 'control' needs a [control] table"),
+        (lambda r: r['evaluations'][3].update(model='trained'), "evaluations.3.model: Input should be 'prepared'"),
+        (lambda r: r['evaluations'].append(_erasure(target='orange')), 'evaluations.5.label: is missing'),
+        (
+            lambda r: r['evaluations'].append(_erasure(label='redd')),
+            "evaluations.5.label: label 'redd' is not declared",
+        ),
+        (lambda r: r['labels']['red'].update(scale=0), "evaluations.3.label: label 'red' is off"),
+        (lambda r: r['evaluations'].append(_erasure(renormalize=1)), 'evaluations.5.renormalize: Input should be'),
+        (lambda r: r['evaluations'].append(_erasure(name='control')), "evaluations.5.name: 'control' is reserved"),
+    ],
+)
+def test_control_and_erasure_mistakes_name_the_field(raw, edit, says):
+    edit(raw)
+    message = config_error(raw)
+    assert message.startswith(f'exp.toml: {says}'), message
+
+
+def test_an_erasure_of_a_named_colour_fits_the_label_it_names(raw):
+    raw['evaluations'].append(_erasure(target='orange', label='red'))
+    assert parse_config(raw).evaluations[-1].concept == 'red'
+
+
+def test_control_evaluations_are_not_run_columns(ex29):
+    columns = run_columns(ex29.config)
+    assert 'ablated_selectivity_r2' in columns
+    assert not any(c.startswith(('control-leace', 'control-mean-difference', 'control_')) for c in columns)
 
 
 def test_baseline_is_reserved(raw):

@@ -78,3 +78,25 @@ def test_a_lightning_run_shorter_than_the_logging_interval_still_has_metrics():
     _, metrics = train_lightning_seed(experiment, 0, 12, progress=False)
     assert len(metrics) >= 1
     assert {'loss', 'loss_recon', 'loss_reg-anchor', 'weight_reg-anchor'} <= set(metrics.columns)
+
+
+def test_a_run_applies_prepared_erasures_reports_their_settings_and_skips_the_controls(tmp_path: Path):
+    import tomli_w
+
+    experiment = load_experiment(EXPERIMENT)
+    raw = experiment.config.model_dump(mode='json', exclude_none=True)
+    raw['evaluations'].append({'name': 'leace', 'kind': 'leace', 'target': 'red', 'layer': 'bottleneck'})
+    raw['evaluations'].append(
+        {'name': 'md', 'kind': 'mean-difference', 'target': 'red', 'layer': 'bottleneck', 'renormalize': False}
+    )
+    (tmp_path / 'experiment.toml').write_text(tomli_w.dumps(raw))
+    (tmp_path / 'dopesheet.csv').write_bytes(experiment.dopesheet_path.read_bytes())
+    result = run_experiment(load_experiment(tmp_path), out=tmp_path / 'run', steps=60, progress=False)
+    evaluations = json.loads((tmp_path / 'run' / 'results.json').read_text())['evaluations']
+    assert list(evaluations) == ['baseline', 'ablated', 'pruned', 'suppressed', 'leace', 'md']  # no control-*
+    leace, md = evaluations['leace']['edit'], evaluations['md']['edit']
+    assert (leace['kind'], leace['rank'], leace['renormalize'], leace['label']) == ('leace', 1, True, 'red')
+    assert (md['kind'], md['renormalize'], len(md['direction'])) == ('mean-difference', False, 5)
+    assert evaluations['ablated']['edit'] == {}
+    # The erasure changed the model's outputs: red's error rose above the baseline's.
+    assert result.results.evaluations['leace'].named_colors['red'] > evaluations['baseline']['named_colors']['red']

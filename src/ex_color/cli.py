@@ -66,12 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument('--out', help='sweep directory (default: runs/<experiment>/sweep/)')
     sweep.add_argument('--chunk', type=_positive_int, help='seeds trained together per ensemble (default: up to 60)')
     sweep.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
-    for command in (run, sweep):
+    compare = commands.add_parser(
+        'compare', help='train prepared and control models per seed; compare anchoring with post-hoc erasure'
+    )
+    compare.add_argument(
+        'experiment', metavar='EXPERIMENT', help='a directory holding experiment.toml, or a .toml file'
+    )
+    compare.add_argument('--seeds', required=True, help="seeds, e.g. '0-19' or '1,3,7-9'")
+    compare.add_argument('--out', help='compare directory (default: runs/<experiment>/compare/)')
+    compare.add_argument('--chunk', type=_positive_int, help='seeds trained together per ensemble (default: up to 30)')
+    compare.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
+    for command in (run, sweep, compare):
         command.add_argument(
             '--no-report', dest='report', action='store_false', help='skip the figures and report.html'
         )
-    report = commands.add_parser('report', help="redraw a run's or a sweep's figures and report.html (no training)")
-    report.add_argument('directory', metavar='RUN_OR_SWEEP_DIR', help='a run directory or a sweep directory')
+    report = commands.add_parser(
+        'report', help="redraw a run's, a sweep's or a comparison's figures and report.html (no training)"
+    )
+    report.add_argument('directory', metavar='DIRECTORY', help='a run, sweep or compare directory')
     return parser
 
 
@@ -129,6 +141,8 @@ def _dispatch(args: argparse.Namespace) -> None:
     experiment = load_experiment(args.experiment)
     if args.command == 'run':
         _run(args, experiment)
+    elif args.command == 'compare':
+        _compare(args, experiment)
     else:
         _sweep(args, experiment)
 
@@ -136,6 +150,7 @@ def _dispatch(args: argparse.Namespace) -> None:
 def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None, str]:
     """The exit code and one-line message for an error; code None for a bug (its traceback is shown)."""
     from ex_color.config import ConfigError
+    from ex_color.erasure import ErasureError
     from ex_color.experiment import RunExistsError
     from ex_color.files import DamagedFileError
     from ex_color.loss import NonFiniteLossError
@@ -146,6 +161,8 @@ def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None
     match error:
         case ConfigError() | RunExistsError() | RunArtifactsError() | DirectoryError() | DamagedFileError():
             return EXIT_USAGE, f'error: {error}'
+        case ErasureError():  # fitted after training: the trained model has no such concept to erase
+            return EXIT_FAILED, f'error: erasure failed: {error}'
         case NonFiniteLossError():  # the schedule diverged: not a usage error, but no traceback either
             return EXIT_FAILED, f'error: training failed: {error}'
         case TrainingInterrupted():
@@ -201,6 +218,46 @@ def _sweep(args: argparse.Namespace, experiment: object) -> None:
         from ex_color.vis.report import write_sweep_report
 
         print(f'Report: {write_sweep_report(result.directory)}')
+
+
+def _compare(args: argparse.Namespace, experiment: object) -> None:
+    from ex_color.compare import run_compare
+    from ex_color.sweep import parse_seeds
+
+    result = run_compare(experiment, parse_seeds(args.seeds), out=args.out, chunk=args.chunk, steps=args.steps)
+    facts = result.facts
+    print(f'{facts["title"]} · {len(facts["seeds"])} seeds · {facts["wall_seconds_this_call"]:.1f} s')
+    print_summary(result.summary)
+    control = facts['control']
+    fair = 'fair' if control['fair'] else 'NOT FAIR: the control reconstructs worse'
+    print(
+        f'Control (keeps {", ".join(control["keep"]) or "nothing"}): median error {control["baseline_median"]:.2g} '
+        f'vs prepared {control["prepared_baseline_median"]:.2g} ({control["ratio"]:.2f}×, {fair})'
+    )
+    least = facts['least_collateral']
+    if least is None:
+        print(f'No method removes the target (mean target error >= {facts["removal_threshold"]}).')
+    else:
+        print(f'Removes the target with the least collateral damage: {least}')
+    print(f'Results: {result.directory}')
+    if args.report:
+        from ex_color.vis.compare_report import write_compare_report
+
+        print(f'Report: {write_compare_report(result.directory)}')
+
+
+def print_summary(summary: object) -> None:
+    """summary.csv as a table: each figure's mean over seeds, with its 95% interval in brackets."""
+    from ex_color.compare import FIGURES
+
+    print(f'{"method":<28}{"model":<10}' + ''.join(f'{f:>28}' for f in FIGURES))
+    for row in summary.to_dict('records'):  # type: ignore[attr-defined]
+        cells = [_interval(row[f'{f}_mean'], row[f'{f}_low'], row[f'{f}_high']) for f in FIGURES]
+        print(f'{row["method"]:<28}{row["model"]:<10}' + ''.join(f'{c:>28}' for c in cells))
+
+
+def _interval(mean: float, low: float, high: float) -> str:
+    return f'{_figure(mean)} [{_figure(low)}, {_figure(high)}]'
 
 
 def _quiet_lightning() -> None:

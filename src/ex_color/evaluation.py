@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import NamedTuple, TypeVar
@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from ex_color.data import ColorCube, arange_cyclic, hsv_similarity, named_colors_rgb, rgb_to_hsv
+from ex_color.data import ColorCube, arange_cyclic, hsv_similarity, hsv_to_rgb, named_colors_rgb, rgb_to_hsv
 from ex_color.data.labels import ConceptLabel
 from ex_color.inference import infer
 from ex_color.intervention import InterventionConfig
@@ -121,6 +121,8 @@ class Evaluation:
     named_colors: dict[str, float]
     targets: list[str] = field(default_factory=list)
     """The concepts selectivity is measured against."""
+    edit: dict = field(default_factory=dict)
+    """How a fitted edit came out, e.g. an erasure's kind, label and whether it renormalises; empty otherwise."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,6 +153,56 @@ def evaluate(
         selectivity_r2=squared_correlation(grid_error.numpy(), target_profile(targets)),
         named_colors={name: float(e) for name, e in zip(names, named_error.tolist(), strict=True)},
         targets=[t.name for t in targets],
+    )
+
+
+COLLATERAL_SIMILARITY = 0.2
+"""Colours less similar than this to every target are collateral: an edit that removes the target should spare them."""
+HUE_RING_STEPS = 240
+
+
+@cache
+def hue_ring() -> Tensor:
+    """Fully saturated, full-value colours at 240 hues (1.5° apart) `[240, 3]`: where error along hue is drawn."""
+    hues = arange_cyclic(step_size=1 / HUE_RING_STEPS)
+    hsv = np.stack([hues, np.ones_like(hues), np.ones_like(hues)], axis=-1)
+    return torch.tensor(hsv_to_rgb(hsv), dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """How much an edit removes its target and what else it damages."""
+
+    target_error: float
+    """Per-colour error at the target colours (their mean, for several targets)."""
+    collateral_max: float
+    """Largest per-colour error over the selectivity grid's collateral colours (see `COLLATERAL_SIMILARITY`)."""
+    collateral_median: float
+    hue_error: np.ndarray
+    """Per-colour error along `hue_ring()`, `[240]`."""
+
+
+def measure_removal(
+    model: nn.Module, interventions: Sequence[InterventionConfig], targets: Sequence[Target]
+) -> Removal:
+    """Target error, collateral error (max and median over the grid's colours far from every target) and
+    error along hue, in one pass over the target colours, the selectivity grid and the hue ring."""
+    if not targets:
+        raise ValueError('measure_removal needs at least one target')
+    grid = selectivity_grid()
+    target_rgb = torch.tensor(hsv_to_rgb(np.array([t.hsv for t in targets])), dtype=torch.float32)
+    ring = hue_ring()
+    colours = torch.cat([target_rgb, grid, ring])
+    error = per_colour_error(infer(model, colours, interventions).outputs, colours).numpy()
+    target_error, grid_error, ring_error = np.split(error, [len(targets), len(targets) + len(grid)])
+    collateral = grid_error[target_similarity(selectivity_grid_rgb(), targets) < COLLATERAL_SIMILARITY]
+    if collateral.size == 0:
+        raise ValueError(f'no grid colour is less than {COLLATERAL_SIMILARITY} similar to {[t.name for t in targets]}')
+    return Removal(
+        target_error=float(target_error.mean()),
+        collateral_max=float(collateral.max()),
+        collateral_median=float(np.median(collateral)),
+        hue_error=ring_error,
     )
 
 
@@ -198,6 +250,34 @@ def validation_losses(
         _, terms = regularization_loss([r], result.captured, labels, {})
         losses[validation_column(r.name)] = float(terms[r.name]) if r.name in terms else float('nan')
     return losses
+
+
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def bootstrap_interval(
+    values: np.ndarray,
+    statistic: Callable[..., np.ndarray] = np.mean,
+    *,
+    level: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile bootstrap interval of `statistic` over seeds: `values` `[n, ...]` (one row per seed) →
+    (low, high), each `[...]` (floats for 1-D values).
+
+    Seeds are resampled with replacement, the same resamples for every column, from a fixed
+    `seed`, so the interval is the same every time it is computed. NaN for no seeds.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] == 0:
+        nan = np.full(values.shape[1:], np.nan)
+        return nan, nan
+    picks = np.random.default_rng(seed).integers(0, values.shape[0], size=(resamples, values.shape[0]))
+    estimates = statistic(values[picks], axis=1)  # [resamples, ...]
+    tail = (1 - level) / 2
+    low, high = np.quantile(estimates, [tail, 1 - tail], axis=0)
+    return low, high
 
 
 def pareto_front(table: pd.DataFrame, minimise: Sequence[str], maximise: Sequence[str]) -> pd.Series:

@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -246,7 +246,8 @@ def assess(seed: int, model: nn.Module, metrics: pd.DataFrame, config: Experimen
     """Build every variant of a trained model and evaluate it; add the validation losses."""
     started = time.perf_counter()
     evaluations = {
-        name: evaluate(v.model, v.interventions, v.targets) for name, v in build_variants(model, config).items()
+        name: replace(evaluate(v.model, v.interventions, v.targets), edit=v.edit)
+        for name, v in build_variants(model, config).items()
     }
     validation = validation_losses(model, validation_regularizers(config), build_labels(config))
     return SeedOutcome(seed, model, metrics, evaluations, validation, time.perf_counter() - started)

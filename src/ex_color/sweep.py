@@ -132,7 +132,7 @@ def _sweep(
         log.info('%d of %d seeds already finished in %s; %d to go', len(done), len(seeds), directory, len(todo))
     chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
     train_seconds = 0.0
-    with _SweepProgress(len(seeds) * steps, len(done) * steps, progress) as bar, stop_on_signals() as stop:
+    with SweepProgress(len(seeds) * steps, len(done) * steps, progress) as bar, stop_on_signals() as stop:
         for index, chunk_seeds in enumerate(chunks):
             log.info('Chunk %d/%d: seeds %s', index + 1, len(chunks), _span(chunk_seeds))
             options = EngineOptions(
@@ -141,7 +141,7 @@ def _sweep(
                 should_stop=stop,
                 on_progress=bar.chunk(len(chunk_seeds)),
             )
-            _drop_stale_checkpoint(directory / CHUNK_CHECKPOINT, chunk_seeds)
+            drop_stale_checkpoint(directory / CHUNK_CHECKPOINT, chunk_seeds)
             chunk_started = time.perf_counter()
             outcomes = train_chunk(experiment.config, experiment.dopesheet, chunk_seeds, steps=steps, options=options)
             chunk_train_seconds = time.perf_counter() - chunk_started - sum(o.evaluation_seconds for o in outcomes)
@@ -194,7 +194,7 @@ def _span(seeds: Sequence[int]) -> str:
     return f'{seeds[0]}–{seeds[-1]}' if len(seeds) > 1 else str(seeds[0])
 
 
-def _drop_stale_checkpoint(path: Path, seeds: list[int]) -> None:
+def drop_stale_checkpoint(path: Path, seeds: list[int]) -> None:
     """A chunk checkpoint for other seeds (e.g. after changing --chunk) cannot be resumed."""
     if path.exists() and read_torch(path).get('seeds') != seeds:
         log.warning('Discarding %s: it belongs to a chunk of other seeds', path)
@@ -242,21 +242,22 @@ def _write_table(directory: Path, seeds: Sequence[int]) -> pd.DataFrame:
     return table
 
 
-class _SweepProgress:
-    """One progress bar over the whole sweep, in model-steps (seeds × steps)."""
+class SweepProgress:
+    """One progress bar over the whole sweep (or comparison), in model-steps (models × steps)."""
 
-    def __init__(self, total: int, completed: int, enabled: bool | None) -> None:
+    def __init__(self, total: int, completed: int, enabled: bool | None, label: str = 'Sweep') -> None:
         self.total, self.completed = total, completed
+        self.label = label
         self.enabled = enabled if enabled is not None else sys.stderr.isatty()
         self.bar: Any = None
         self.task: Any = None
 
-    def __enter__(self) -> _SweepProgress:
+    def __enter__(self) -> SweepProgress:
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                TextColumn('[bold]Sweep'),
+                TextColumn(f'[bold]{self.label}'),
                 BarColumn(),
                 TextColumn('{task.fields[seeds]}'),
                 TextColumn('{task.fields[speed]} model-steps/s'),

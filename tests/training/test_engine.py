@@ -219,3 +219,70 @@ def test_huge_batches_are_predrawn_in_fewer_steps_and_members_still_train_as_if_
     together = train([5, 3], big, cheap, schedule, steps=60)
     for name, value in parameters(alone.models[0]).items():
         assert torch.equal(value, parameters(together.models[1])[name]), name
+
+
+def test_a_member_whose_scale_turns_terms_off_trains_as_if_they_were_never_there(data, regularizers, short_sheet):
+    # Member 0 keeps every term; member 1 (same seed) keeps only reg-unit and reg-separate, as a control does.
+    keep = ['reg-unit', 'reg-separate']
+    scale = torch.tensor([[1.0] * len(regularizers), [1.0 if r.name in keep else 0.0 for r in regularizers]])
+    schedule = TrainingSchedule.from_dopesheet(short_sheet, regularizers)
+    pair = train_ensemble(
+        init_models(make_model, [5, 5]),
+        [5, 5],
+        data,
+        regularizers,
+        schedule,
+        steps=200,
+        options=EngineOptions(**QUIET),
+        weight_scale=scale,
+    )
+    kept = [r for r in regularizers if r.name in keep]
+    control = train([5], data, kept, TrainingSchedule.from_dopesheet(short_sheet, kept), steps=200).models[0]
+    prepared = train([5], data, regularizers, schedule, steps=200).models[0]
+    for alone, member in ((prepared, pair.models[0]), (control, pair.models[1])):
+        for name, value in parameters(alone).items():
+            torch.testing.assert_close(parameters(member)[name], value, atol=1e-4, rtol=0, msg=name)
+    # The scale mattered: the two members started alike and ended apart.
+    assert (
+        parameters(pair.models[0])['encoder.0.weight'] - parameters(pair.models[1])['encoder.0.weight']
+    ).abs().max() > 1e-2
+    # Member s's rows are metrics.iloc[s::2]; their weights show the scale.
+    rows = pair.metrics
+    step_100 = rows[rows['step'] == 100]
+    assert list(step_100['weight_reg-anchor']) == [pytest.approx(0.05), 0.0]
+    assert list(step_100['weight_reg-unit']) == [pytest.approx(0.1), pytest.approx(0.1)]
+
+
+def test_a_weight_scale_of_the_wrong_shape_or_sign_is_refused(data, regularizers, schedule):
+    for scale, message in ((torch.ones(2, 3), r'\[2, 5\]'), (-torch.ones(2, 5), '>= 0')):
+        with pytest.raises(ValueError, match=message):
+            train_ensemble(
+                init_models(make_model, [0, 1]), [0, 1], data, regularizers, schedule, steps=2, weight_scale=scale
+            )
+
+
+def test_checkpoint_for_another_weight_scale_is_refused(tmp_path: Path, data, regularizers, schedule):
+    checkpoint = tmp_path / 'checkpoint.pt'
+    options = EngineOptions(progress=False, checkpoint_path=checkpoint)
+    ones = torch.ones(2, len(regularizers))
+    train_ensemble(
+        init_models(make_model, [1, 1]),
+        [1, 1],
+        data,
+        regularizers,
+        schedule,
+        steps=20,
+        options=options,
+        weight_scale=ones,
+    )
+    with pytest.raises(ValueError, match='per-member regularizer weights'):
+        train_ensemble(
+            init_models(make_model, [1, 1]),
+            [1, 1],
+            data,
+            regularizers,
+            schedule,
+            steps=20,
+            options=options,
+            weight_scale=ones * 0,
+        )

@@ -11,6 +11,8 @@ from ex_color.config.build import (
     build_regularizers,
     build_targets,
     build_variants,
+    control_weight_scale,
+    fit_erasure_of,
     run_columns,
     sweep_objectives,
     training_cube,
@@ -20,9 +22,12 @@ from ex_color.config.build import (
 from ex_color.config.load import Experiment, check_layers, layer_widths, load_experiment, resolve_experiment_path
 from ex_color.config.schema import (
     BASELINE,
+    CONTROL,
     EXPERIMENT_FILE,
     AblateEvaluation,
     ConfigError,
+    ControlSection,
+    EraseEvaluation,
     EvaluationSection,
     ExperimentConfig,
     LabelsSection,
@@ -34,9 +39,12 @@ from ex_color.config.schema import (
 
 __all__ = [
     'BASELINE',
+    'CONTROL',
     'EXPERIMENT_FILE',
     'AblateEvaluation',
     'ConfigError',
+    'ControlSection',
+    'EraseEvaluation',
     'EvaluationSection',
     'Experiment',
     'ExperimentConfig',
@@ -55,6 +63,8 @@ __all__ = [
     'build_targets',
     'build_variants',
     'check_layers',
+    'control_weight_scale',
+    'fit_erasure_of',
     'layer_widths',
     'load_experiment',
     'parse_config',

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,9 +16,11 @@ from torch import nn
 
 from ex_color.config.schema import (
     BASELINE,
+    CONTROL,
     AblateEvaluation,
     AnchorConfig,
     AntiAnchorConfig,
+    EraseEvaluation,
     EvaluationSection,
     ExperimentConfig,
     LabelDefinition,
@@ -34,7 +36,9 @@ from ex_color.data import ColorCube, arange_cyclic
 from ex_color.data.cube_sampler import cube_training_tensors
 from ex_color.data.labels import ConceptLabel
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
+from ex_color.erasure import Erasure, fit_erasure
 from ex_color.evaluation import Target, evaluation_columns, validation_column
+from ex_color.inference import infer
 from ex_color.intervention import BoundedFalloff, InterventionConfig, Suppression
 from ex_color.loss import (
     RECON_TERM,
@@ -118,7 +122,7 @@ def build_targets(config: ExperimentConfig, evaluation: EvaluationSection) -> li
 
 
 def baseline_targets(config: ExperimentConfig) -> list[Target]:
-    """What the untouched model's selectivity is measured against: the first evaluation's targets."""
+    """What an untouched model's selectivity is measured against: the first evaluation's targets."""
     return build_targets(config, config.evaluations[0]) if config.evaluations else []
 
 
@@ -131,11 +135,14 @@ class Variant:
     interventions: list[InterventionConfig] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     """What the edit removes (selectivity is measured against it)."""
+    edit: dict[str, Any] = field(default_factory=dict)
+    """How a fitted edit came out (an erasure's settings and fit), reported with its figures."""
 
 
-def build_variant(model: nn.Module, evaluation: EvaluationSection, targets: list[Target]) -> Variant:
-    """What one evaluation does to `model`: surgery returns a new model; suppression adds an intervention."""
+def build_variant(model: nn.Module, evaluation: EvaluationSection, config: ExperimentConfig) -> Variant:
+    """What one evaluation does to `model`: surgery returns a new model; suppression and erasure add an intervention."""
     e = evaluation
+    targets = build_targets(config, e)
     match e:
         case AblateEvaluation(kind='ablate'):
             return Variant(e.name, ablate(model, e.layer, e.dims), [], targets)
@@ -143,14 +150,49 @@ def build_variant(model: nn.Module, evaluation: EvaluationSection, targets: list
             return Variant(e.name, prune(model, e.layer, e.dims), [], targets)
         case SuppressEvaluation():
             return Variant(e.name, model, [build_intervention(e)], targets)
+        case EraseEvaluation():
+            erasure = fit_erasure_of(model, e, config)
+            edit = {**erasure.describe(), 'label': e.concept, 'layer': e.layer, 'fit': ERASURE_FIT}
+            intervention = InterventionConfig(apply=erasure, layer_affinities=[e.layer])
+            return Variant(e.name, model, [intervention], targets, edit)
     raise AssertionError(e)
 
 
-def build_variants(model: nn.Module, config: ExperimentConfig) -> dict[str, Variant]:
-    """The baseline (the model itself, measured against the first evaluation's targets) and each evaluation."""
+ERASURE_FIT = (
+    "the layer's activations over the training colours, weighted by how often training draws each, "
+    "with the label's probabilities as the concept"
+)
+
+
+def fit_erasure_of(model: nn.Module, evaluation: EraseEvaluation, config: ExperimentConfig) -> Erasure:
+    """Fit an erasure evaluation to `model`: its layer's activations over the training colours (each weighted as
+    training samples it) against the label's probabilities, the expected value of the label training draws."""
+    samples = cube_training_tensors(training_cube(config))
+    label = build_labels(config)[evaluation.concept]
+    activations = infer(model, samples.colors, capture_layers=[evaluation.layer]).captured[evaluation.layer]
+    return fit_erasure(
+        evaluation.kind,
+        activations.double(),
+        label.probabilities(samples.colors, samples.vibrancies).double(),
+        samples.weights,
+        renormalize=evaluation.renormalize,
+        name=f'evaluation {evaluation.name!r} at layer {evaluation.layer!r}',
+    )
+
+
+def build_variants(model: nn.Module, config: ExperimentConfig, control: nn.Module | None = None) -> dict[str, Variant]:
+    """The baseline (the model itself, measured against the first evaluation's targets) and each evaluation.
+
+    Without a `control` model, the control's evaluations are left out (only `ex-color compare` trains
+    one); with it, the control's own baseline ('control') and its evaluations are added.
+    """
     variants = {BASELINE: Variant(BASELINE, model, [], baseline_targets(config))}
-    for e in config.evaluations:
-        variants[e.name] = build_variant(model, e, build_targets(config, e))
+    for e in config.prepared_evaluations():
+        variants[e.name] = build_variant(model, e, config)
+    if control is not None:
+        variants[CONTROL] = Variant(CONTROL, control, [], baseline_targets(config))
+        for e in config.control_evaluations():
+            variants[e.name] = build_variant(control, e, config)
     return variants
 
 
@@ -177,11 +219,17 @@ def training_data(config: ExperimentConfig) -> TrainingData:
     )
 
 
+def control_weight_scale(config: ExperimentConfig) -> list[float]:
+    """Per regularizer (in file order), 1 if the control model keeps it, else 0."""
+    keep = set(config.control.keep) if config.control is not None else set()
+    return [1.0 if r.name in keep else 0.0 for r in config.regularizers]
+
+
 def run_columns(config: ExperimentConfig) -> list[str]:
     """Every column of a sweep's per-seed table (sweep.csv) that a run of `config` produces."""
     columns = ['seed', 'train_loss', f'train_loss_{RECON_TERM}', *(f'train_loss_{r.name}' for r in config.regularizers)]
     columns += ['val_recon', *(validation_column(r.name) for r in config.regularizers if r.validation)]
-    for name in (BASELINE, *(e.name for e in config.evaluations)):
+    for name in (BASELINE, *(e.name for e in config.prepared_evaluations())):
         columns += evaluation_columns(name, NAMED_COLORS)
     return columns
 
@@ -207,6 +255,8 @@ __all__ = [
     'build_targets',
     'build_variant',
     'build_variants',
+    'control_weight_scale',
+    'fit_erasure_of',
     'run_columns',
     'sweep_objectives',
     'training_cube',

@@ -26,6 +26,7 @@ from ex_color.config.schema import (
     AnchorConfig,
     AntiAnchorConfig,
     ConfigError,
+    EraseEvaluation,
     ExperimentConfig,
     SeparateConfig,
     SubspaceConfig,
@@ -175,6 +176,8 @@ def _shape_problems(config: ExperimentConfig, model: nn.Module, widths: dict[str
             except ValueError as error:
                 yield f'evaluations.{i}', str(error)
             continue
+        if isinstance(e, EraseEvaluation):
+            continue  # fitted after training; nothing to check against the layer's width
         yield from _index_problem(f'evaluations.{i}.dims', e.dims, e.layer, width)
         try:
             (ablate if e.kind == 'ablate' else prune)(model, e.layer, e.dims)

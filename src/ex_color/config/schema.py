@@ -21,6 +21,10 @@ from ex_color.evaluation import validation_column
 EXPERIMENT_FILE = 'experiment.toml'
 BASELINE = 'baseline'
 """The untouched model's name among the evaluated variants."""
+CONTROL = 'control'
+"""The untouched control model's name among the evaluated variants (in `ex-color compare`)."""
+ModelRole = Literal['prepared', 'control']
+"""Which model an evaluation edits: the one trained with every regularizer, or the control."""
 NamedColor = Literal[tuple(NAMED_COLORS)]  # type: ignore[valid-type]
 PrimaryColor = Literal[tuple(PRIMARY_CHANNELS)]  # type: ignore[valid-type]
 
@@ -287,6 +291,8 @@ class _EvaluationBase(_Section):
     target: str | list[str]
     """The concept the edit removes: a label declared in [labels] (its colour) or a named colour; or a list."""
     layer: str
+    model: ModelRole = 'prepared'
+    """The model the edit applies to; 'control' evaluations run only in `ex-color compare`, which trains one."""
 
     @property
     def targets(self) -> list[str]:
@@ -312,7 +318,30 @@ class SuppressEvaluation(_EvaluationBase):
         return self
 
 
-EvaluationSection = Annotated[AblateEvaluation | SuppressEvaluation, Field(discriminator='kind')]
+class EraseEvaluation(_EvaluationBase):
+    """Post-hoc erasure at `layer`, fitted after training (see `ex_color.erasure`)."""
+
+    kind: Literal['leace', 'mean-difference']
+    label: str | None = None
+    """The declared label whose probabilities the erasure is fitted with; default: the target, when that is
+    one declared label."""
+    renormalize: StrictBool = True
+    """Project erased activations back onto the unit sphere before the layers after `layer` (for a unit-norm layer)."""
+
+    @property
+    def concept(self) -> str:
+        """The label the erasure is fitted with."""
+        return self.label if self.label is not None else self.targets[0]
+
+
+EvaluationSection = Annotated[AblateEvaluation | SuppressEvaluation | EraseEvaluation, Field(discriminator='kind')]
+
+
+class ControlSection(_Section):
+    """The control model `ex-color compare` trains beside each prepared one: same architecture, data,
+    schedule and seed, with only the regularizers named here (none that is label-selective or an anti-anchor)."""
+
+    keep: list[str] = Field(default_factory=list)
 
 
 class SweepSection(_Section):
@@ -353,6 +382,7 @@ class ExperimentConfig(_Section):
     regularizers: list[RegularizerSection] = Field(default_factory=list)
     evaluations: list[EvaluationSection] = Field(default_factory=list)
     sweep: SweepSection | None = None
+    control: ControlSection | None = None
 
     @model_validator(mode='after')
     def _cross_references(self) -> ExperimentConfig:
@@ -388,9 +418,14 @@ class ExperimentConfig(_Section):
                         f'label {name!r} is not declared; expected one of the [labels] tables ({declared})',
                     )
         for i, e in enumerate(self.evaluations):
-            if e.name == BASELINE:
+            if e.name in (BASELINE, CONTROL):
                 raise _field_error(
-                    f'evaluations.{i}.name', f"'{BASELINE}' is reserved: the untouched model is always evaluated"
+                    f'evaluations.{i}.name', f"'{e.name}' is reserved: the name of an untouched model's figures"
+                )
+            if e.model == CONTROL and self.control is None:
+                raise _field_error(
+                    f'evaluations.{i}.model',
+                    "'control' needs a [control] table saying which regularizers the control model keeps",
                 )
             if not e.targets:
                 raise _field_error(f'evaluations.{i}.target', 'is empty; expected a label or named colour')
@@ -410,11 +445,60 @@ class ExperimentConfig(_Section):
                         f'{target!r} is neither a declared label ({declared}) nor a named colour '
                         f'({", ".join(NAMED_COLORS)})',
                     )
+        self._check_erasures()
+        self._check_control()
         self._check_labels()
         minimise, maximise, best, _ = self.sweep_objectives()
         if best not in (*minimise, *maximise):
             raise _field_error('sweep.best', f'{best!r} is neither minimised nor maximised; expected one of them')
         return self
+
+    def _check_erasures(self) -> None:
+        """An erasure is fitted with a declared label that is on."""
+        labels = self.labels.definitions
+        for i, e in enumerate(self.evaluations):
+            if not isinstance(e, EraseEvaluation):
+                continue
+            field = f'evaluations.{i}.label'
+            if e.label is None and (len(e.targets) != 1 or e.targets[0] not in labels):
+                raise _field_error(
+                    field,
+                    f'is missing and the target {e.target!r} is not one declared label; expected the [labels] '
+                    'table whose probabilities the erasure is fitted with',
+                )
+            if e.concept not in labels:
+                declared = ', '.join(labels) or 'none'
+                raise _field_error(field, f'label {e.concept!r} is not declared; expected one of {declared}')
+            if labels[e.concept].scale == 0:
+                raise _field_error(field, f'label {e.concept!r} is off (scale 0), so there is nothing to fit with')
+
+    def _check_control(self) -> None:
+        """The control keeps declared regularizers only, and none that shapes a concept."""
+        if self.control is None:
+            return
+        regularizers = {r.name: r for r in self.regularizers}
+        keep = self.control.keep
+        if len(set(keep)) != len(keep):
+            raise _field_error('control.keep', f'{keep} repeats a regularizer; expected each once')
+        for i, name in enumerate(keep):
+            r = regularizers.get(name)
+            if r is None:
+                declared = ', '.join(regularizers) or 'none'
+                raise _field_error(f'control.keep.{i}', f'{name!r} is not a regularizer; expected one of {declared}')
+            if r.labels is not None or isinstance(r, AntiAnchorConfig):
+                why = 'has label affinities' if r.labels is not None else 'is an anti-anchor'
+                raise _field_error(
+                    f'control.keep.{i}',
+                    f'{name!r} {why}, so it shapes a concept; the control keeps only concept-free regularizers',
+                )
+
+    def control_evaluations(self) -> list[EvaluationSection]:
+        """The evaluations of the control model."""
+        return [e for e in self.evaluations if e.model == CONTROL]
+
+    def prepared_evaluations(self) -> list[EvaluationSection]:
+        """The evaluations of the prepared model (all that `run` and `sweep` apply)."""
+        return [e for e in self.evaluations if e.model != CONTROL]
 
     def _check_labels(self) -> None:
         """Label names are non-empty, and a label named like a named colour has that colour."""
@@ -432,13 +516,14 @@ class ExperimentConfig(_Section):
     def sweep_objectives(self) -> tuple[list[str], list[str], str, list[str]]:
         """(minimise, maximise, best, print) for ranking a sweep's seeds: the [sweep] table or its defaults.
 
-        Defaults: minimise `val_recon`; maximise the first evaluation's `<name>_selectivity_r2`
+        Defaults: minimise `val_recon`; maximise the first prepared evaluation's `<name>_selectivity_r2`
         (nothing without evaluations); best: the first maximised column, else the first
         minimised one; print: the objectives.
         """
         section = self.sweep or SweepSection()
         given = bool(section.minimise or section.maximise)
-        first = [f'{self.evaluations[0].name}_selectivity_r2'] if self.evaluations else []
+        prepared = self.prepared_evaluations()
+        first = [f'{prepared[0].name}_selectivity_r2'] if prepared else []
         minimise = list(section.minimise) if given else ['val_recon']
         maximise = list(section.maximise) if given else first
         best = section.best or (maximise or minimise)[0]

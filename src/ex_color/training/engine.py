@@ -159,6 +159,7 @@ def train_ensemble(
     *,
     steps: int | None = None,
     options: EngineOptions | None = None,
+    weight_scale: Tensor | None = None,
 ) -> EnsembleResult:
     """Train S initialised models (one per seed) together for `steps` steps of `schedule`.
 
@@ -170,8 +171,12 @@ def train_ensemble(
         schedule: per-step learning rate and regularizer weights.
         steps: how many steps to train (default: the whole schedule).
         options: logging, checkpointing and progress settings.
+        weight_scale: `[S, R]`, each member's factor on each regularizer's schedule weight (R in the
+            order of `regularizers`); a 0 turns a term off for that member, as for a control model.
+            Default: 1 everywhere. A seed may then appear twice (e.g. a prepared and a control model).
 
-    Returns: the trained members as ordinary models, with the metrics table.
+    Returns: the trained members as ordinary models, with the metrics table (rows in member order
+    at each logged step, so member s's rows are `metrics.iloc[s::S]`).
     """
     options = options or EngineOptions()
     seeds = list(seeds)
@@ -181,6 +186,8 @@ def train_ensemble(
     if not 0 < steps <= len(schedule):
         raise ValueError(f'steps must be in 1..{len(schedule)} (the schedule length), got {steps}')
 
+    scale = _checked_weight_scale(weight_scale, len(seeds), regularizers)
+    regularizer_names = [r.name for r in regularizers]
     chunk_steps = options.chunk_steps or predraw_steps(data.batch_size, len(data.label_probabilities))
     chain = StackedChain(models)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
@@ -191,14 +198,16 @@ def train_ensemble(
     start = 0
 
     if options.checkpoint_path is not None and Path(options.checkpoint_path).exists():
-        start, metrics = _load_checkpoint(options.checkpoint_path, seeds, chain, optimizer, generators)
+        start, metrics = _load_checkpoint(options.checkpoint_path, seeds, scale, chain, optimizer, generators)
         log.info('Resuming from step %d (%s)', start, options.checkpoint_path)
 
     chunk_generator_states: list[Tensor] = []
 
     def save(step: int) -> None:
         if options.checkpoint_path is not None:
-            _save_checkpoint(options.checkpoint_path, step, seeds, chain, optimizer, chunk_generator_states, metrics)
+            _save_checkpoint(
+                options.checkpoint_path, step, seeds, scale, chain, optimizer, chunk_generator_states, metrics
+            )
         _write_metrics(options.metrics_path, metrics)
 
     with _Progress(options, steps, start) as advance, _intra_op_threads(_threads_for(len(seeds))):
@@ -222,6 +231,8 @@ def train_ensemble(
             outputs, captured = chain.forward(colours, capture=layers)
             recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
             weights = schedule.weights_at(step)
+            if scale is not None:
+                weights = {name: weights[name] * scale[:, r] for r, name in enumerate(regularizer_names)}
             total, terms = total_loss(recon, regularizers, captured, labels, weights)
             if not bool(torch.isfinite(total).all()):
                 # Keep the last good checkpoint as it is; record the metrics up to here.
@@ -241,6 +252,22 @@ def train_ensemble(
     chunk_generator_states = []
     save(steps)
     return EnsembleResult(seeds=seeds, models=chain.to_models(), metrics=pd.DataFrame(metrics), steps=steps)
+
+
+def _checked_weight_scale(
+    weight_scale: Tensor | None, members: int, regularizers: Sequence[RegularizerConfig]
+) -> Tensor | None:
+    """`weight_scale` as float32 `[S, R]`, or None for 1 everywhere; a ValueError for a wrong shape or value."""
+    if weight_scale is None:
+        return None
+    scale = torch.as_tensor(weight_scale, dtype=torch.float32)
+    if scale.shape != (members, len(regularizers)):
+        raise ValueError(
+            f'weight_scale must be [members, regularizers] = [{members}, {len(regularizers)}], got {list(scale.shape)}'
+        )
+    if not bool(torch.isfinite(scale).all()) or bool((scale < 0).any()):
+        raise ValueError('weight_scale must be finite and >= 0')
+    return scale
 
 
 def _threads_for(members: int) -> int:
@@ -268,18 +295,26 @@ def _write_metrics(path: Path | None, metrics: list[dict[str, Any]]) -> None:
 
 
 def _metric_rows(
-    step: int, seeds: list[int], lr: float, weights: Mapping[str, float], total: Tensor, terms: Mapping[str, Tensor]
+    step: int,
+    seeds: list[int],
+    lr: float,
+    weights: Mapping[str, float | Tensor],
+    total: Tensor,
+    terms: Mapping[str, Tensor],
 ) -> list[dict[str, Any]]:
-    """One metrics row per member; every regularizer has a `loss_<name>` (NaN at a step its labels skipped)."""
+    """One metrics row per member; every regularizer has a `loss_<name>` (NaN at a step its labels skipped).
+
+    A weight is a number, or `[S]` per member (see `weight_scale`)."""
     names = list(dict.fromkeys([*terms, *weights]))  # the reconstruction term first, then every regularizer
     present = [n for n in names if n in terms]
     stacked = torch.stack([total.detach(), *(terms[n].detach() for n in present)]).tolist()  # [1 + T, S]
     values = dict(zip(present, stacked[1:], strict=True))
+    member_weights = {n: w.tolist() if isinstance(w, Tensor) else [w] * len(seeds) for n, w in weights.items()}
     rows = []
     for s, seed in enumerate(seeds):
         row: dict[str, Any] = {'step': step, 'seed': seed, 'lr': lr, 'loss': stacked[0][s]}
         row.update({f'loss_{n}': values[n][s] if n in values else math.nan for n in names})
-        row.update({f'weight_{n}': w for n, w in weights.items()})
+        row.update({f'weight_{n}': w[s] for n, w in member_weights.items()})
         rows.append(row)
     return rows
 
@@ -288,6 +323,7 @@ def _save_checkpoint(
     path: Path,
     step: int,
     seeds: list[int],
+    weight_scale: Tensor | None,
     chain: StackedChain,
     optimizer: torch.optim.Optimizer,
     generator_states: list[Tensor],
@@ -298,6 +334,7 @@ def _save_checkpoint(
         'version': CHECKPOINT_VERSION,
         'step': step,
         'seeds': seeds,
+        'weight_scale': weight_scale,
         'chain': chain.state_dict(),
         'optimizer': optimizer.state_dict(),
         'generators': generator_states,
@@ -312,6 +349,7 @@ def _save_checkpoint(
 def _load_checkpoint(
     path: Path,
     seeds: list[int],
+    weight_scale: Tensor | None,
     chain: StackedChain,
     optimizer: torch.optim.Optimizer,
     generators: list[torch.Generator],
@@ -321,6 +359,11 @@ def _load_checkpoint(
         raise DamagedFileError(f'{path}: not a checkpoint of this ex-color; remove it to start the run again')
     if state['seeds'] != seeds:
         raise ValueError(f'{path}: checkpoint is for seeds {state.get("seeds")}, not {seeds}')
+    saved_scale = state.get('weight_scale')
+    if (saved_scale is None) != (weight_scale is None) or (
+        saved_scale is not None and not torch.equal(saved_scale, weight_scale)
+    ):
+        raise ValueError(f'{path}: checkpoint was trained with other per-member regularizer weights')
     chain.load_state_dict(state['chain'])
     optimizer.load_state_dict(state['optimizer'])
     for g, g_state in zip(generators, state['generators'], strict=False):

@@ -332,17 +332,21 @@ def _rebase(figures: list[SavedFigure], prefix: str) -> list[SavedFigure]:
 
 
 def write_report(directory: str | Path) -> Path:
-    """Write report.html for a run or a sweep directory, whichever `directory` is."""
+    """Write report.html for a run, a sweep or a comparison directory, whichever `directory` is."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ReportError(f'{directory}: no such directory; expected a run or sweep directory')
+        raise ReportError(f'{directory}: no such directory; expected a run, sweep or compare directory')
     if (directory / 'sweep.json').is_file():
         return write_sweep_report(directory)
     if (directory / 'results.json').is_file():
         return write_run_report(directory)
+    if (directory / 'compare.json').is_file():
+        from ex_color.vis.compare_report import write_compare_report
+
+        return write_compare_report(directory)
     raise ReportError(
-        f'{directory}: neither a finished run (results.json) nor a sweep (sweep.json); '
-        'run `ex-color run` or `ex-color sweep` first'
+        f'{directory}: neither a finished run (results.json), a sweep (sweep.json) nor a comparison '
+        '(compare.json); run `ex-color run`, `sweep` or `compare` first'
     )
 
 

@@ -1,0 +1,383 @@
+"""Prepared vs post-hoc: does anchoring a concept while training beat erasing it afterwards?
+
+For every seed, two models train side by side in one ensemble: the *prepared* model (every
+regularizer of the experiment) and the *control* (same architecture, data, schedule and seed,
+keeping only the regularizers `[control] keep` names; the others are turned off for it with the
+engine's per-member `weight_scale`). Every evaluation is then applied to the model it names and
+measured the same way: target error, selectivity r², collateral error (max and median over
+colours far from the target) and the untouched model's median error. A chunk of seeds is one
+call of `compare_chunk`, as a sweep's is one call of `train_chunk`.
+
+The compare directory holds:
+
+    config.toml, dopesheet.csv   what was compared (a rerun must match them)
+    seeds/seed-<N>.pt            each finished seed: both models and its rows (a rerun skips these)
+    compare.csv                  one row per seed × method: an evaluation, or an untouched model
+                                 ('baseline' is the prepared model, 'control' the control)
+    hue_error.csv                error along hue (saturation and value 1) per seed × method
+    summary.csv                  per method: the mean and a 95% bootstrap interval over seeds of
+                                 each of `FIGURES`
+    compare.json                 which methods remove the target, which with the least collateral
+                                 damage, and whether the control reconstructs as well as the prepared model
+    figures/, report.html        drawn by `ex_color.vis.compare_report`
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ex_color.config import (
+    BASELINE,
+    CONTROL,
+    ConfigError,
+    Experiment,
+    ExperimentConfig,
+    build_model,
+    build_regularizers,
+    build_variants,
+    control_weight_scale,
+    training_data,
+)
+from ex_color.evaluation import bootstrap_interval, evaluate, hue_ring, measure_removal
+from ex_color.experiment import checked_steps, stop_on_signals
+from ex_color.files import read_torch, write_atomic
+from ex_color.rundir import identity, write_inputs
+from ex_color.sweep import CHUNK_CHECKPOINT, MAX_CHUNK, SweepProgress, drop_stale_checkpoint
+from ex_color.temporal import Dopesheet
+from ex_color.training.engine import EngineOptions, init_models, train_ensemble
+from ex_color.training.schedule import TrainingSchedule
+from ex_color.workdir import claim, lock
+
+log = logging.getLogger(__name__)
+
+FIGURES = ('target_error', 'selectivity_r2', 'collateral_max', 'collateral_median', 'baseline_median')
+"""The per-method figures summary.csv gives a mean and an interval for."""
+ROW_COLUMNS = ('seed', 'method', 'model', 'kind', 'targets', *FIGURES[:4], 'mse_max', 'mse_median', 'baseline_median')
+REMOVAL_THRESHOLD = 0.1
+"""A method removes its target when the mean error at the target is at least this (RMS ≈ 0.32 per channel)."""
+FAIRNESS_RATIO = 2.0
+"""The control is a fair comparison when its median error is at most this many times the prepared model's."""
+COMPARE_CHUNK = MAX_CHUNK // 2
+"""Seeds per ensemble by default: each seed is two members (prepared and control)."""
+
+
+@dataclass(frozen=True)
+class SeedComparison:
+    """One seed's figures: its rows of compare.csv and of hue_error.csv, and each fitted edit's settings."""
+
+    seed: int
+    rows: list[dict[str, Any]]
+    hue_error: dict[str, list[float]]
+    """Method → error along `hue_ring()`, `[240]`."""
+    edits: dict[str, dict[str, Any]]
+    prepared: nn.Module
+    control: nn.Module
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    directory: Path
+    table: pd.DataFrame
+    """compare.csv."""
+    summary: pd.DataFrame
+    """summary.csv."""
+    facts: dict[str, Any]
+    """compare.json."""
+
+
+def default_compare_dir(experiment: Experiment) -> Path:
+    return Path('runs') / experiment.name / 'compare'
+
+
+def check_comparable(config: ExperimentConfig, source: str) -> None:
+    """A ConfigError unless the experiment says how to train its control and has something to compare."""
+    if config.control is None:
+        raise ConfigError(
+            f'{source}: compare needs a [control] table: keep = [...] names the regularizers the control model '
+            "keeps (e.g. keep = ['reg-unit', 'reg-separate'])"
+        )
+    if not config.evaluations:
+        raise ConfigError(f'{source}: compare needs at least one [[evaluations]] entry to compare')
+
+
+def train_pairs(
+    config: ExperimentConfig,
+    dopesheet: Dopesheet,
+    seeds: Sequence[int],
+    *,
+    steps: int | None = None,
+    options: EngineOptions | None = None,
+) -> tuple[list[nn.Module], list[nn.Module]]:
+    """Train a prepared and a control model per seed as one ensemble; (prepared, control), in seed order.
+
+    Members 0..S−1 are the prepared models, S..2S−1 the controls: each control starts from its
+    prepared twin's weights and draws the same batches and labels, and its dropped regularizers
+    weigh 0.
+    """
+    regularizers = build_regularizers(config)
+    seeds = list(seeds)
+    keep = torch.tensor(control_weight_scale(config))
+    weight_scale = torch.stack([torch.ones(len(regularizers))] * len(seeds) + [keep] * len(seeds))
+    result = train_ensemble(
+        init_models(lambda: build_model(config), seeds + seeds),
+        seeds + seeds,
+        training_data(config),
+        regularizers,
+        TrainingSchedule.from_dopesheet(dopesheet, regularizers),
+        steps=steps,
+        options=options,
+        weight_scale=weight_scale,
+    )
+    return result.models[: len(seeds)], result.models[len(seeds) :]
+
+
+def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: ExperimentConfig) -> SeedComparison:
+    """Apply every evaluation to the model it names, and measure each variant and both untouched models."""
+    evaluations = {e.name: e for e in config.evaluations}
+    variants = build_variants(prepared, config, control)
+    measured = {}
+    for name, v in variants.items():
+        measured[name] = (
+            evaluate(v.model, v.interventions, v.targets),
+            measure_removal(v.model, v.interventions, v.targets),
+        )
+    rows = []
+    for name, (evaluation, removal) in measured.items():
+        section = evaluations.get(name)
+        model = CONTROL if name == CONTROL or (section is not None and section.model == CONTROL) else 'prepared'
+        rows.append(
+            {
+                'seed': seed,
+                'method': name,
+                'model': model,
+                'kind': 'baseline' if section is None else section.kind,
+                'targets': '+'.join(evaluation.targets),
+                'target_error': removal.target_error,
+                'selectivity_r2': evaluation.selectivity_r2,
+                'collateral_max': removal.collateral_max,
+                'collateral_median': removal.collateral_median,
+                'mse_max': evaluation.mse_max,
+                'mse_median': evaluation.mse_median,
+                'baseline_median': measured[CONTROL if model == CONTROL else BASELINE][0].mse_median,
+            }
+        )
+    return SeedComparison(
+        seed=seed,
+        rows=rows,
+        hue_error={name: removal.hue_error.tolist() for name, (_, removal) in measured.items()},
+        edits={name: v.edit for name, v in variants.items() if v.edit},
+        prepared=prepared,
+        control=control,
+    )
+
+
+def compare_chunk(
+    config: ExperimentConfig,
+    dopesheet: Dopesheet,
+    seeds: Sequence[int],
+    *,
+    steps: int | None = None,
+    options: EngineOptions | None = None,
+) -> list[SeedComparison]:
+    """Train the prepared and control models of `seeds` as one ensemble, then assess each pair.
+
+    A pure function of picklable arguments: the unit of work of a comparison.
+    """
+    prepared, control = train_pairs(config, dopesheet, seeds, steps=steps, options=options)
+    return [assess_pair(s, p, c, config) for s, p, c in zip(seeds, prepared, control, strict=True)]
+
+
+def run_compare(
+    experiment: Experiment,
+    seeds: Sequence[int],
+    *,
+    out: str | Path | None = None,
+    chunk: int | None = None,
+    steps: int | None = None,
+    progress: bool | None = None,
+) -> CompareResult:
+    """Compare prepared and control models over `seeds`; write the compare directory (see the module docstring).
+
+    Finished seeds found in `out` are skipped, so an interrupted comparison continues where it
+    stopped; the chunk in progress resumes from its checkpoint.
+    """
+    check_comparable(experiment.config, str(experiment.path))
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError('--seeds: no seeds given')
+    steps = checked_steps(experiment, steps)
+    chunk = chunk or min(len(seeds), COMPARE_CHUNK)
+    directory = Path(out) if out is not None else default_compare_dir(experiment)
+    claim(directory, 'compare', identity(experiment, engine='fast', steps=steps))
+    with lock(directory):
+        return _compare(experiment, seeds, directory, chunk, steps, progress)
+
+
+def _compare(
+    experiment: Experiment, seeds: list[int], directory: Path, chunk: int, steps: int, progress: bool | None
+) -> CompareResult:
+    write_inputs(directory, experiment, experiment.config.experiment.seed)
+    started = time.perf_counter()
+    todo = [seed for seed in seeds if not _seed_file(directory, seed).exists()]
+    if len(todo) < len(seeds):
+        log.info(
+            '%d of %d seeds already compared in %s; %d to go', len(seeds) - len(todo), len(seeds), directory, len(todo)
+        )
+    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
+    finished = (len(seeds) - len(todo)) * 2 * steps
+    with SweepProgress(len(seeds) * 2 * steps, finished, progress, 'Compare') as bar, stop_on_signals() as stop:
+        for index, chunk_seeds in enumerate(chunks):
+            log.info('Chunk %d/%d: seeds %s (prepared and control)', index + 1, len(chunks), chunk_seeds)
+            options = EngineOptions(
+                checkpoint_path=directory / CHUNK_CHECKPOINT,
+                progress=False,
+                should_stop=stop,
+                on_progress=bar.chunk(2 * len(chunk_seeds)),
+            )
+            drop_stale_checkpoint(directory / CHUNK_CHECKPOINT, chunk_seeds + chunk_seeds)
+            for comparison in compare_chunk(
+                experiment.config, experiment.dopesheet, chunk_seeds, steps=steps, options=options
+            ):
+                _save_seed(directory, comparison)
+            (directory / CHUNK_CHECKPOINT).unlink(missing_ok=True)
+
+    states = [read_torch(_seed_file(directory, seed)) for seed in seeds]
+    table = pd.DataFrame([row for state in states for row in state['rows']], columns=list(ROW_COLUMNS))
+    hue = _hue_table(states)
+    summary = summarise(table)
+    facts = comparison_facts(experiment, seeds, summary, states[0]['edits'])
+    facts['wall_seconds_this_call'] = time.perf_counter() - started
+    write_atomic(directory / 'compare.csv', table.to_csv(index=False))
+    write_atomic(directory / 'hue_error.csv', hue.to_csv(index=False))
+    write_atomic(directory / 'summary.csv', summary.to_csv(index=False))
+    write_atomic(directory / 'compare.json', json.dumps(facts, indent=2) + '\n')
+    if not facts['control']['fair']:
+        log.warning(
+            'The control reconstructs %.1f× worse than the prepared model (median error %.2g vs %.2g): '
+            'the comparison is not fair; keep more regularizers in [control] or check its schedule',
+            facts['control']['ratio'],
+            facts['control']['baseline_median'],
+            facts['control']['prepared_baseline_median'],
+        )
+    return CompareResult(directory, table, summary, facts)
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv from compare.csv: per method (in order of appearance), the mean of each figure over seeds
+    with its 95% bootstrap interval (`<figure>_mean`, `_low`, `_high`)."""
+    rows = []
+    for method, group in table.groupby('method', sort=False):
+        first = group.iloc[0]
+        row: dict[str, Any] = {
+            'method': method,
+            'model': first['model'],
+            'kind': first['kind'],
+            'targets': first['targets'],
+            'seeds': len(group),
+        }
+        for figure in FIGURES:
+            values = group[figure].to_numpy(np.float64)
+            low, high = bootstrap_interval(values)
+            row |= {f'{figure}_mean': float(values.mean()), f'{figure}_low': float(low), f'{figure}_high': float(high)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison_facts(
+    experiment: Experiment, seeds: Sequence[int], summary: pd.DataFrame, edits: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """compare.json: which methods remove the target, the one with least collateral damage, the control's fairness,
+    and each method's settings."""
+    config = experiment.config
+    by_method = summary.set_index('method')
+    edited = by_method[by_method['kind'] != 'baseline']
+    removes = edited[edited['target_error_mean'] >= REMOVAL_THRESHOLD]
+    least = None
+    if len(removes):
+        # Equal up to rounding (ablate and prune are the same edit of a unit-norm bottleneck): the first in file order.
+        lowest = removes['collateral_max_mean'].min()
+        least = removes.index[np.isclose(removes['collateral_max_mean'], lowest, rtol=1e-6, atol=0)][0]
+    control_median = float(by_method.loc[CONTROL, 'baseline_median_mean'])
+    prepared_median = float(by_method.loc[BASELINE, 'baseline_median_mean'])
+    ratio = control_median / prepared_median if prepared_median > 0 else float('inf')
+    methods = {}
+    for e in config.evaluations:
+        methods[e.name] = {
+            'kind': e.kind,
+            'model': e.model,
+            'layer': e.layer,
+            'targets': e.targets,
+            **edits.get(e.name, {}),
+        }
+    return {
+        'experiment': experiment.name,
+        'title': config.experiment.name,
+        'seeds': list(seeds),
+        'removal_threshold': REMOVAL_THRESHOLD,
+        'removes': list(removes.index),
+        'least_collateral': least,
+        'control': {
+            'keep': list(config.control.keep) if config.control else [],
+            'baseline_median': control_median,
+            'prepared_baseline_median': prepared_median,
+            'ratio': ratio,
+            'fair': bool(ratio <= FAIRNESS_RATIO),
+        },
+        'methods': methods,
+    }
+
+
+def _seed_file(directory: Path, seed: int) -> Path:
+    return directory / 'seeds' / f'seed-{seed}.pt'
+
+
+def _save_seed(directory: Path, comparison: SeedComparison) -> None:
+    state = {
+        'seed': comparison.seed,
+        'prepared': comparison.prepared.state_dict(),
+        'control': comparison.control.state_dict(),
+        'rows': comparison.rows,
+        'hue_error': comparison.hue_error,
+        'edits': comparison.edits,
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(_seed_file(directory, comparison.seed), buffer.getvalue())
+
+
+def _hue_table(states: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """hue_error.csv: `seed, method, hue` (degrees), `error`, long format."""
+    hues = np.round(np.arange(len(hue_ring())) * 360 / len(hue_ring()), 6)
+    frames = [
+        pd.DataFrame({'seed': state['seed'], 'method': method, 'hue': hues, 'error': errors})
+        for state in states
+        for method, errors in state['hue_error'].items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+__all__ = [
+    'FIGURES',
+    'REMOVAL_THRESHOLD',
+    'CompareResult',
+    'SeedComparison',
+    'assess_pair',
+    'compare_chunk',
+    'comparison_facts',
+    'default_compare_dir',
+    'run_compare',
+    'summarise',
+    'train_pairs',
+]

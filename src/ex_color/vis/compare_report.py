@@ -1,0 +1,508 @@
+"""report.html of a comparison directory: prepared model against control, method by method, over seeds.
+
+`ex-color compare` trains a prepared and a control model per seed, applies every method
+and writes what this page is drawn from (no training here):
+
+    compare.json    title, seeds, the removal threshold, which methods remove their target,
+                    the one with least collateral damage, the control's fairness, each method's settings
+    compare.csv     one row per seed × method: the figures of merit
+    summary.csv     one row per method: each figure's mean over seeds and 95% bootstrap interval
+    hue_error.csv   per-colour error along hue (full saturation and value), per seed × method (optional)
+    config.toml     the experiment compared (optional here: it places the targets along hue)
+
+    write_compare_report('runs/ex-2.9/compare')   # → …/compare/report.html and figures/
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ex_color.config import ConfigError, build_targets, load_experiment
+from ex_color.files import write_atomic
+from ex_color.rundir import CONFIG_FILE, RunArtifactsError, read_json
+from ex_color.vis.compare_figures import (
+    BASELINE_KIND,
+    describe_hue_error,
+    describe_method_boxes,
+    figure_label,
+    method_order,
+    plot_hue_error,
+    plot_method_boxes,
+)
+from ex_color.vis.describe import join
+from ex_color.vis.export import save_figure
+from ex_color.vis.report import FIGURE_INDEX, FIGURES_DIR, REPORT_FILE, Table, _environment, _locked, _remove_stale
+
+log = logging.getLogger(__name__)
+
+META_FILE = 'compare.json'
+TABLE_FILE = 'compare.csv'
+SUMMARY_FILE = 'summary.csv'
+HUE_FILE = 'hue_error.csv'
+TEXT_COLUMNS = ('method', 'model', 'kind', 'targets')
+FIGURES = ('target_error', 'selectivity_r2', 'collateral_max', 'collateral_median', 'baseline_median')
+"""The figures of merit summary.csv gives as `F_mean, F_low, F_high`, in the summary table's order."""
+BOX_FIGURES = ('target_error', 'collateral_max', 'collateral_median', 'selectivity_r2')
+"""The figures drawn per method over seeds, in panel order."""
+HIGHER_IS_BETTER = {'target_error': True, 'selectivity_r2': True, 'collateral_max': False, 'collateral_median': False}
+"""The figures the verdict compares across models, and which way is better."""
+COLLATERAL = ('collateral_max', 'collateral_median')
+"""Compared only among methods that remove their target (doing nothing has no collateral damage)."""
+FAIR_RATIO = 2.0
+"""The control is a fair comparison when its unedited median error is at most this many times the prepared one's."""
+KIND_WORDS = {
+    'baseline': 'unedited',
+    'ablate': 'ablation',
+    'prune': 'pruning',
+    'suppress': 'suppression',
+    'leace': 'post-hoc LEACE erasure',
+    'mean-difference': 'post-hoc mean-difference erasure',
+}
+MODEL_WORDS = {'prepared': 'the prepared model', 'control': 'the control'}
+META_KEYS = ('experiment', 'title', 'seeds', 'removal_threshold', 'removes', 'least_collateral', 'methods')
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a comparison directory holds, read and checked."""
+
+    directory: Path
+    meta: dict[str, Any]
+    """compare.json."""
+    table: pd.DataFrame
+    """compare.csv: one row per seed × method."""
+    summary: pd.DataFrame
+    """summary.csv: one row per method."""
+    hue: pd.DataFrame | None
+    """hue_error.csv, or None where the directory has none."""
+
+
+def load_comparison(directory: str | Path) -> Comparison:
+    """Read a comparison directory; RunArtifactsError names the first file missing or damaged."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RunArtifactsError(f'{directory}: no such directory; expected a comparison (ex-color compare writes one)')
+    for name in (META_FILE, TABLE_FILE, SUMMARY_FILE):
+        if not (directory / name).is_file():
+            raise RunArtifactsError(
+                f'{directory}: no {name}; expected a finished comparison directory (ex-color compare writes one)'
+            )
+    meta = read_json(directory / META_FILE)
+    if not isinstance(meta, dict):
+        raise RunArtifactsError(f'{directory / META_FILE}: expected a JSON object, got {type(meta).__name__}')
+    absent = [key for key in META_KEYS if key not in meta]
+    if absent:
+        raise RunArtifactsError(f'{directory / META_FILE}: no {absent[0]!r}; expected the keys {list(META_KEYS)}')
+    table = _read_table(directory / TABLE_FILE, ['seed', *TEXT_COLUMNS, *BOX_FIGURES])
+    summary_columns = [*TEXT_COLUMNS, 'seeds', *(f'{f}_{s}' for f in FIGURES for s in ('mean', 'low', 'high'))]
+    summary = _read_table(directory / SUMMARY_FILE, summary_columns)
+    hue = (
+        _read_table(directory / HUE_FILE, ['seed', 'method', 'hue', 'error'])
+        if (directory / HUE_FILE).is_file()
+        else None
+    )
+    return Comparison(directory, meta, table, summary, hue)
+
+
+def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """A CSV of the comparison: text columns kept as written (a method may be called 'nan'), the rest numbers."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise RunArtifactsError(f'{path}: not a readable CSV ({type(e).__name__}: {e})') from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RunArtifactsError(f'{path}: no column {missing[0]!r}; expected {list(columns)}')
+    if frame.empty:
+        raise RunArtifactsError(f'{path}: no rows')
+    for column in frame.columns:
+        if column not in TEXT_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column].str.strip().replace('', 'nan'), errors='coerce')
+    return frame
+
+
+# Words ----------------------------------------------------------------------------------------
+
+
+def sig(x: Any) -> str:
+    """A number to 3 significant figures ('—' for a missing one)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return '—'
+    return f'{x:.3g}'
+
+
+def interval(row: Mapping[str, Any], figure: str) -> str:
+    """A summary row's figure as 'mean [low, high]', e.g. '0.421 [0.398, 0.445]'."""
+    mean, low, high = (row[f'{figure}_{s}'] for s in ('mean', 'low', 'high'))
+    if _missing(low) and _missing(high):
+        return sig(mean)
+    return f'{sig(mean)} [{sig(low)}, {sig(high)}]'
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _targets(row: Mapping[str, Any]) -> str:
+    return join(str(row['targets']).split('+'))
+
+
+def _model(model: str) -> str:
+    return MODEL_WORDS.get(model, f'the {model} model')
+
+
+def _possessive(model: str) -> str:
+    return f"{_model(model)}'s"
+
+
+def _what(row: Mapping[str, Any]) -> str:
+    """'ablated (ablation on the prepared model)'."""
+    kind = KIND_WORDS.get(row['kind'], row['kind'])
+    return f'{row["method"]} ({kind} on {_model(row["model"])})'
+
+
+def _overlap(a: Mapping[str, Any], b: Mapping[str, Any], figure: str) -> bool:
+    lows, highs = (a[f'{figure}_low'], b[f'{figure}_low']), (a[f'{figure}_high'], b[f'{figure}_high'])
+    if any(_missing(x) for x in (*lows, *highs)):
+        return False
+    return max(lows) <= min(highs)
+
+
+def _best(rows: pd.DataFrame, figure: str) -> dict[str, Any] | None:
+    """The row with the best mean of `figure` (first of ties), or None."""
+    values = rows[f'{figure}_mean'].dropna()
+    if values.empty:
+        return None
+    index = values.idxmax() if HIGHER_IS_BETTER[figure] else values.idxmin()
+    return rows.loc[index].to_dict()
+
+
+def fairness_warning(meta: Mapping[str, Any]) -> str | None:
+    """The warning the page shows when the control reconstructs much worse than the prepared model; else None."""
+    control = meta.get('control')
+    if not control or control.get('fair', True):
+        return None
+    return (
+        f'The control reconstructs worse than the prepared model: unedited, its median error is '
+        f'{sig(control.get("baseline_median"))} against {sig(control.get("prepared_baseline_median"))}, '
+        f'{sig(control.get("ratio"))} times as large (a fair control is within {FAIR_RATIO:g} times). '
+        "The comparison is not fair: the control's methods start from a worse model."
+    )
+
+
+def verdict(summary: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
+    """The verdict in sentences, numbers included: which method removes its target with the least collateral damage,
+    how the best method on the other model compares, and, figure by figure, which model's methods do better.
+
+    Reports what the numbers show: nothing assumes the prepared model wins.
+
+    Args:
+        summary: summary.csv (one row per method: `method, model, kind, targets, seeds, F_mean, F_low, F_high`).
+        meta: compare.json (`removal_threshold`, `removes`, `least_collateral`, `control`).
+    """
+    rows = summary.set_index('method', drop=False)
+    edits = rows[rows['kind'] != BASELINE_KIND]
+    threshold = meta['removal_threshold']
+    removes = [m for m in meta['removes'] if m in rows.index]
+    seeds = sig(summary['seeds'].max())
+    sentences = []
+
+    best_name = meta.get('least_collateral')
+    if removes and best_name not in removes:
+        best_name = str(rows.loc[removes, 'collateral_max_mean'].idxmin())
+    if not removes:
+        sentences.append(
+            f'No method removes its target: every mean target error is below the removal threshold, {sig(threshold)}.'
+        )
+        top = _best(edits, 'target_error')
+        if top is not None:
+            sentences.append(f'The highest is that of {_what(top)}, {interval(top, "target_error")}.')
+        best = None
+    else:
+        best = rows.loc[best_name].to_dict()
+        others = [m for m in removes if m != best_name]
+        among = (
+            'the only method that removes its target'
+            if not others
+            else f'the {len(removes)} methods that remove their target (also {join(others)})'
+        )
+        sentences.append(
+            f'{_what(best)} removes {_targets(best)} with the least collateral damage of {among}: '
+            f'target error {interval(best, "target_error")}, collateral max {interval(best, "collateral_max")} '
+            f'and collateral median {interval(best, "collateral_median")} (means over {seeds} seeds, '
+            f'with 95% bootstrap intervals; a method removes its target at mean target error ≥ {sig(threshold)}).'
+        )
+
+    home = best['model'] if best is not None else (edits['model'].iloc[0] if len(edits) else None)
+    for other in dict.fromkeys(edits['model']):
+        if other == home:
+            continue
+        candidates = edits[edits['model'] == other]
+        if best is not None:
+            sentences.append(_other_model(best, candidates, removes, threshold))
+        for figure in HIGHER_IS_BETTER:
+            pool = edits[edits['method'].isin(removes)] if figure in COLLATERAL else edits
+            ours, theirs = _best(pool[pool['model'] == home], figure), _best(pool[pool['model'] == other], figure)
+            if ours is not None and theirs is not None:
+                sentences.append(_figure_sentence(figure, ours, theirs))
+
+    baselines = rows[rows['kind'] == BASELINE_KIND]
+    if len(baselines):
+        parts = [f'{_possessive(r["model"])} {interval(r, "target_error")}' for _, r in baselines.iterrows()]
+        parts[0] = parts[0].replace("'s ", "'s target error is ", 1)
+        sentences.append(f'For reference, unedited, {join(parts)}.')
+    control = meta.get('control')
+    if control:
+        ratio = sig(control.get('ratio'))
+        if control.get('fair', True):
+            sentences.append(
+                f'The control reconstructs about as well as the prepared model (unedited median error '
+                f'{ratio} times as large), so the comparison is fair.'
+            )
+        else:
+            sentences.append(
+                f"Read the control's numbers with care: unedited, it reconstructs {ratio} times worse than the "
+                'prepared model (see the warning above).'
+            )
+    return sentences
+
+
+def _other_model(best: dict[str, Any], candidates: pd.DataFrame, removes: list[str], threshold: float) -> str:
+    """How the best method on the other model compares with the verdict's best."""
+    removing = candidates[candidates['method'].isin(removes)]
+    if len(removing):
+        rival = _best(removing, 'collateral_max') or removing.iloc[0].to_dict()
+        more = 'more' if rival['collateral_max_mean'] > best['collateral_max_mean'] else 'no more'
+        return (
+            f'On {_model(rival["model"])}, {_what(rival)} removes {_targets(rival)} too '
+            f'(target error {interval(rival, "target_error")}), with {more} collateral damage: '
+            f'collateral max {interval(rival, "collateral_max")} against {sig(best["collateral_max_mean"])} '
+            f'for {best["method"]}, collateral median {interval(rival, "collateral_median")} against '
+            f'{sig(best["collateral_median_mean"])}.'
+        )
+    rival = _best(candidates, 'target_error')
+    model = _model(candidates['model'].iloc[0])
+    if rival is None:
+        return f'No method on {model} has a target error.'
+    return (
+        f'On {model}, no method removes its target: the one that removes most, {_what(rival)}, '
+        f'has target error {interval(rival, "target_error")}, below the removal threshold ({sig(threshold)}), '
+        f'against {sig(best["target_error_mean"])} for {best["method"]}.'
+    )
+
+
+def _figure_sentence(figure: str, ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """'On selectivity r², the control does better: …' — the better of two models' best methods on one figure."""
+    a, b = ours[f'{figure}_mean'], theirs[f'{figure}_mean']
+    label = figure_label(figure)
+    label = label[:1].lower() + label[1:]
+    scope = ' (among methods that remove their target)' if figure in COLLATERAL else ''
+    if a == b:
+        return (
+            f'On {label}{scope}, {_model(ours["model"])} and {_model(theirs["model"])} tie: '
+            f'{ours["method"]} {interval(ours, figure)} and {theirs["method"]} {interval(theirs, figure)}.'
+        )
+    better_is_ours = (a > b) == HIGHER_IS_BETTER[figure]
+    winner, loser = (ours, theirs) if better_is_ours else (theirs, ours)
+    text = (
+        f'On {label}{scope}, {_model(winner["model"])} does better: {winner["method"]} {interval(winner, figure)} '
+        f'against {loser["method"]} {interval(loser, figure)} on {_model(loser["model"])}'
+    )
+    if _overlap(winner, loser, figure):
+        text += ', though the intervals overlap'
+    return text + '.'
+
+
+# The page -------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if value is None:
+        return '—'
+    if isinstance(value, list):
+        return ' + '.join(_cell(v) for v in value)
+    if isinstance(value, float):
+        return sig(value)
+    return str(value)
+
+
+def settings_table(methods: Mapping[str, Mapping[str, Any]]) -> Table:
+    """compare.json's `methods` as a table: one row per method, one column per setting any method has."""
+    keys = list(dict.fromkeys(k for settings in methods.values() for k in settings))
+    rows = [[name, *(_cell(settings[k]) if k in settings else '' for k in keys)] for name, settings in methods.items()]
+    return Table(['method', *keys], rows)
+
+
+def seeds_table(table: pd.DataFrame, order: Sequence[str]) -> Table:
+    """compare.csv as a table, grouped like the figures (by method, then seed); numbers to 3 significant figures."""
+    rank = {m: i for i, m in enumerate(order)}
+    frame = table.assign(_rank=table['method'].map(rank)).sort_values(['_rank', 'seed'], kind='stable')
+    frame = frame.drop(columns='_rank')
+    rows = [[_cell(v) for v in row.values()] for row in frame.to_dict('records')]
+    return Table(list(frame.columns), rows)
+
+
+def seed_range(seeds: Sequence[int]) -> str:
+    """'0–19' for consecutive seeds, else '0, 2, 5'."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f'{seeds[0]}–{seeds[-1]}'
+    return ', '.join(str(s) for s in seeds)
+
+
+def target_hues_of(directory: Path, methods: Sequence[str]) -> dict[str, float]:
+    """Hue in degrees of each target of `methods`, from the comparison's config.toml; {} without a readable one.
+
+    Targets without a hue (saturation 0) are left out. The hue comes from the experiment (a declared
+    label's colour, else the named colour), never from the target's name alone.
+    """
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        experiment = load_experiment(path)
+    except ConfigError as e:
+        log.warning('%s: the targets are not marked along hue (%s)', path, e)
+        return {}
+    hues: dict[str, float] = {}
+    for evaluation in experiment.config.evaluations:
+        if evaluation.name in methods:
+            for target in build_targets(experiment.config, evaluation):
+                hue, saturation, _ = target.hsv
+                if saturation > 0:
+                    hues.setdefault(target.name, round(float(hue) * 360 % 360, 6))
+    return hues
+
+
+def write_compare_report(directory: str | Path) -> Path:
+    """Draw a comparison's figures and write its report.html; return the report's path."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RunArtifactsError(f'{directory}: no such directory; expected a comparison (ex-color compare writes one)')
+    with _locked(directory):
+        return _write_compare_report(directory)
+
+
+def _write_compare_report(directory: Path) -> Path:
+    started = time.perf_counter()
+    comparison = load_comparison(directory)
+    meta, table, summary, hue = comparison.meta, comparison.table, comparison.summary, comparison.hue
+    order = method_order(summary)
+    models = dict(zip(summary['method'], summary['model'], strict=True))
+    kinds = dict(zip(summary['method'], summary['kind'], strict=True))
+    figures_dir = directory / FIGURES_DIR
+    seeds = len(meta['seeds'])
+    shown = table[table['method'].isin(order)]
+    figures = [
+        save_figure(
+            lambda theme: plot_method_boxes(
+                shown,
+                BOX_FIGURES,
+                order=order,
+                models=models,
+                kinds=kinds,
+                removal_threshold=meta['removal_threshold'],
+                title=f'{meta["title"]} · each method over {seeds} seeds',
+                theme=theme,
+            ),
+            figures_dir,
+            'compare-methods',
+            lambda title: describe_method_boxes(
+                title,
+                shown,
+                BOX_FIGURES,
+                order=order,
+                models=models,
+                kinds=kinds,
+                removal_threshold=meta['removal_threshold'],
+            ),
+            relative_to=directory,
+        )
+    ]
+    if hue is not None:
+        target_hues = target_hues_of(directory, order) or None
+        hue_order = [m for m in order if (hue['method'] == m).any()]
+        figures.append(
+            save_figure(
+                lambda theme: plot_hue_error(
+                    hue,
+                    order=hue_order,
+                    models=models,
+                    kinds=kinds,
+                    target_hues=target_hues,
+                    title=f'{meta["title"]} · error along hue',
+                    theme=theme,
+                ),
+                figures_dir,
+                'compare-hue-error',
+                lambda title: describe_hue_error(
+                    title, hue, order=hue_order, models=models, kinds=kinds, target_hues=target_hues
+                ),
+                relative_to=directory,
+            )
+        )
+    _remove_stale(figures_dir, figures)
+    index = {'figures': [figure.to_dict() for figure in figures]}
+    write_atomic(figures_dir / FIGURE_INDEX, json.dumps(index, indent=2) + '\n')
+
+    rows = summary.set_index('method', drop=False)
+    removes = set(meta['removes'])
+    summary_rows = [
+        {
+            'method': m,
+            'model': rows.loc[m, 'model'],
+            'kind': rows.loc[m, 'kind'],
+            'targets': _targets(rows.loc[m]),
+            'seeds': sig(rows.loc[m, 'seeds']),
+            'cells': [interval(rows.loc[m], f) for f in FIGURES],
+            'removes': 'yes' if m in removes else ('—' if rows.loc[m, 'kind'] == BASELINE_KIND else 'no'),
+            'best': m == meta['least_collateral'],
+        }
+        for m in order
+    ]
+    html = (
+        _environment()
+        .get_template('compare.html.j2')
+        .render(
+            title=meta['title'],
+            meta=meta,
+            seeds=seed_range(meta['seeds']),
+            n_seeds=len(meta['seeds']),
+            warning=fairness_warning(meta),
+            verdict=verdict(summary, meta),
+            figure_columns=[figure_label(f) for f in FIGURES],
+            summary_rows=summary_rows,
+            figures=figures,
+            has_hue=hue is not None,
+            control=meta.get('control'),
+            fair_ratio=f'{FAIR_RATIO:g}',
+            settings=settings_table(meta['methods']),
+            per_seed=seeds_table(table, order),
+        )
+    )
+    path = directory / REPORT_FILE
+    write_atomic(path, html)
+    log.info('Wrote %s (%d figures) in %.1f s', path, len(figures), time.perf_counter() - started)
+    return path
+
+
+__all__ = [
+    'Comparison',
+    'fairness_warning',
+    'interval',
+    'load_comparison',
+    'settings_table',
+    'verdict',
+    'write_compare_report',
+]

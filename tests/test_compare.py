@@ -1,0 +1,199 @@
+"""Prepared vs control: pairs train in one ensemble as they would alone, every method is measured,
+an interrupted comparison continues without retraining, and the summary's intervals are right."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import ex_color.compare as compare_module
+from ex_color.compare import FIGURES, ROW_COLUMNS, bootstrap_interval, run_compare, summarise, train_pairs
+from ex_color.config import ConfigError, load_experiment, parse_config
+from ex_color.evaluation import evaluate, measure_removal, target_similarity
+from ex_color.experiment import train_seeds
+from ex_color.training.engine import EngineOptions, TrainingInterrupted
+from ex_color.workdir import DirectoryError
+
+from .cli import assert_one_line_error, ex_color
+
+EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+STEPS = 80
+METHODS = ['baseline', 'ablated', 'pruned', 'suppressed', 'control', 'control-leace', 'control-mean-difference']
+
+
+@pytest.fixture(scope='module')
+def experiment():
+    return load_experiment(EXPERIMENT)
+
+
+@pytest.fixture(scope='module')
+def compared(experiment, tmp_path_factory):
+    out = tmp_path_factory.mktemp('compare') / 'compare'
+    return run_compare(experiment, [0, 1], out=out, chunk=2, steps=STEPS, progress=False)
+
+
+def _parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach() for k, v in model.state_dict().items()}
+
+
+def test_prepared_and_control_train_as_they_would_alone(experiment):
+    config = experiment.config
+    prepared, control = train_pairs(
+        config, experiment.dopesheet, [3], steps=STEPS, options=EngineOptions(progress=False)
+    )
+    alone = train_seeds(config, experiment.dopesheet, [3], steps=STEPS).models[0]
+    keep = config.control.keep
+    control_config = parse_config(
+        config.model_dump(mode='json', exclude_none=True)
+        | {'regularizers': [r.model_dump(exclude_none=True) for r in config.regularizers if r.name in keep]}
+    )
+    control_alone = train_seeds(control_config, experiment.dopesheet, [3], steps=STEPS).models[0]
+    for twin, lone in ((prepared[0], alone), (control[0], control_alone)):
+        for name, value in _parameters(lone).items():
+            torch.testing.assert_close(_parameters(twin)[name], value, atol=1e-5, rtol=0, msg=name)
+    assert not torch.allclose(_parameters(prepared[0])['encoder.0.weight'], _parameters(control[0])['encoder.0.weight'])
+
+
+def test_compare_writes_a_row_per_seed_and_method(compared):
+    directory = compared.directory
+    table = pd.read_csv(directory / 'compare.csv')
+    assert list(table.columns) == list(ROW_COLUMNS)
+    assert list(table['method']) == METHODS * 2
+    assert list(table['seed']) == [0] * 7 + [1] * 7
+    models = dict(zip(table['method'], table['model'], strict=False))
+    assert [models[m] for m in METHODS] == ['prepared'] * 4 + ['control'] * 3
+    # Every method of a model shares that model's untouched median error.
+    for _key, group in table.groupby(['seed', 'model']):
+        untouched = group[group['kind'] == 'baseline']['mse_median'].item()
+        assert (group['baseline_median'] == untouched).all()
+    hue = pd.read_csv(directory / 'hue_error.csv')
+    assert len(hue) == 2 * 7 * 240 and hue['hue'].max() == pytest.approx(358.5)
+    summary = pd.read_csv(directory / 'summary.csv')
+    assert list(summary['method']) == METHODS
+    facts = json.loads((directory / 'compare.json').read_text())
+    assert facts['seeds'] == [0, 1] and facts['control']['keep'] == ['reg-unit', 'reg-separate']
+    leace = facts['methods']['control-leace']
+    assert (leace['kind'], leace['label'], leace['renormalize'], leace['rank']) == ('leace', 'red', True, 1)
+
+
+def test_rows_are_the_figures_of_the_saved_models(experiment, compared):
+    """Reload seed 1's saved control, refit its erasure and measure it again: the row's figures, exactly."""
+    from ex_color.config import build_model, build_variants
+
+    state = torch.load(compared.directory / 'seeds' / 'seed-1.pt', weights_only=False)
+    prepared, control = build_model(experiment.config), build_model(experiment.config)
+    prepared.load_state_dict(state['prepared'])
+    control.load_state_dict(state['control'])
+    row = compared.table.set_index(['seed', 'method']).loc[(1, 'control-leace')]
+    variant = build_variants(prepared, experiment.config, control)['control-leace']
+    evaluation = evaluate(variant.model, variant.interventions, variant.targets)
+    removal = measure_removal(variant.model, variant.interventions, variant.targets)
+    assert row['selectivity_r2'] == evaluation.selectivity_r2
+    assert row['target_error'] == removal.target_error
+    assert row['collateral_max'] == removal.collateral_max
+
+
+def test_collateral_is_over_grid_colours_far_from_the_target(experiment):
+    from ex_color.config import build_model, build_targets
+    from ex_color.evaluation import per_colour_error, selectivity_grid, selectivity_grid_rgb
+
+    torch.manual_seed(0)
+    model = build_model(experiment.config).eval()  # eval: outputs clamped to valid colours, as evaluation runs it
+    targets = build_targets(experiment.config, experiment.config.evaluations[0])
+    removal = measure_removal(model, [], targets)
+    grid = selectivity_grid()
+    with torch.no_grad():
+        error = per_colour_error(model(grid), grid).numpy()
+    far = target_similarity(selectivity_grid_rgb(), targets) < 0.2
+    assert 0 < far.sum() < len(far)
+    assert removal.collateral_max == pytest.approx(float(error[far].max()), rel=1e-6)
+    assert removal.collateral_median == pytest.approx(float(np.median(error[far])), rel=1e-6)
+    with torch.no_grad():
+        red_error = per_colour_error(model(torch.tensor([[1.0, 0.0, 0.0]])), torch.tensor([[1.0, 0.0, 0.0]]))
+    assert removal.target_error == pytest.approx(float(red_error), rel=1e-6)
+
+
+def test_interrupted_compare_continues_without_retraining(experiment, compared, tmp_path: Path, monkeypatch):
+    real_chunk = compare_module.compare_chunk
+    calls: list[list[int]] = []
+
+    def interrupt_second_chunk(config, dopesheet, seeds, **kwargs):
+        calls.append(list(seeds))
+        if len(calls) == 2:
+            raise TrainingInterrupted('interrupted by the test')
+        return real_chunk(config, dopesheet, seeds, **kwargs)
+
+    monkeypatch.setattr(compare_module, 'compare_chunk', interrupt_second_chunk)
+    out = tmp_path / 'compare'
+    with pytest.raises(TrainingInterrupted):
+        run_compare(experiment, [0, 1], out=out, chunk=1, steps=STEPS, progress=False)
+    assert calls == [[0], [1]]
+    assert (out / 'seeds' / 'seed-0.pt').exists() and not (out / 'seeds' / 'seed-1.pt').exists()
+
+    calls.clear()
+    again = run_compare(experiment, [0, 1], out=out, chunk=1, steps=STEPS, progress=False)
+    assert calls == [[1]]  # seed 0 was not retrained
+    pd.testing.assert_frame_equal(again.table, compared.table)
+    pd.testing.assert_frame_equal(again.summary, compared.summary)
+
+
+def test_compare_refuses_another_experiments_directory(experiment, compared):
+    with pytest.raises(DirectoryError):
+        run_compare(experiment, [0, 1], out=compared.directory, chunk=2, steps=STEPS + 1, progress=False)
+
+
+def test_compare_needs_a_control_table(experiment, tmp_path: Path):
+    raw = experiment.config.model_dump(mode='json', exclude_none=True)
+    raw.pop('control')
+    raw['evaluations'] = [e for e in raw['evaluations'] if e['model'] == 'prepared']
+    (tmp_path / 'experiment.toml').write_text(_toml(raw))
+    (tmp_path / 'dopesheet.csv').write_bytes(experiment.dopesheet_path.read_bytes())
+    with pytest.raises(ConfigError, match=r'compare needs a \[control\] table'):
+        run_compare(load_experiment(tmp_path), [0], out=tmp_path / 'out', steps=5, progress=False)
+    proc = ex_color('compare', tmp_path, '--seeds', '0', '--steps', '5', '--out', tmp_path / 'o', cwd=tmp_path)
+    assert '[control]' in assert_one_line_error(proc)
+
+
+def _toml(raw: dict) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(raw)
+
+
+def test_bootstrap_interval_by_hand():
+    assert bootstrap_interval(np.array([0.3, 0.3, 0.3])) == (pytest.approx(0.3), pytest.approx(0.3))
+    # Means of resamples of {0, 1} (n = 2) are 0, ½ or 1 with chances ¼, ½, ¼: the 95% interval is [0, 1].
+    assert bootstrap_interval(np.array([0.0, 1.0])) == (0.0, 1.0)
+    # Large n: the interval is close to mean ± 1.96·sd/√n.
+    values = np.random.default_rng(1).normal(size=400)
+    low, high = bootstrap_interval(values)
+    half = 1.96 * values.std() / np.sqrt(len(values))
+    assert low == pytest.approx(values.mean() - half, abs=0.02) and high == pytest.approx(
+        values.mean() + half, abs=0.02
+    )
+
+
+def test_summary_means_and_intervals_per_method():
+    table = pd.DataFrame(
+        [
+            {
+                'seed': s,
+                'method': m,
+                'model': 'prepared',
+                'kind': 'ablate',
+                'targets': 'red',
+                **dict.fromkeys(FIGURES, v),
+            }
+            for s, (a, b) in enumerate([(1.0, 5.0), (3.0, 5.0)])
+            for m, v in (('a', a), ('b', b))
+        ]
+    )
+    summary = summarise(table).set_index('method')
+    assert summary.loc['a', 'target_error_mean'] == 2.0 and summary.loc['a', 'seeds'] == 2
+    assert (summary.loc['a', 'target_error_low'], summary.loc['a', 'target_error_high']) == (1.0, 3.0)
+    assert summary.loc['b', 'collateral_max_low'] == summary.loc['b', 'collateral_max_high'] == 5.0
