@@ -16,11 +16,13 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ex_color import __version__
 
 if TYPE_CHECKING:
+    from ex_color.config import Experiment
     from ex_color.rundir import RunResults
 
 log = logging.getLogger('ex_color')
@@ -79,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (run, sweep, compare):
         command.add_argument(
             '--no-report', dest='report', action='store_false', help='skip the figures and report.html'
+        )
+        command.add_argument(
+            '--logger',
+            action='append',
+            metavar='NAME',
+            help="also track in csv, tensorboard, mlflow or wandb (repeatable; default: the file's [tracking])",
         )
     report = commands.add_parser(
         'report', help="redraw a run's, a sweep's or a comparison's figures and report.html (no training)"
@@ -183,17 +191,41 @@ def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None
     )
 
 
-def _run(args: argparse.Namespace, experiment: object) -> None:
-    from ex_color.experiment import run_experiment
+def _run(args: argparse.Namespace, experiment: Experiment) -> None:
+    from ex_color.experiment import default_run_dir, run_experiment
+    from ex_color.tracking import check_trackers, tracked
 
-    result = run_experiment(
-        experiment, seed=args.seed, out=args.out, engine=args.engine, steps=args.steps, resume=args.resume
-    )
-    print_results(result.directory, result.results)
-    if args.report:
-        from ex_color.vis.report import write_run_report
+    seed = experiment.config.experiment.seed if args.seed is None else args.seed
+    directory = Path(args.out) if args.out is not None else default_run_dir(experiment, seed)
+    loggers = check_trackers(_loggers(args, experiment))
+    with tracked(
+        loggers,
+        directory=directory,
+        experiment=experiment.name,
+        run=f'seed-{seed}',
+        settings=experiment.config.tracking,
+    ) as tracker:
+        result = run_experiment(
+            experiment,
+            seed=args.seed,
+            out=args.out,
+            engine=args.engine,
+            steps=args.steps,
+            resume=args.resume,
+            tracker=tracker,
+        )
+        print_results(result.directory, result.results)
+        if args.report:
+            from ex_color.vis.report import write_run_report
 
-        print(f'Report: {write_run_report(result.directory)}')
+            print(f'Report: {write_run_report(result.directory)}')
+            if tracker is not None:
+                tracker.log_artifacts(result.directory)
+
+
+def _loggers(args: argparse.Namespace, experiment: Experiment) -> list[str]:
+    """--logger, else the experiment file's [tracking] loggers."""
+    return list(args.logger) if args.logger else list(experiment.config.tracking.loggers)
 
 
 def _sweep(args: argparse.Namespace, experiment: object) -> None:
@@ -224,7 +256,14 @@ def _compare(args: argparse.Namespace, experiment: object) -> None:
     from ex_color.compare import run_compare
     from ex_color.sweep import parse_seeds
 
-    result = run_compare(experiment, parse_seeds(args.seeds), out=args.out, chunk=args.chunk, steps=args.steps)
+    result = run_compare(
+        experiment,
+        parse_seeds(args.seeds),
+        out=args.out,
+        chunk=args.chunk,
+        steps=args.steps,
+        loggers=_loggers(args, experiment),
+    )
     facts = result.facts
     print(f'{facts["title"]} · {len(facts["seeds"])} seeds · {facts["wall_seconds_this_call"]:.1f} s')
     print_summary(result.summary)

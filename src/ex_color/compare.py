@@ -53,9 +53,10 @@ from ex_color.config import (
 from ex_color.evaluation import bootstrap_interval, evaluate, hue_ring, measure_removal
 from ex_color.experiment import checked_steps, stop_on_signals
 from ex_color.files import read_torch, write_atomic
-from ex_color.rundir import identity, write_inputs
+from ex_color.rundir import identity, resolved_config, write_inputs
 from ex_color.sweep import CHUNK_CHECKPOINT, MAX_CHUNK, SweepProgress, drop_stale_checkpoint
 from ex_color.temporal import Dopesheet
+from ex_color.tracking import check_trackers, track_seed
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.workdir import claim, lock
@@ -207,11 +208,14 @@ def run_compare(
     chunk: int | None = None,
     steps: int | None = None,
     progress: bool | None = None,
+    loggers: Sequence[str] = (),
 ) -> CompareResult:
     """Compare prepared and control models over `seeds`; write the compare directory (see the module docstring).
 
     Finished seeds found in `out` are skipped, so an interrupted comparison continues where it
-    stopped; the chunk in progress resumes from its checkpoint.
+    stopped; the chunk in progress resumes from its checkpoint. With `loggers` (see
+    `ex_color.tracking`), each newly compared seed is also tracked as a run of its own,
+    grouped by the comparison, holding its rows as `final/<method>_<figure>`.
     """
     check_comparable(experiment.config, str(experiment.path))
     seeds = list(seeds)
@@ -222,11 +226,17 @@ def run_compare(
     directory = Path(out) if out is not None else default_compare_dir(experiment)
     claim(directory, 'compare', identity(experiment, engine='fast', steps=steps))
     with lock(directory):
-        return _compare(experiment, seeds, directory, chunk, steps, progress)
+        return _compare(experiment, seeds, directory, chunk, steps, progress, check_trackers(loggers))
 
 
 def _compare(
-    experiment: Experiment, seeds: list[int], directory: Path, chunk: int, steps: int, progress: bool | None
+    experiment: Experiment,
+    seeds: list[int],
+    directory: Path,
+    chunk: int,
+    steps: int,
+    progress: bool | None,
+    loggers: list[str],
 ) -> CompareResult:
     write_inputs(directory, experiment, experiment.config.experiment.seed)
     started = time.perf_counter()
@@ -251,6 +261,8 @@ def _compare(
                 experiment.config, experiment.dopesheet, chunk_seeds, steps=steps, options=options
             ):
                 _save_seed(directory, comparison)
+                if loggers:
+                    _track(experiment, directory, comparison, steps, loggers)
             (directory / CHUNK_CHECKPOINT).unlink(missing_ok=True)
 
     states = [read_torch(_seed_file(directory, seed)) for seed in seeds]
@@ -337,6 +349,21 @@ def comparison_facts(
         },
         'methods': methods,
     }
+
+
+def _track(experiment: Experiment, directory: Path, comparison: SeedComparison, steps: int, loggers: list[str]) -> None:
+    figures = {f'{row["method"]}_{figure}': row[figure] for row in comparison.rows for figure in ROW_COLUMNS[5:]}
+    track_seed(
+        loggers,
+        directory=directory,
+        experiment=experiment.name,
+        group=f'{experiment.name} compare {directory.name}',
+        seed=comparison.seed,
+        config=resolved_config(experiment, comparison.seed) | {'steps': steps},
+        figures=figures,
+        step=steps - 1,
+        settings=experiment.config.tracking,
+    )
 
 
 def _seed_file(directory: Path, seed: int) -> Path:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from torch import nn
@@ -37,6 +37,7 @@ from ex_color.rundir import (
     RESULTS_FILE,
     RunResults,
     read_results,
+    resolved_config,
     run_identity,
     write_inputs,
     write_run,
@@ -51,6 +52,9 @@ from ex_color.training.engine import (
 )
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.workdir import claim, lock
+
+if TYPE_CHECKING:
+    from ex_color.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,15 @@ class SeedOutcome:
         last = self.metrics.iloc[-1]
         return {c: float(last[c]) for c in self.metrics.columns if c.startswith('loss')}
 
+    def figures(self) -> dict[str, Any]:
+        """This seed's row of sweep.csv: final train losses, validation losses, every variant's figures."""
+        row: dict[str, Any] = {'seed': self.seed}
+        row.update({f'train_{k}': v for k, v in self.final_train_loss().items()})
+        row.update(self.validation)
+        for name, e in self.evaluations.items():
+            row.update(e.row(name))
+        return row
+
     def results(self, experiment: Experiment, *, engine: str, steps: int, train_seconds: float) -> RunResults:
         """What results.json holds for this seed."""
         return RunResults(
@@ -119,6 +132,7 @@ def run_experiment(
     resume: bool = False,
     progress: bool | None = None,
     checkpoint_every: int = 500,
+    tracker: Tracker | None = None,
 ) -> RunResult:
     """Train, operate and evaluate one seed of `experiment`; write its run directory.
 
@@ -128,6 +142,8 @@ def run_experiment(
         engine: 'fast' (plain PyTorch) or 'lightning' (the seed's trainer).
         steps: train only the first `steps` steps of the schedule.
         resume: continue an interrupted run in `out` (fast engine), or return a finished one.
+        tracker: also log the config, every logged step and the final figures there (`ex_color.tracking`);
+            the caller finishes it (after adding the report, say).
 
     Raises RunExistsError rather than overwrite a run in `out`, and TrainingInterrupted
     (after checkpointing) on SIGINT/SIGTERM.
@@ -150,16 +166,22 @@ def run_experiment(
             raise RunExistsError(f'{directory} holds an interrupted run; pass --resume to continue it, or remove it')
 
         write_inputs(directory, experiment, seed)
+        if tracker is not None:
+            tracker.log_config(resolved_config(experiment, seed) | {'engine': engine, 'steps': steps})
         log.info('Training %s seed %d with the %s engine for %d steps', experiment.name, seed, engine, steps)
         started = time.perf_counter()
         if engine == 'fast':
-            model, metrics = train_fast(experiment, seed, steps, directory, progress, checkpoint_every)
+            on_metrics = tracker.log_rows if tracker is not None else None
+            model, metrics = train_fast(experiment, seed, steps, directory, progress, checkpoint_every, on_metrics)
         else:
-            model, metrics = train_lightning_seed(experiment, seed, steps, progress)
+            loggers = tracker.loggers if tracker is not None else ()
+            model, metrics = train_lightning_seed(experiment, seed, steps, progress, loggers)
         train_seconds = time.perf_counter() - started
         outcome = assess(seed, model, metrics, experiment.config)
         results = outcome.results(experiment, engine=engine, steps=steps, train_seconds=train_seconds)
         write_run(directory, experiment, model, metrics, results)
+        if tracker is not None:
+            tracker.log_final(outcome.figures(), step=steps - 1)
         checkpoint.unlink(missing_ok=True)
     return RunResult(directory, results)
 
@@ -187,7 +209,13 @@ def checked_steps(experiment: Experiment, steps: int | None) -> int:
 
 
 def train_fast(
-    experiment: Experiment, seed: int, steps: int, directory: Path, progress: bool | None, checkpoint_every: int
+    experiment: Experiment,
+    seed: int,
+    steps: int,
+    directory: Path,
+    progress: bool | None,
+    checkpoint_every: int,
+    on_metrics: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """One seed with the fast engine, checkpointing into `directory` (and resuming from it)."""
     with stop_on_signals() as stop_requested:
@@ -197,15 +225,16 @@ def train_fast(
             checkpoint_every=checkpoint_every,
             progress=progress,
             should_stop=stop_requested,
+            on_metrics=on_metrics,
         )
         result = train_seeds(experiment.config, experiment.dopesheet, [seed], steps=steps, options=options)
     return result.models[0], result.metrics
 
 
 def train_lightning_seed(
-    experiment: Experiment, seed: int, steps: int, progress: bool | None
+    experiment: Experiment, seed: int, steps: int, progress: bool | None, loggers: Sequence[Any] = ()
 ) -> tuple[nn.Module, pd.DataFrame]:
-    """One seed as the seed notebook trains it (see `ex_color.training.lightning_run`)."""
+    """One seed as the seed notebook trains it (see `ex_color.training.lightning_run`), also logging to `loggers`."""
     from ex_color.training.lightning_run import train_lightning
 
     config = experiment.config
@@ -218,6 +247,7 @@ def train_lightning_seed(
         steps=steps,
         log_every=LOG_EVERY,
         progress=progress,
+        loggers=loggers,
     )
 
 

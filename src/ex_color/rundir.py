@@ -82,6 +82,7 @@ def identity(experiment: Experiment, **fields: Any) -> dict[str, Any]:
     the dopesheet's hash, and `fields` (a run's seed, engine and steps; a sweep's steps)."""
     config = resolved_config(experiment, 0)
     del config['experiment']['seed']
+    del config['tracking']  # where a run is tracked never changes what it computes
     return fingerprint(config, experiment.dopesheet_path.read_bytes(), **fields)
 
 

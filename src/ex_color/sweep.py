@@ -86,12 +86,7 @@ def default_sweep_dir(experiment: Experiment) -> Path:
 
 def sweep_row(outcome: SeedOutcome) -> dict[str, Any]:
     """One seed's row of sweep.csv."""
-    row: dict[str, Any] = {'seed': outcome.seed}
-    row.update({f'train_{k}': v for k, v in outcome.final_train_loss().items()})
-    row.update(outcome.validation)
-    for name, e in outcome.evaluations.items():
-        row.update(e.row(name))
-    return row
+    return outcome.figures()
 
 
 def run_sweep(

@@ -372,6 +372,32 @@ class SweepSection(_Section):
         return self
 
 
+TRACKERS = ('csv', 'tensorboard', 'mlflow', 'wandb')
+"""The experiment trackers a run can log to (Lightning's logger classes)."""
+Tracker = Literal[TRACKERS]  # type: ignore[valid-type]
+
+
+class TrackingSection(_Section):
+    """Where runs are tracked besides their own directory; `--logger` on the command line replaces `loggers`.
+
+    Tracking never changes a result, so this table is not part of a run directory's fingerprint.
+    """
+
+    loggers: list[Tracker] = Field(default_factory=list)
+    mlflow_uri: str | None = None
+    """MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else a SQLite store `runs/mlflow.db`."""
+    wandb_project: str = 'ex-color'
+    wandb_mode: Literal['offline', 'online', 'disabled'] | None = None
+    """Default: $WANDB_MODE, else offline (the run is written under its directory; `wandb sync` uploads it)."""
+
+    @field_validator('loggers')
+    @classmethod
+    def _distinct(cls, loggers: list[str]) -> list[str]:
+        if len(set(loggers)) != len(loggers):
+            raise _value_error(f'{loggers} repeats a logger; expected each once')
+        return loggers
+
+
 class ExperimentConfig(_Section):
     """The whole experiment file."""
 
@@ -383,6 +409,7 @@ class ExperimentConfig(_Section):
     evaluations: list[EvaluationSection] = Field(default_factory=list)
     sweep: SweepSection | None = None
     control: ControlSection | None = None
+    tracking: TrackingSection = TrackingSection()
 
     @model_validator(mode='after')
     def _cross_references(self) -> ExperimentConfig:

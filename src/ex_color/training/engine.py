@@ -75,6 +75,8 @@ class EngineOptions:
     """Polled every step; True → checkpoint and raise TrainingInterrupted."""
     on_progress: Callable[[int], None] | None = None
     """Called with the number of steps done, every few steps (e.g. to drive an outer progress bar)."""
+    on_metrics: Callable[[list[dict[str, Any]]], None] | None = None
+    """Called with each logged step's new metrics rows, one per member (e.g. to send them to a tracker)."""
 
 
 PREDRAW_BYTES_PER_MEMBER = 8 * 2**20
@@ -246,7 +248,10 @@ def train_ensemble(
             optimizer.step()
 
             if step % options.log_every == 0 or step == steps - 1:
-                metrics.extend(_metric_rows(step, seeds, lr, weights, total, terms))
+                rows = _metric_rows(step, seeds, lr, weights, total, terms)
+                metrics.extend(rows)
+                if options.on_metrics is not None:
+                    options.on_metrics(rows)
             advance(step, total)
 
     chunk_generator_states = []

@@ -95,4 +95,6 @@ class TrainingModule(L.LightningModule):
         for name, value in terms.items():
             self.log(f'train_{name}', value, batch_size=batch_size)
         self.log('lr', float(self.schedule.lr[step]), batch_size=batch_size)
+        for name, weight in self.schedule.weights_at(step).items():
+            self.log(f'weight_{name}', weight, batch_size=batch_size)
         return loss

@@ -16,7 +16,7 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
@@ -40,10 +40,12 @@ def train_lightning(
     steps: int,
     log_every: int = 50,
     progress: bool | None = None,
+    loggers: Sequence[Logger] = (),
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Seed everything, build the model and train it for `steps` steps; return it with its metrics.
 
     The metrics table has the fast engine's columns: step, lr, loss, loss_<term>, weight_<name>.
+    `loggers` (Lightning loggers, e.g. from `ex_color.tracking`) receive what the Trainer logs.
     """
     set_deterministic_mode(seed)
     model = make_model()
@@ -59,7 +61,7 @@ def train_lightning(
     with tempfile.TemporaryDirectory() as logs:
         trainer = L.Trainer(
             max_steps=steps,
-            logger=CSVLogger(logs, name='', version=''),
+            logger=[CSVLogger(logs, name='', version=''), *loggers],
             log_every_n_steps=min(log_every, steps),  # Lightning logs nothing in a run shorter than this
             enable_checkpointing=False,
             enable_model_summary=False,

@@ -1,0 +1,280 @@
+"""Track runs where researchers already look: TensorBoard, MLflow, Weights & Biases (and CSV).
+
+Lightning's logger classes do the writing for both engines. The Lightning engine hands them
+to its `Trainer`; for the fast engine, a `Tracker` calls `log_hyperparams`, `log_metrics`
+and `finalize` itself. Either way a tracked run holds the same keys:
+
+    hyperparameters   the resolved experiment (flattened), seed, engine and steps
+    train_loss, train_<term>, lr, weight_<regularizer>
+                      every logged step (every 50 steps and the last)
+    final/<column>    the run's figures at the last step, named like sweep.csv's columns
+                      (`final/ablated_selectivity_r2`, `final/val_recon`, ...)
+    artifacts         report.html and figures/ (MLflow and W&B)
+
+Everything works offline by default:
+
+- csv: `<directory>/tracking/csv/metrics.csv` and `hparams.yaml`.
+- tensorboard: event files under `<directory>/tensorboard/`.
+- mlflow: `$MLFLOW_TRACKING_URI` if set, else a SQLite store `runs/mlflow.db` (artifacts in
+  `runs/mlflow-artifacts/`). Recent MLflow refuses a plain file store unless told to, and a
+  database is what it recommends, so we use SQLite, which needs no server.
+- wandb: offline unless `$WANDB_MODE` or `[tracking] wandb_mode` says otherwise; the run is
+  written under `<directory>/wandb/`, and `wandb sync` uploads it later.
+
+A sweep tracks one run per seed, grouped by sweep (TensorBoard: `tensorboard/seed-<N>`;
+MLflow: the tag `ex_color.group`; W&B: the run group). The trackers are an optional extra:
+`pip install 'ex-color[track]'`; asking for a missing one is a one-line error that says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ex_color.config import ConfigError
+from ex_color.config.schema import TRACKERS, TrackingSection
+from ex_color.files import write_atomic
+from ex_color.training.engine import TrainingInterrupted
+
+log = logging.getLogger(__name__)
+
+EXTRA = "pip install 'ex-color[track]'"
+REQUIRES = {'tensorboard': ('tensorboard', 'TensorBoard'), 'mlflow': ('mlflow', 'MLflow'), 'wandb': ('wandb', 'W&B')}
+"""Logger → (the module it needs, its name in messages)."""
+MLFLOW_STORE = 'sqlite:///runs/mlflow.db'
+MLFLOW_ARTIFACTS = Path('runs') / 'mlflow-artifacts'
+TRACKING_FILE = 'tracking.json'
+"""In a run directory: the tracked runs' ids, so that a resumed run continues them."""
+METRIC_KEYS = {'loss': 'train_loss'}
+"""The fast engine's metrics columns → the keys Lightning's `TrainingModule` logs (`loss_<term>` → `train_<term>`)."""
+
+
+def check_trackers(names: Sequence[str]) -> list[str]:
+    """`names` if each is a known logger whose package is installed; a one-line ConfigError otherwise."""
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f'--logger: unknown logger {name!r}; expected one of {", ".join(TRACKERS)}')
+        if name in REQUIRES:
+            module, title = REQUIRES[name]
+            try:
+                __import__(module)
+            except ImportError:
+                raise ConfigError(f'--logger {name} needs {title}, which is not installed: {EXTRA}') from None
+    return list(names)
+
+
+def metric_key(column: str) -> str:
+    """A metrics column as a tracked key: `loss` → `train_loss`, `loss_recon` → `train_recon`; others unchanged."""
+    if column in METRIC_KEYS:
+        return METRIC_KEYS[column]
+    return 'train_' + column.removeprefix('loss_') if column.startswith('loss_') else column
+
+
+class Tracker:
+    """One tracked run in each of several trackers (Lightning loggers).
+
+    Args:
+        names: loggers, e.g. ['tensorboard', 'mlflow'] (checked with `check_trackers`).
+        directory: the run (or sweep) directory the offline trackers write under.
+        experiment: the experiment's name (MLflow experiment, W&B project tag).
+        run: the run's name, e.g. 'seed-0'.
+        group: the sweep or comparison this run belongs to, if any.
+        settings: the experiment file's [tracking] table.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        directory: Path,
+        experiment: str,
+        run: str,
+        group: str | None = None,
+        settings: TrackingSection | None = None,
+    ) -> None:
+        self.names = check_trackers(names)
+        self.directory = Path(directory)
+        self.settings = settings or TrackingSection()
+        self.experiment, self.run, self.group = experiment, run, group
+        self.ids_file = self.directory / TRACKING_FILE if group is None else None
+        self._loggers: list[Any] | None = None
+
+    @property
+    def loggers(self) -> list[Any]:
+        """The Lightning loggers, opened on first use: only once the run's directory is claimed do they write there."""
+        if self._loggers is None:
+            ids = self._saved_ids()
+            self._loggers = [self._logger(n, self.experiment, self.run, self.group, ids.get(n)) for n in self.names]
+            self._save_ids()
+        return self._loggers
+
+    def _saved_ids(self) -> dict[str, str]:
+        if self.ids_file is None or not self.ids_file.exists():
+            return {}
+        return json.loads(self.ids_file.read_text())
+
+    def _save_ids(self) -> None:
+        ids = {}
+        for name, logger in zip(self.names, self.loggers, strict=True):
+            if name == 'mlflow':
+                ids[name] = logger.run_id
+            elif name == 'wandb':
+                ids[name] = logger.experiment.id
+        if ids and self.ids_file is not None:
+            write_atomic(self.ids_file, json.dumps(ids, indent=2) + '\n')
+
+    def _logger(self, name: str, experiment: str, run: str, group: str | None, run_id: str | None) -> Any:
+        sub = run if group is not None else ''
+        if name == 'csv':
+            from lightning.pytorch.loggers import CSVLogger
+
+            return CSVLogger(self.directory / 'tracking', name='csv', version=sub)
+        if name == 'tensorboard':
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            return TensorBoardLogger(self.directory, name='tensorboard', version=sub, default_hp_metric=False)
+        if name == 'mlflow':
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            _quiet('mlflow', 'alembic')
+            uri = self.settings.mlflow_uri or os.environ.get('MLFLOW_TRACKING_URI') or MLFLOW_STORE
+            if uri == MLFLOW_STORE:
+                MLFLOW_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            tags = {'ex_color.directory': str(self.directory.resolve())}
+            if group is not None:
+                tags['ex_color.group'] = group
+            return MLFlowLogger(
+                experiment_name=experiment,
+                run_name=run,
+                tracking_uri=uri,
+                tags=tags,
+                artifact_location=MLFLOW_ARTIFACTS.resolve().as_uri() if uri == MLFLOW_STORE else None,
+                run_id=run_id,
+            )
+        import wandb
+        from lightning.pytorch.loggers import WandbLogger
+
+        _quiet('wandb')
+        os.environ.setdefault('WANDB_SILENT', 'true')  # wandb prints progress lines of its own otherwise
+        mode = self.settings.wandb_mode or os.environ.get('WANDB_MODE') or 'offline'
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return WandbLogger(
+            project=self.settings.wandb_project,
+            name=run,
+            group=group,
+            save_dir=str(self.directory),
+            mode=mode,
+            id=run_id,
+            resume='allow' if run_id else None,
+            tags=[experiment],
+            settings=wandb.Settings(console='off', silent=True),
+        )
+
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        """The resolved experiment (and seed, engine, steps) as hyperparameters."""
+        for logger in self.loggers:
+            logger.log_hyperparams(dict(config))
+
+    def log_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Metrics-table rows (step, lr, loss, loss_<term>, weight_<name>) at their steps; NaN terms are skipped."""
+        for row in rows:
+            step = int(row['step'])
+            values = {
+                metric_key(k): float(v)
+                for k, v in row.items()
+                if k not in ('step', 'seed') and isinstance(v, int | float) and v == v  # NaN: a skipped term
+            }
+            for logger in self.loggers:
+                logger.log_metrics(values, step=step)
+
+    def log_final(self, figures: Mapping[str, float], step: int) -> None:
+        """The run's figures (sweep.csv's columns) as `final/<column>` at `step`."""
+        values = {f'final/{k}': float(v) for k, v in figures.items() if isinstance(v, int | float) and v == v}
+        for logger in self.loggers:
+            logger.log_metrics(values, step=step)
+
+    def log_artifacts(self, directory: Path) -> None:
+        """report.html and figures/ from `directory`, to the trackers that keep files (MLflow, W&B)."""
+        directory = Path(directory)
+        report, figures = directory / 'report.html', directory / 'figures'
+        for name, logger in zip(self.names, self.loggers, strict=True):
+            if name == 'mlflow':
+                client = logger.experiment
+                if report.exists():
+                    client.log_artifact(logger.run_id, str(report))
+                if figures.is_dir():
+                    client.log_artifacts(logger.run_id, str(figures), artifact_path='figures')
+            elif name == 'wandb':
+                import wandb
+
+                artifact = wandb.Artifact(f'report-{logger.experiment.id}', type='report')
+                if report.exists():
+                    artifact.add_file(str(report))
+                if figures.is_dir():
+                    artifact.add_dir(str(figures), name='figures')
+                logger.experiment.log_artifact(artifact)
+
+    def finish(self, status: str = 'success') -> None:
+        """Close every tracked run ('success', 'failed' or 'interrupted'); nothing if none was opened."""
+        if self._loggers is None:
+            return
+        for name, logger in zip(self.names, self._loggers, strict=True):
+            logger.finalize(status)
+            if name == 'wandb':
+                logger.experiment.finish(exit_code=0 if status == 'success' else 1)
+
+
+@contextmanager
+def tracked(names: Sequence[str], **kwargs: Any) -> Iterator[Tracker | None]:
+    """A `Tracker` for the block (None when `names` is empty), finished 'success', 'interrupted' or 'failed'
+    by how the block ends. Keyword arguments are `Tracker`'s."""
+    if not names:
+        yield None
+        return
+    tracker = Tracker(names, **kwargs)
+    try:
+        yield tracker
+    except BaseException as error:
+        interrupted = isinstance(error, KeyboardInterrupt | TrainingInterrupted)
+        tracker.finish('interrupted' if interrupted else 'failed')
+        raise
+    tracker.finish('success')
+
+
+def track_seed(
+    names: Sequence[str],
+    *,
+    directory: Path,
+    experiment: str,
+    group: str,
+    seed: int,
+    config: Mapping[str, Any],
+    figures: Mapping[str, float],
+    step: int,
+    rows: Iterable[Mapping[str, Any]] = (),
+    settings: TrackingSection | None = None,
+) -> None:
+    """Track one finished seed of a sweep or comparison as its own run, grouped under `group`:
+    its config, its metrics `rows` (if any) and its `figures` at `step`."""
+    with tracked(
+        names, directory=directory, experiment=experiment, run=f'seed-{seed}', group=group, settings=settings
+    ) as tracker:
+        assert tracker is not None
+        tracker.log_config(config)
+        tracker.log_rows(rows)
+        tracker.log_final(figures, step=step)
+
+
+def _quiet(*names: str) -> None:
+    """Trackers log set-up chatter at INFO; keep their warnings only (unless -v)."""
+    if not logging.getLogger('ex_color').isEnabledFor(logging.DEBUG):
+        for name in names:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+__all__ = ['EXTRA', 'TRACKERS', 'Tracker', 'check_trackers', 'metric_key', 'track_seed', 'tracked']
