@@ -183,3 +183,19 @@ def test_layer_without_linear_before_is_an_error():
     model = nn.Sequential(nn.ReLU(), nn.Linear(3, 3))
     with pytest.raises(ValueError, match=r'no nn\.Linear at or before'):
         ablate(model, '0', [0])
+
+
+def test_prune_equals_ablate_by_construction_only_where_nothing_between_reads_the_zero_channel():
+    from ex_color.surgery import prune_equals_ablate
+
+    torch.manual_seed(0)
+    colour_model = CNColorMLP(5, n_nonlinear=2)
+    # A softmax reads the ablated channel (exp(0) = 1 joins the sum), so there the two differ.
+    softmax = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Softmax(dim=-1), torch.nn.Linear(6, 3))
+    x = torch.rand(256, 3)
+    cases = ((colour_model, 'bottleneck', True), (softmax, '1', False))
+    for model, layer, expected in cases:
+        assert prune_equals_ablate(model, layer) is expected
+        with torch.no_grad():
+            same = torch.allclose(prune(model, layer, [0])(x), ablate(model, layer, [0])(x), atol=1e-6)
+        assert same is expected  # the independent route: run both

@@ -50,7 +50,7 @@ from ex_color.config import (
     control_weight_scale,
     training_data,
 )
-from ex_color.evaluation import bootstrap_interval, evaluate, hue_ring, measure_removal
+from ex_color.evaluation import Evaluation, Removal, bootstrap_interval, evaluate, hue_ring, measure_removal
 from ex_color.experiment import checked_steps, stop_on_signals
 from ex_color.files import read_torch, write_atomic
 from ex_color.rundir import identity, resolved_config, write_inputs
@@ -148,12 +148,15 @@ def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: Expe
     """Apply every evaluation to the model it names, and measure each variant and both untouched models."""
     evaluations = {e.name: e for e in config.evaluations}
     variants = build_variants(prepared, config, control)
-    measured = {}
+    measured: dict[str, tuple[Evaluation, Removal]] = {}
     for name, v in variants.items():
-        measured[name] = (
-            evaluate(v.model, v.interventions, v.targets),
-            measure_removal(v.model, v.interventions, v.targets),
-        )
+        if v.same_as is not None:  # the same function as an earlier variant (see `Variant.same_as`)
+            measured[name] = measured[v.same_as]
+        else:
+            measured[name] = (
+                evaluate(v.model, v.interventions, v.targets),
+                measure_removal(v.model, v.interventions, v.targets),
+            )
     rows = []
     for name, (evaluation, removal) in measured.items():
         section = evaluations.get(name)

@@ -275,10 +275,12 @@ def train_seeds(
 def assess(seed: int, model: nn.Module, metrics: pd.DataFrame, config: ExperimentConfig) -> SeedOutcome:
     """Build every variant of a trained model and evaluate it; add the validation losses."""
     started = time.perf_counter()
-    evaluations = {
-        name: replace(evaluate(v.model, v.interventions, v.targets), edit=v.edit)
-        for name, v in build_variants(model, config).items()
-    }
+    evaluations: dict[str, Evaluation] = {}
+    for name, v in build_variants(model, config).items():
+        if v.same_as is not None:  # the same function as an earlier variant: its figures, not a second pass
+            evaluations[name] = evaluations[v.same_as]
+        else:
+            evaluations[name] = replace(evaluate(v.model, v.interventions, v.targets), edit=v.edit)
     validation = validation_losses(model, validation_regularizers(config), build_labels(config))
     return SeedOutcome(seed, model, metrics, evaluations, validation, time.perf_counter() - started)
 

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from ex_color.indices import check_indices
-from ex_color.model import get_layer
+from ex_color.model import L2Norm, get_layer
 
-__all__ = ['ablate', 'prune']
+__all__ = ['ablate', 'prune', 'prune_equals_ablate']
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,27 @@ def _find_neighbours(model: nn.Module, layer_id: str) -> _Neighbours:
             f'{consumer_name!r} has {consumer.in_features} inputs; expected them to match'
         )
     return _Neighbours(producer_name, producer, consumer_name, consumer)
+
+
+ZERO_PRESERVING = (L2Norm, nn.Identity, nn.ReLU, nn.GELU)
+"""Layers that map a zero channel to zero and, if they mix channels, ignore a zero one (L2Norm)."""
+
+
+def prune_equals_ablate(model: nn.Module, layer_id: str) -> bool:
+    """Whether `prune` and `ablate` of `layer_id` compute the same function, by construction.
+
+    True when every layer between the producer and the consumer preserves a zero channel
+    (`ZERO_PRESERVING`): the ablated channel then stays exactly 0, nothing between reads it,
+    and the consumer's zeroed columns ignore it, so dropping it changes nothing. Colour model's
+    bottleneck: encoder's last Linear → L2Norm → decoder.0, so True.
+    """
+    nb = _find_neighbours(model, layer_id)
+    if nb.consumer_name is None:
+        return False
+    names = [name for name, _ in model.named_modules()]
+    start, end = names.index(nb.producer_name), names.index(nb.consumer_name)
+    between = [m for _, m in list(model.named_modules())[start + 1 : end] if not list(m.children())]
+    return all(isinstance(m, ZERO_PRESERVING) for m in between)
 
 
 def ablate(model: M, layer_id: str, dims: Iterable[int]) -> M:

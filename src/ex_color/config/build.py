@@ -7,7 +7,7 @@ one kind of object from it, so the schema stays a description and the trainers n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,7 +51,7 @@ from ex_color.loss import (
     Unitarity,
 )
 from ex_color.model import CNColorMLP
-from ex_color.surgery import ablate, prune
+from ex_color.surgery import ablate, prune, prune_equals_ablate
 
 if TYPE_CHECKING:  # importing ex_color.training loads Lightning (seconds); a bad file should fail fast
     from ex_color.training.data import TrainingData
@@ -137,6 +137,9 @@ class Variant:
     """What the edit removes (selectivity is measured against it)."""
     edit: dict[str, Any] = field(default_factory=dict)
     """How a fitted edit came out (an erasure's settings and fit), reported with its figures."""
+    same_as: str | None = None
+    """Another variant that computes the same function by construction (a prune of an ablated
+    bottleneck): evaluating it again would only repeat that variant's figures."""
 
 
 def build_variant(model: nn.Module, evaluation: EvaluationSection, config: ExperimentConfig) -> Variant:
@@ -188,12 +191,31 @@ def build_variants(model: nn.Module, config: ExperimentConfig, control: nn.Modul
     """
     variants = {BASELINE: Variant(BASELINE, model, [], baseline_targets(config))}
     for e in config.prepared_evaluations():
-        variants[e.name] = build_variant(model, e, config)
+        variants[e.name] = _with_twin(build_variant(model, e, config), e, config, model)
     if control is not None:
         variants[CONTROL] = Variant(CONTROL, control, [], baseline_targets(config))
         for e in config.control_evaluations():
             variants[e.name] = build_variant(control, e, config)
     return variants
+
+
+def _with_twin(variant: Variant, evaluation: EvaluationSection, config: ExperimentConfig, model: nn.Module) -> Variant:
+    """A prune variant marked `same_as` the earlier ablation of the same layer and dims, when the two are
+    the same function by construction (`surgery.prune_equals_ablate`)."""
+    if not (isinstance(evaluation, AblateEvaluation) and evaluation.kind == 'prune'):
+        return variant
+    for other in config.prepared_evaluations():
+        if other is evaluation:
+            break
+        if (
+            isinstance(other, AblateEvaluation)
+            and other.kind == 'ablate'
+            and (other.layer, sorted(other.dims), other.targets)
+            == (evaluation.layer, sorted(evaluation.dims), evaluation.targets)
+            and prune_equals_ablate(model, evaluation.layer)
+        ):
+            return replace(variant, same_as=other.name)
+    return variant
 
 
 def training_cube(config: ExperimentConfig) -> ColorCube:
