@@ -23,7 +23,16 @@ from .cli import assert_one_line_error, ex_color
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 STEPS = 80
-METHODS = ['baseline', 'ablated', 'pruned', 'suppressed', 'control', 'control-leace', 'control-mean-difference']
+METHODS = [
+    'baseline',
+    'ablated',
+    'pruned',
+    'suppressed',
+    'control',
+    'control-leace',
+    'control-mean-difference',
+    'control-leace-raw',
+]
 
 
 @pytest.fixture(scope='module')
@@ -64,21 +73,28 @@ def test_compare_writes_a_row_per_seed_and_method(compared):
     table = pd.read_csv(directory / 'compare.csv')
     assert list(table.columns) == list(ROW_COLUMNS)
     assert list(table['method']) == METHODS * 2
-    assert list(table['seed']) == [0] * 7 + [1] * 7
+    assert list(table['seed']) == [0] * 8 + [1] * 8
     models = dict(zip(table['method'], table['model'], strict=False))
-    assert [models[m] for m in METHODS] == ['prepared'] * 4 + ['control'] * 3
+    assert [models[m] for m in METHODS] == ['prepared'] * 4 + ['control'] * 4
     # Every method of a model shares that model's untouched median error.
     for _key, group in table.groupby(['seed', 'model']):
         untouched = group[group['kind'] == 'baseline']['mse_median'].item()
         assert (group['baseline_median'] == untouched).all()
     hue = pd.read_csv(directory / 'hue_error.csv')
-    assert len(hue) == 2 * 7 * 240 and hue['hue'].max() == pytest.approx(358.5)
+    assert len(hue) == 2 * 8 * 240 and hue['hue'].max() == pytest.approx(358.5)
     summary = pd.read_csv(directory / 'summary.csv')
     assert list(summary['method']) == METHODS
     facts = json.loads((directory / 'compare.json').read_text())
     assert facts['seeds'] == [0, 1] and facts['control']['keep'] == ['reg-unit', 'reg-separate']
     leace = facts['methods']['control-leace']
-    assert (leace['kind'], leace['label'], leace['renormalize'], leace['rank']) == ('leace', 'red', True, 1)
+    assert (leace['kind'], leace['label'], leace['renormalize']) == ('leace', 'red', True)
+    assert 'rank' not in leace and 'direction' not in facts['methods']['control-mean-difference']  # per seed
+    assert facts['failed'] == {}
+    state = torch.load(directory / 'seeds' / 'seed-1.pt', weights_only=False)
+    assert (
+        state['edits']['control-leace']['rank'] == 1
+        and len(state['edits']['control-mean-difference']['direction']) == 5
+    )
 
 
 def test_rows_are_the_figures_of_the_saved_models(experiment, compared):
@@ -197,3 +213,116 @@ def test_summary_means_and_intervals_per_method():
     assert summary.loc['a', 'target_error_mean'] == 2.0 and summary.loc['a', 'seeds'] == 2
     assert (summary.loc['a', 'target_error_low'], summary.loc['a', 'target_error_high']) == (1.0, 3.0)
     assert summary.loc['b', 'collateral_max_low'] == summary.loc['b', 'collateral_max_high'] == 5.0
+
+
+def test_a_seed_file_of_other_work_is_refused_before_training(experiment, compared, tmp_path: Path, monkeypatch):
+    import shutil
+
+    from ex_color.rundir import RunArtifactsError
+
+    out = tmp_path / 'compare'
+    shutil.copytree(compared.directory, out)
+    trained: list[list[int]] = []
+    monkeypatch.setattr(compare_module, 'compare_chunk', lambda config, dopesheet, seeds, **kw: trained.append(seeds))
+    shutil.copy(out / 'seeds' / 'seed-0.pt', out / 'seeds' / 'seed-1.pt')  # seed 0's results, filed as seed 1
+    with pytest.raises(RunArtifactsError, match=r'seed-1.pt: holds the results of seed 0; remove it'):
+        run_compare(experiment, [0, 1, 2], out=out, chunk=2, steps=STEPS, progress=False)
+    torch.save({'a': 1}, out / 'seeds' / 'seed-1.pt')
+    with pytest.raises(RunArtifactsError, match=r'seed-1.pt: not a seed file of ex-color compare'):
+        run_compare(experiment, [0, 1, 2], out=out, chunk=2, steps=STEPS, progress=False)
+    state = torch.load(out / 'seeds' / 'seed-0.pt', weights_only=False)
+    state['identity'] = {**state['identity'], 'steps': STEPS + 5}  # a seed from a --steps 85 comparison
+    torch.save(state, out / 'seeds' / 'seed-0.pt')
+    with pytest.raises(RunArtifactsError, match=r'seed-0.pt: holds the results of another experiment'):
+        run_compare(experiment, [0], out=out, chunk=2, steps=STEPS, progress=False)
+    assert trained == []
+
+
+def test_an_erasure_that_cannot_be_fitted_leaves_that_seeds_figures_empty(experiment, monkeypatch):
+    from ex_color.config import build_model
+
+    real = compare_module.build_variants
+
+    def collapse_the_control_leace(prepared, config, control, *, failures):
+        variants = real(prepared, config, control, failures=failures)
+        failures['control-leace'] = 'evaluation control-leace: the activations are the same for every sample'
+        variants.pop('control-leace')
+        return variants
+
+    monkeypatch.setattr(compare_module, 'build_variants', collapse_the_control_leace)
+    torch.manual_seed(0)
+    comparison = compare_module.assess_pair(
+        4, build_model(experiment.config), build_model(experiment.config), experiment.config
+    )
+    rows = {row['method']: row for row in comparison.rows}
+    assert list(rows) == METHODS
+    assert np.isnan(rows['control-leace']['target_error']) and not np.isnan(
+        rows['control-mean-difference']['target_error']
+    )
+    table = pd.DataFrame(comparison.rows + [dict(r, seed=5) for r in rows.values() if r['method'] != 'control-leace'])
+    summary = summarise(table.sort_values('seed', kind='stable')).set_index('method')
+    assert (summary.loc['control-leace', 'seeds'], summary.loc['control-leace', 'failed']) == (0, 1)
+    assert (summary.loc['ablated', 'seeds'], summary.loc['ablated', 'failed']) == (2, 0)
+
+
+def test_a_method_removes_its_target_only_well_above_the_untouched_models_error(experiment):
+    from ex_color.compare import comparison_facts
+
+    def summary(untouched: float, edited: float) -> pd.DataFrame:
+        rows = [('baseline', 'prepared', 'baseline', untouched), ('ablated', 'prepared', 'ablate', edited)]
+        rows += [('control', 'control', 'baseline', 1e-5), ('control-leace', 'control', 'leace', 0.3)]
+        return pd.DataFrame(
+            [
+                {
+                    'method': m,
+                    'model': model,
+                    'kind': kind,
+                    'target_error_mean': e,
+                    'collateral_max_mean': 0.01,
+                    'collateral_median_mean': 0.001,
+                    'baseline_median_mean': 1e-5,
+                }
+                for m, model, kind, e in rows
+            ]
+        )
+
+    trained = comparison_facts(experiment, [0], summary(untouched=1e-4, edited=0.3), {})
+    assert trained['removes'] == ['ablated', 'control-leace']
+    barely_trained = comparison_facts(experiment, [0], summary(untouched=0.35, edited=0.4), {})
+    assert barely_trained['removes'] == ['control-leace']  # 0.4 is not 10x the untouched 0.35
+
+
+def _linear_r2(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Weighted least-squares r² of y on x (with an intercept): how much of y a linear read-out recovers."""
+    from sklearn.linear_model import LinearRegression
+
+    fit = LinearRegression().fit(x, y, sample_weight=w)
+    return float(fit.score(x, y, sample_weight=w))
+
+
+def test_leace_leaves_no_linear_trace_and_renormalising_lets_some_back(experiment, compared):
+    """What the decoder reads after LEACE on a trained control: nothing linear about red without
+    renormalisation; with it (a nonlinear step) a linear read-out recovers more than before erasure."""
+    from ex_color.config import build_labels, build_model, build_variants, training_cube
+    from ex_color.data.cube_sampler import cube_training_tensors
+    from ex_color.inference import infer
+
+    state = torch.load(compared.directory / 'seeds' / 'seed-0.pt', weights_only=False)
+    prepared, control = build_model(experiment.config), build_model(experiment.config)
+    prepared.load_state_dict(state['prepared'])
+    control.load_state_dict(state['control'])
+    samples = cube_training_tensors(training_cube(experiment.config))
+    red = build_labels(experiment.config)['red'].probabilities(samples.colors).numpy()
+    weights = samples.weights.numpy()
+    variants = build_variants(prepared, experiment.config, control)
+
+    def read(variant: str) -> np.ndarray:
+        v = variants[variant]
+        return infer(v.model, samples.colors, v.interventions, capture_layers=['bottleneck']).captured['bottleneck']
+
+    before = _linear_r2(read('control').numpy(), red, weights)
+    raw = _linear_r2(read('control-leace-raw').numpy(), red, weights)
+    renormalised = _linear_r2(read('control-leace').numpy(), red, weights)
+    assert before > 0.01  # there was something to erase
+    assert raw < 1e-6  # LEACE's guarantee, for exactly what the decoder reads
+    assert renormalised > raw + 0.01  # renormalising lets a linear trace back (documented in compare.md)

@@ -77,7 +77,7 @@ def test_ex29_resolves_to_design_section_4(ex29):
         'desaturated': ('desaturation', 10, 0.5),
     }
     assert labels.definitions['red'].color == 'red'
-    assert [e.targets for e in config.evaluations] == [['red']] * 5
+    assert [e.targets for e in config.evaluations] == [['red']] * 6
     # DESIGN §4 schedule: last keyframe at step 3000 → 3,001 steps.
     assert len(ex29.dopesheet) == 3001
     assert 'lr' in ex29.dopesheet.props
@@ -130,8 +130,9 @@ def test_ex29_regularizers_compute_the_design_formulas(ex29):
 
 
 def test_ex29_evaluations_are_ablate_prune_suppress_then_control_erasures(ex29):
-    ablated, pruned, suppressed, leace, mean_difference = ex29.config.evaluations
-    assert [e.model for e in ex29.config.evaluations] == ['prepared'] * 3 + ['control'] * 2
+    ablated, pruned, suppressed, leace, mean_difference, leace_raw = ex29.config.evaluations
+    assert [e.model for e in ex29.config.evaluations] == ['prepared'] * 3 + ['control'] * 3
+    assert (leace_raw.kind, leace_raw.renormalize) == ('leace', False)
     assert (leace.kind, leace.concept, leace.renormalize) == ('leace', 'red', True)
     assert (mean_difference.kind, mean_difference.concept, mean_difference.layer) == (
         'mean-difference',
@@ -412,20 +413,28 @@ def _erasure(**keys) -> dict:
         (lambda r: r['control'].update(keep=['reg-unit', 'reg-unit']), 'control.keep: '),
         (lambda r: r.pop('control'), "evaluations.3.model: 'control' needs a [control] table"),
         (lambda r: r['evaluations'][3].update(model='trained'), "evaluations.3.model: Input should be 'prepared'"),
-        (lambda r: r['evaluations'].append(_erasure(target='orange')), 'evaluations.5.label: is missing'),
+        (lambda r: r['evaluations'].append(_erasure(target='orange')), 'evaluations.6.label: is missing'),
         (
             lambda r: r['evaluations'].append(_erasure(label='redd')),
-            "evaluations.5.label: label 'redd' is not declared",
+            "evaluations.6.label: label 'redd' is not declared",
         ),
         (lambda r: r['labels']['red'].update(scale=0), "evaluations.3.label: label 'red' is off"),
-        (lambda r: r['evaluations'].append(_erasure(renormalize=1)), 'evaluations.5.renormalize: Input should be'),
-        (lambda r: r['evaluations'].append(_erasure(name='control')), "evaluations.5.name: 'control' is reserved"),
+        (lambda r: r['evaluations'].append(_erasure(renormalize=1)), 'evaluations.6.renormalize: Input should be'),
+        (lambda r: r['evaluations'].append(_erasure(name='control')), "evaluations.6.name: 'control' is reserved"),
     ],
 )
 def test_control_and_erasure_mistakes_name_the_field(raw, edit, says):
     edit(raw)
     message = config_error(raw)
     assert message.startswith(f'exp.toml: {says}'), message
+
+
+def test_renormalising_an_erasure_of_a_layer_that_is_not_unit_norm_fails_at_load(raw):
+    raw['evaluations'].append(_erasure(layer='encoder'))
+    message = config_error(raw)
+    assert message.startswith("exp.toml: evaluations.6.renormalize: is true but 'encoder' does not output unit vectors")
+    raw['evaluations'][-1]['renormalize'] = False
+    check_layers(parse_config(raw))
 
 
 def test_an_erasure_of_a_named_colour_fits_the_label_it_names(raw):

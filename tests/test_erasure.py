@@ -296,11 +296,11 @@ def test_errors_when_there_is_no_linear_signal():
 def test_mean_difference_errors():
     # Σwp underflows to 0 although the concept varies over positively weighted samples.
     weights, concept = (
-        torch.tensor([1.0, 1e-200], dtype=torch.float64),
-        torch.tensor([0.0, 1e-200], dtype=torch.float64),
+        torch.tensor([1.0, 1.0, 1e-200], dtype=torch.float64),
+        torch.tensor([0.0, 0.0, 1e-200], dtype=torch.float64),
     )
     with pytest.raises(ErasureError, match=r'^fit: Σ w·p is 0'):
-        fit_mean_difference(torch.eye(2, dtype=torch.float64), concept, weights, renormalize=False, name='fit')
+        fit_mean_difference(torch.eye(3, dtype=torch.float64), concept, weights, renormalize=False, name='fit')
     # Equal means: the concept and the rest sit symmetrically about the same point.
     x = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
     with pytest.raises(ErasureError, match=r'^fit: the concept mean equals the mean of the rest'):
@@ -352,3 +352,22 @@ def test_leace_zeroes_cross_covariance_for_any_concept_strength(seed, power):
     erasure = fit_leace(x, p, renormalize=False)
     assert erasure.rank == 1
     assert _cross_covariance(erasure(x), p).abs().max() <= 1e-10 * before.abs().max()
+
+
+def test_collapsed_activations_odd_settings_and_odd_inputs_are_clear_errors_or_work():
+    point = torch.nn.functional.normalize(torch.randn(1, 5, generator=torch.Generator().manual_seed(0)), dim=-1)
+    collapsed = point.repeat(200, 1)  # a layer that maps every sample to one point: rounding noise only
+    concept = torch.linspace(0, 1, 200)
+    for kind in ('leace', 'mean-difference'):
+        with pytest.raises(ErasureError, match=r'^fit: the activations are the same for every fitting sample'):
+            fit_erasure(kind, collapsed, concept, renormalize=False, name='fit')
+    with pytest.raises(ErasureError, match=r"^fit: renormalize must be True or False, got 'no'"):
+        fit_leace(_X, _P, renormalize='no', name='fit')  # type: ignore[arg-type]
+    erasure = fit_leace(_X, _P, renormalize=False, name='fit')
+    with pytest.raises(ErasureError, match=r'^fit: expected floating-point activations'):
+        erasure(torch.zeros(2, 3, dtype=torch.long))
+    # Huge (finite) weights are only relative; unit vectors rounded to bfloat16 are still unit vectors.
+    huge = fit_leace(_X, _P, torch.full((len(_X),), 1e308, dtype=torch.float64), renormalize=False, name='fit')
+    torch.testing.assert_close(huge.eraser.proj_left, erasure.eraser.proj_left)
+    unit = torch.nn.functional.normalize(torch.randn(300, 4, generator=torch.Generator().manual_seed(1)), dim=-1)
+    fit_leace(unit.bfloat16(), (unit[:, 0] > 0).double(), renormalize=True, name='fit')

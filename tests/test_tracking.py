@@ -190,3 +190,26 @@ def test_a_comparison_tracks_one_run_per_seed_holding_its_rows(tmp_path, monkeyp
         events.Reload()
         (logged,) = events.Scalars('final/control-leace_collateral_max')
         assert logged.value == pytest.approx(table.loc[(seed, 'control-leace'), 'collateral_max'], rel=1e-6)
+
+
+def test_a_sweep_tracks_one_run_per_seed_grouped_by_the_sweep(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('MLFLOW_TRACKING_URI', raising=False)
+    argv = ['sweep', str(EXPERIMENT), '--seeds', '0-1', '--steps', '40', '--out', 'sw', '--no-report']
+    assert main([*argv, '--logger', 'mlflow']) == 0
+    table = pd.read_csv(tmp_path / 'sw' / 'sweep.csv').set_index('seed')
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f'sqlite:///{tmp_path}/runs/mlflow.db')
+    try:
+        runs = mlflow.search_runs(experiment_names=['ex-2.9'])
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert sorted(runs['tags.mlflow.runName']) == ['seed-0', 'seed-1']
+    assert set(runs['tags.ex_color.group']) == {'ex-2.9 sweep sw'}
+    for _, run in runs.iterrows():
+        seed = int(run['tags.mlflow.runName'].removeprefix('seed-'))
+        logged = run['metrics.final/ablated_selectivity_r2']
+        assert logged == pytest.approx(table.loc[seed, 'ablated_selectivity_r2'], rel=1e-6)
+        assert run['metrics.train_loss'] == pytest.approx(table.loc[seed, 'train_loss'], rel=1e-6)

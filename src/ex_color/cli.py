@@ -68,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument('--out', help='sweep directory (default: runs/<experiment>/sweep/)')
     sweep.add_argument('--chunk', type=_positive_int, help='seeds trained together per ensemble (default: up to 60)')
     sweep.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
+    sweep.add_argument(
+        '--ray',
+        nargs='?',
+        const='local',
+        metavar='ADDRESS',
+        help="train each chunk as a Ray task: on the cluster at ADDRESS ('auto': the one started on this machine), "
+        'else on RAY_ADDRESS or a new local cluster (needs ex-color[ray])',
+    )
+    sweep.add_argument(
+        '--ray-cpus', type=_positive_int, metavar='N', help='CPUs and torch threads per Ray task (default: 1)'
+    )
     compare = commands.add_parser(
         'compare', help='train prepared and control models per seed; compare anchoring with post-hoc erasure'
     )
@@ -228,13 +239,23 @@ def _loggers(args: argparse.Namespace, experiment: Experiment) -> list[str]:
     return list(args.logger) if args.logger else list(experiment.config.tracking.loggers)
 
 
-def _sweep(args: argparse.Namespace, experiment: object) -> None:
+def _sweep(args: argparse.Namespace, experiment: Experiment) -> None:
     from ex_color.sweep import parse_seeds, run_sweep
 
-    result = run_sweep(experiment, parse_seeds(args.seeds), out=args.out, chunk=args.chunk, steps=args.steps)
+    result = run_sweep(
+        experiment,
+        parse_seeds(args.seeds),
+        out=args.out,
+        chunk=args.chunk,
+        steps=args.steps,
+        ray=args.ray,
+        ray_cpus=args.ray_cpus,
+        loggers=_loggers(args, experiment),
+    )
     table, summary = result.table, result.summary
+    where = f' · {summary["ray"]}' if summary.get('ray') else ''
     print(
-        f'{summary["title"]} · {len(table)} seeds · {summary["steps"]} steps · chunks of {summary["chunk"]} · '
+        f'{summary["title"]} · {len(table)} seeds · {summary["steps"]} steps · chunks of {summary["chunk"]}{where} · '
         f'{summary["wall_seconds_this_call"]:.1f} s'
     )
     ranked = table[summary['best_column']]
@@ -252,7 +273,7 @@ def _sweep(args: argparse.Namespace, experiment: object) -> None:
         print(f'Report: {write_sweep_report(result.directory)}')
 
 
-def _compare(args: argparse.Namespace, experiment: object) -> None:
+def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
     from ex_color.compare import run_compare
     from ex_color.sweep import parse_seeds
 

@@ -53,7 +53,7 @@ from ex_color.config import (
 from ex_color.evaluation import Evaluation, Removal, bootstrap_interval, evaluate, hue_ring, measure_removal
 from ex_color.experiment import checked_steps, stop_on_signals
 from ex_color.files import read_torch, write_atomic
-from ex_color.rundir import identity, resolved_config, write_inputs
+from ex_color.rundir import RunArtifactsError, identity, resolved_config, write_inputs
 from ex_color.sweep import CHUNK_CHECKPOINT, MAX_CHUNK, SweepProgress, drop_stale_checkpoint
 from ex_color.temporal import Dopesheet
 from ex_color.tracking import check_trackers, track_seed
@@ -67,7 +67,10 @@ FIGURES = ('target_error', 'selectivity_r2', 'collateral_max', 'collateral_media
 """The per-method figures summary.csv gives a mean and an interval for."""
 ROW_COLUMNS = ('seed', 'method', 'model', 'kind', 'targets', *FIGURES[:4], 'mse_max', 'mse_median', 'baseline_median')
 REMOVAL_THRESHOLD = 0.1
-"""A method removes its target when the mean error at the target is at least this (RMS ≈ 0.32 per channel)."""
+"""A method removes its target when the mean error at the target is at least this (RMS ≈ 0.32 per channel)..."""
+UNTOUCHED_FACTOR = 10.0
+"""...and at least this many times the untouched model's (an edit of a model that never learnt the target removes
+nothing)."""
 FAIRNESS_RATIO = 2.0
 """The control is a fair comparison when its median error is at most this many times the prepared model's."""
 COMPARE_CHUNK = MAX_CHUNK // 2
@@ -147,7 +150,10 @@ def train_pairs(
 def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: ExperimentConfig) -> SeedComparison:
     """Apply every evaluation to the model it names, and measure each variant and both untouched models."""
     evaluations = {e.name: e for e in config.evaluations}
-    variants = build_variants(prepared, config, control)
+    failures: dict[str, str] = {}
+    variants = build_variants(prepared, config, control, failures=failures)
+    for why in failures.values():
+        log.warning('Seed %d: %s; its figures are left empty for this seed', seed, why)
     measured: dict[str, tuple[Evaluation, Removal]] = {}
     for name, v in variants.items():
         if v.same_as is not None:  # the same function as an earlier variant (see `Variant.same_as`)
@@ -157,26 +163,35 @@ def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: Expe
                 evaluate(v.model, v.interventions, v.targets),
                 measure_removal(v.model, v.interventions, v.targets),
             )
+    order = [BASELINE, *(e.name for e in config.prepared_evaluations())]
+    order += [CONTROL, *(e.name for e in config.control_evaluations())]
     rows = []
-    for name, (evaluation, removal) in measured.items():
+    for name in order:
         section = evaluations.get(name)
         model = CONTROL if name == CONTROL or (section is not None and section.model == CONTROL) else 'prepared'
-        rows.append(
-            {
-                'seed': seed,
-                'method': name,
-                'model': model,
-                'kind': 'baseline' if section is None else section.kind,
-                'targets': '+'.join(evaluation.targets),
-                'target_error': removal.target_error,
-                'selectivity_r2': evaluation.selectivity_r2,
-                'collateral_max': removal.collateral_max,
-                'collateral_median': removal.collateral_median,
-                'mse_max': evaluation.mse_max,
-                'mse_median': evaluation.mse_median,
-                'baseline_median': measured[CONTROL if model == CONTROL else BASELINE][0].mse_median,
-            }
-        )
+        untouched = measured[CONTROL if model == CONTROL else BASELINE][0]
+        row = {
+            'seed': seed,
+            'method': name,
+            'model': model,
+            'kind': 'baseline' if section is None else section.kind,
+            'targets': '+'.join(section.targets if section is not None else untouched.targets),
+            'baseline_median': untouched.mse_median,
+        }
+        if name in failures:  # figures left NaN: summary.csv counts this seed as failed for the method
+            row |= dict.fromkeys(ROW_COLUMNS[5:-1], float('nan'))
+            rows.append({column: row[column] for column in ROW_COLUMNS})
+            continue
+        evaluation, removal = measured[name]
+        row |= {
+            'target_error': removal.target_error,
+            'selectivity_r2': evaluation.selectivity_r2,
+            'collateral_max': removal.collateral_max,
+            'collateral_median': removal.collateral_median,
+            'mse_max': evaluation.mse_max,
+            'mse_median': evaluation.mse_median,
+        }
+        rows.append({column: row[column] for column in ROW_COLUMNS})
     return SeedComparison(
         seed=seed,
         rows=rows,
@@ -243,7 +258,15 @@ def _compare(
 ) -> CompareResult:
     write_inputs(directory, experiment, experiment.config.experiment.seed)
     started = time.perf_counter()
-    todo = [seed for seed in seeds if not _seed_file(directory, seed).exists()]
+    work = identity(experiment, engine='fast', steps=steps)
+    done = [seed for seed in seeds if _seed_file(directory, seed).exists()]
+    for seed in done:  # before any training: a seed file from other work is refused now, not after
+        _read_seed(directory, seed, work)
+    others = sorted(_seeds_in(directory) - set(seeds))
+    if others:
+        left_out = ', '.join(map(str, others))
+        log.info('%s also holds seeds %s, which --seeds leaves out of this summary', directory, left_out)
+    todo = [seed for seed in seeds if seed not in done]
     if len(todo) < len(seeds):
         log.info(
             '%d of %d seeds already compared in %s; %d to go', len(seeds) - len(todo), len(seeds), directory, len(todo)
@@ -263,16 +286,18 @@ def _compare(
             for comparison in compare_chunk(
                 experiment.config, experiment.dopesheet, chunk_seeds, steps=steps, options=options
             ):
-                _save_seed(directory, comparison)
+                _save_seed(directory, comparison, work)
                 if loggers:
                     _track(experiment, directory, comparison, steps, loggers)
             (directory / CHUNK_CHECKPOINT).unlink(missing_ok=True)
 
-    states = [read_torch(_seed_file(directory, seed)) for seed in seeds]
+    states = [_read_seed(directory, seed, work) for seed in seeds]
     table = pd.DataFrame([row for state in states for row in state['rows']], columns=list(ROW_COLUMNS))
     hue = _hue_table(states)
     summary = summarise(table)
     facts = comparison_facts(experiment, seeds, summary, states[0]['edits'])
+    failed = table[table['target_error'].isna()]
+    facts['failed'] = {str(m): [int(x) for x in g['seed']] for m, g in failed.groupby('method', sort=False)}
     facts['wall_seconds_this_call'] = time.perf_counter() - started
     write_atomic(directory / 'compare.csv', table.to_csv(index=False))
     write_atomic(directory / 'hue_error.csv', hue.to_csv(index=False))
@@ -291,21 +316,25 @@ def _compare(
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """summary.csv from compare.csv: per method (in order of appearance), the mean of each figure over seeds
-    with its 95% bootstrap interval (`<figure>_mean`, `_low`, `_high`)."""
+    with its 95% bootstrap interval (`<figure>_mean`, `_low`, `_high`). `seeds` counts the seeds measured;
+    `failed`, those where the method's edit could not be fitted (their figures are NaN and left out)."""
     rows = []
     for method, group in table.groupby('method', sort=False):
         first = group.iloc[0]
+        failed = int(group['target_error'].isna().sum())
         row: dict[str, Any] = {
             'method': method,
             'model': first['model'],
             'kind': first['kind'],
             'targets': first['targets'],
-            'seeds': len(group),
+            'seeds': len(group) - failed,
+            'failed': failed,
         }
         for figure in FIGURES:
-            values = group[figure].to_numpy(np.float64)
+            values = group[figure].dropna().to_numpy(np.float64)  # a seed whose edit could not be fitted is left out
             low, high = bootstrap_interval(values)
-            row |= {f'{figure}_mean': float(values.mean()), f'{figure}_low': float(low), f'{figure}_high': float(high)}
+            mean = float(values.mean()) if values.size else float('nan')
+            row |= {f'{figure}_mean': mean, f'{figure}_low': float(low), f'{figure}_high': float(high)}
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -318,7 +347,15 @@ def comparison_facts(
     config = experiment.config
     by_method = summary.set_index('method')
     edited = by_method[by_method['kind'] != 'baseline']
-    removes = edited[edited['target_error_mean'] >= REMOVAL_THRESHOLD]
+    untouched = {
+        'prepared': by_method.loc[BASELINE, 'target_error_mean'],
+        CONTROL: by_method.loc[CONTROL, 'target_error_mean'],
+    }
+    untouched_error = edited['model'].map(untouched)
+    removes = edited[
+        (edited['target_error_mean'] >= REMOVAL_THRESHOLD)
+        & (edited['target_error_mean'] >= UNTOUCHED_FACTOR * untouched_error)
+    ]
     least = None
     if len(removes):
         # Equal up to rounding (ablate and prune are the same edit of a unit-norm bottleneck): the first in file order.
@@ -334,7 +371,8 @@ def comparison_facts(
             'model': e.model,
             'layer': e.layer,
             'targets': e.targets,
-            **edits.get(e.name, {}),
+            # How one seed's fit came out (direction, rank) stays in its seed file: it differs between seeds.
+            **{k: v for k, v in edits.get(e.name, {}).items() if k not in ('direction', 'rank')},
         }
     return {
         'experiment': experiment.name,
@@ -373,9 +411,30 @@ def _seed_file(directory: Path, seed: int) -> Path:
     return directory / 'seeds' / f'seed-{seed}.pt'
 
 
-def _save_seed(directory: Path, comparison: SeedComparison) -> None:
+SEED_KEYS = ('seed', 'identity', 'prepared', 'control', 'rows', 'hue_error', 'edits')
+
+
+def _read_seed(directory: Path, seed: int, work: dict[str, Any]) -> dict[str, Any]:
+    """A finished seed's state; RunArtifactsError if the file is not this comparison's file for this seed."""
+    path = _seed_file(directory, seed)
+    state = read_torch(path)
+    if not isinstance(state, dict) or any(key not in state for key in SEED_KEYS):
+        raise RunArtifactsError(f'{path}: not a seed file of ex-color compare; remove it to compare seed {seed} again')
+    if state['seed'] != seed or state['identity'] != work:
+        which = f'seed {state["seed"]}' if state['seed'] != seed else 'another experiment, schedule or --steps'
+        raise RunArtifactsError(f'{path}: holds the results of {which}; remove it to compare seed {seed} again')
+    return state
+
+
+def _seeds_in(directory: Path) -> set[int]:
+    names = (p.stem.removeprefix('seed-') for p in (directory / 'seeds').glob('seed-*.pt'))
+    return {int(n) for n in names if n.isdigit()}
+
+
+def _save_seed(directory: Path, comparison: SeedComparison, work: dict[str, Any]) -> None:
     state = {
         'seed': comparison.seed,
+        'identity': work,
         'prepared': comparison.prepared.state_dict(),
         'control': comparison.control.state_dict(),
         'rows': comparison.rows,

@@ -35,7 +35,7 @@ library's Bessel factor scales Σxx and Σxz alike, which leaves the projection 
 
 The svd_tol guard. The library drops singular values of `Σ^{-½}Σxz` below `svd_tol` (0.01 by
 default), and they scale with the concept's standard deviation: a concept with small
-probabilities (e.g. `0.5·redness¹⁰`, non-zero for a handful of 3,600 colours) would be treated
+probabilities (e.g. `0.5·redness¹⁰`, above 0.1 for only 5 of 3,600 colours) would be treated
 as absent and the eraser would silently be the identity. So z is standardised under the
 weights first, which makes the singular value the multiple correlation of z with x, in
 [0, 1] (the projection itself does not depend on z's scale), `svd_tol` is `SVD_TOL`, and an
@@ -91,6 +91,8 @@ class Erasure:
     kind: str = ''
 
     def __init__(self, dim: int, *, renormalize: bool, name: str = 'erasure') -> None:
+        if not isinstance(renormalize, bool):
+            raise ErasureError(f'{name}: renormalize must be True or False, got {renormalize!r}')
         self.dim = dim
         """Width D of the activations it applies to."""
         self.renormalize = renormalize
@@ -103,6 +105,9 @@ class Erasure:
         raise NotImplementedError
 
     def __call__(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            what = f'a {x.dtype} tensor' if isinstance(x, Tensor) else type(x).__name__
+            raise ErasureError(f'{self.name}: expected floating-point activations [..., {self.dim}], got {what}')
         if x.ndim < 1 or x.shape[-1] != self.dim:
             width = x.shape[-1] if x.ndim else 0
             raise ErasureError(f'{self.name}: activations have {width} dims in the last axis; fitted on {self.dim}')
@@ -177,12 +182,15 @@ def _check_inputs(
     x: Tensor, concept: Tensor, weights: Tensor | None, *, renormalize: bool, name: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Validated float64 CPU copies: activations `[N, D]`, concept `[N]` and weights `[N]` summing to 1."""
+    if not isinstance(renormalize, bool):
+        raise ErasureError(f'{name}: renormalize must be True or False, got {renormalize!r}')
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim != 2:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ErasureError(f'{name}: activations must be a float tensor [N, D], got {shape}')
     n, d = x.shape
     if n < 2 or d < 1:
         raise ErasureError(f'{name}: need at least 2 fitting samples of at least 1 dim, got activations [{n}, {d}]')
+    unit_tolerance = max(UNIT_NORM_TOLERANCE, 10 * torch.finfo(x.dtype).eps)  # bfloat16 rounds norms by ~4e-3
     x = x.detach().to('cpu', torch.float64)
     if not torch.isfinite(x).all():
         raise ErasureError(f'{name}: {int((~torch.isfinite(x)).any(-1).sum())} fitting activations are not finite')
@@ -199,8 +207,9 @@ def _check_inputs(
         w = torch.as_tensor(weights).detach().to('cpu', torch.float64)
         if w.shape != (n,):
             raise ErasureError(f'{name}: weights must have shape [N] = [{n}], got {tuple(w.shape)}')
-        if not (torch.isfinite(w) & (w >= 0)).all() or w.sum() <= 0:
+        if not (torch.isfinite(w) & (w >= 0)).all() or not (w > 0).any():
             raise ErasureError(f'{name}: weights must be finite and ≥ 0 with a positive sum')
+        w = w / w.max()  # first, so that huge weights cannot overflow the sum
         w = w / w.sum()
 
     used = p[w > 0]
@@ -209,9 +218,16 @@ def _check_inputs(
             f'{name}: the concept is constant ({float(used[0]):.4g}) over the fitting samples: nothing to erase'
         )
 
+    spread = torch.sqrt(w @ (x - w @ x) ** 2)  # [D]: weighted standard deviation per dim
+    if spread.max() <= 1e-7 * max(float(x.abs().max()), 1e-30):
+        raise ErasureError(
+            f'{name}: the activations are the same for every fitting sample (the layer has collapsed), '
+            'so no direction carries the concept'
+        )
+
     if renormalize:
         norms = torch.linalg.vector_norm(x, dim=-1)
-        if ((norms - 1).abs() > UNIT_NORM_TOLERANCE).any():
+        if ((norms - 1).abs() > unit_tolerance).any():
             raise ErasureError(
                 f'{name}: the activations are not unit vectors (norms in [{norms.min():.4g}, {norms.max():.4g}]), '
                 'so renormalising would change them; set renormalize = false'

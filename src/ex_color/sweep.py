@@ -1,8 +1,9 @@
 """Sweep an experiment over many seeds: ensembles of seeds trained together, the best run picked.
 
 A sweep is a list of chunks of seeds; each chunk is one call of `train_chunk` (one
-ensemble, trained and evaluated), which a distributed task could run as is. Locally the
-chunks run one after another in this process. The sweep directory holds:
+ensemble, trained and evaluated). Locally the chunks run one after another in this
+process (`LocalChunks`); with `ray=...` each is a Ray task (`ex_color.ray_sweep`, imported
+only then). Either way each chunk's seeds are saved as it finishes. The sweep directory holds:
 
     config.toml, dopesheet.csv   what was swept (a rerun must match them)
     seeds/seed-<N>.pt            each finished seed: model, metrics, figures (a rerun skips these)
@@ -10,21 +11,24 @@ chunks run one after another in this process. The sweep directory holds:
                                  <name>_mse_max, _mse_median, _selectivity_r2, _<colour>
     pareto.csv                   the rows no other row dominates on the experiment's [sweep]
                                  objectives (columns to minimise and to maximise)
-    sweep.json                   summary: seeds, objectives, best seed, chunk size, timings
+    sweep.json                   summary: seeds, objectives, best seed, chunk size, where it ran, timings
     best/                        the best seed's run directory, as `ex-color run` writes it
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
 import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
@@ -33,7 +37,8 @@ from ex_color.config import ConfigError, Experiment, build_model, sweep_objectiv
 from ex_color.evaluation import Evaluation, pareto_front
 from ex_color.experiment import SeedOutcome, check_seed, checked_steps, stop_on_signals, train_chunk
 from ex_color.files import read_torch, write_atomic
-from ex_color.rundir import identity, write_inputs, write_run
+from ex_color.rundir import identity, resolved_config, write_inputs, write_run
+from ex_color.tracking import check_trackers, track_seed
 from ex_color.training.engine import EngineOptions
 from ex_color.workdir import claim, lock
 
@@ -97,27 +102,121 @@ def run_sweep(
     chunk: int | None = None,
     steps: int | None = None,
     progress: bool | None = None,
+    ray: str | None = None,
+    ray_cpus: int | None = None,
+    loggers: Sequence[str] = (),
 ) -> SweepResult:
     """Train and evaluate every seed (as ensembles of `chunk` seeds) and summarise the sweep.
 
     Finished seeds found in `out` are skipped, so an interrupted sweep continues where it
-    stopped; the chunk in progress also resumes from its checkpoint.
+    stopped; locally the chunk in progress also resumes from its checkpoint.
+
+    Args:
+        chunk: seeds per ensemble (default: up to MAX_CHUNK locally; on Ray the unfinished
+            seeds spread over the cluster's CPUs, see `ex_color.ray_sweep`).
+        ray: None to train here; else each chunk is a Ray task on 'local' (RAY_ADDRESS if
+            set, else a new cluster on this machine), 'auto' or a cluster's address.
+        ray_cpus: CPUs and torch threads per Ray task (default 1).
+        loggers: also track each newly finished seed as a run of its own, grouped by the sweep
+            (`ex_color.tracking`): its config, every logged step and its sweep.csv row as `final/...`.
     """
     seeds = list(seeds)
     if not seeds:
         raise ConfigError('--seeds: no seeds given')
     steps = checked_steps(experiment, steps)
-    chunk = chunk or min(len(seeds), MAX_CHUNK)
-    if chunk < 1:
+    if chunk is not None and chunk < 1:
         raise ConfigError(f'--chunk must be >= 1, got {chunk}')
+    if ray_cpus is not None and (ray is None or ray_cpus < 1):
+        raise ConfigError('--ray-cpus needs --ray' if ray is None else f'--ray-cpus must be >= 1, got {ray_cpus}')
     directory = Path(out) if out is not None else default_sweep_dir(experiment)
+    loggers = check_trackers(loggers)
+    trainer: ChunkTrainer
+    if ray is None:
+        trainer = LocalChunks(experiment, steps, directory / CHUNK_CHECKPOINT)
+    else:
+        trainer = _ray_sweep().RayChunks(experiment, steps, address=ray, num_cpus=ray_cpus)
     claim(directory, 'sweep', identity(experiment, engine='fast', steps=steps))
-    with lock(directory):
-        return _sweep(experiment, seeds, directory, chunk, steps, progress)
+    with lock(directory), trainer:
+        return _sweep(experiment, seeds, directory, chunk, steps, progress, trainer, loggers)
+
+
+class ChunkTrainer(Protocol):
+    """Trains chunks of seeds (in this process or elsewhere); entered around the sweep."""
+
+    description: str | None
+    """Where the chunks run, for sweep.json: None here, else e.g. 'Ray: 2 CPUs, 1 per task'."""
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> Any: ...
+
+    def default_chunk(self, seeds: int, todo: int) -> int:
+        """Seeds per chunk when --chunk is not given: `seeds` in the sweep, `todo` unfinished."""
+        ...
+
+    def train(
+        self, chunks: Sequence[list[int]], bar: SweepProgress, should_stop: Callable[[], bool]
+    ) -> Iterator[tuple[list[SeedOutcome], float]]:
+        """Each chunk's outcomes, as it finishes, with its training seconds (evaluation excluded)."""
+        ...
+
+
+class LocalChunks:
+    """Trains the chunks one after another in this process, each checkpointed to `chunk.pt`."""
+
+    def __init__(self, experiment: Experiment, steps: int, checkpoint: Path) -> None:
+        self.experiment, self.steps, self.checkpoint = experiment, steps, checkpoint
+        self.description = None
+
+    def __enter__(self) -> LocalChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def default_chunk(self, seeds: int, todo: int) -> int:
+        # From the whole sweep, not what is left, so a rerun keeps the chunk of chunk.pt.
+        return min(seeds, MAX_CHUNK)
+
+    def train(
+        self, chunks: Sequence[list[int]], bar: SweepProgress, should_stop: Callable[[], bool]
+    ) -> Iterator[tuple[list[SeedOutcome], float]]:
+        for index, seeds in enumerate(chunks):
+            log.info('Chunk %d/%d: seeds %s', index + 1, len(chunks), _span(seeds))
+            options = EngineOptions(
+                checkpoint_path=self.checkpoint,
+                progress=False,
+                should_stop=should_stop,
+                on_progress=bar.chunk(len(seeds)),
+            )
+            drop_stale_checkpoint(self.checkpoint, seeds)
+            started = time.perf_counter()
+            outcomes = train_chunk(
+                self.experiment.config, self.experiment.dopesheet, seeds, steps=self.steps, options=options
+            )
+            yield outcomes, time.perf_counter() - started - sum(o.evaluation_seconds for o in outcomes)
+            self.checkpoint.unlink(missing_ok=True)  # the chunk's seeds are saved
+
+
+def _ray_sweep() -> ModuleType:
+    """`ex_color.ray_sweep`, or a ConfigError when Ray is not installed."""
+    try:
+        return importlib.import_module('ex_color.ray_sweep')
+    except ImportError as error:
+        if error.name != 'ray' and not (error.name or '').startswith('ray.'):
+            raise
+        raise ConfigError("--ray needs Ray: pip install 'ex-color[ray]'") from None
 
 
 def _sweep(
-    experiment: Experiment, seeds: list[int], directory: Path, chunk: int, steps: int, progress: bool | None
+    experiment: Experiment,
+    seeds: list[int],
+    directory: Path,
+    chunk: int | None,
+    steps: int,
+    progress: bool | None,
+    trainer: ChunkTrainer,
+    loggers: list[str],
 ) -> SweepResult:
     write_inputs(directory, experiment, experiment.config.experiment.seed)
     started = time.perf_counter()
@@ -125,25 +224,31 @@ def _sweep(
     todo = [seed for seed in seeds if seed not in done]
     if done:
         log.info('%d of %d seeds already finished in %s; %d to go', len(done), len(seeds), directory, len(todo))
+    chunk = chunk or trainer.default_chunk(len(seeds), len(todo))
     chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
     train_seconds = 0.0
-    with SweepProgress(len(seeds) * steps, len(done) * steps, progress) as bar, stop_on_signals() as stop:
-        for index, chunk_seeds in enumerate(chunks):
-            log.info('Chunk %d/%d: seeds %s', index + 1, len(chunks), _span(chunk_seeds))
-            options = EngineOptions(
-                checkpoint_path=directory / CHUNK_CHECKPOINT,
-                progress=False,
-                should_stop=stop,
-                on_progress=bar.chunk(len(chunk_seeds)),
-            )
-            drop_stale_checkpoint(directory / CHUNK_CHECKPOINT, chunk_seeds)
-            chunk_started = time.perf_counter()
-            outcomes = train_chunk(experiment.config, experiment.dopesheet, chunk_seeds, steps=steps, options=options)
-            chunk_train_seconds = time.perf_counter() - chunk_started - sum(o.evaluation_seconds for o in outcomes)
+    with (
+        SweepProgress(len(seeds) * steps, len(done) * steps, progress) as bar,
+        stop_on_signals() as stop,
+        contextlib.closing(trainer.train(chunks, bar, stop)) as finished,
+    ):
+        for outcomes, chunk_train_seconds in finished:
             train_seconds += chunk_train_seconds
             for outcome in outcomes:
                 _save_seed(directory, outcome, chunk_train_seconds / len(outcomes))
-            (directory / CHUNK_CHECKPOINT).unlink(missing_ok=True)
+                if loggers:
+                    track_seed(
+                        loggers,
+                        directory=directory,
+                        experiment=experiment.name,
+                        group=f'{experiment.name} sweep {directory.name}',
+                        seed=outcome.seed,
+                        config=resolved_config(experiment, outcome.seed) | {'engine': 'fast', 'steps': steps},
+                        figures=sweep_row(outcome),
+                        step=steps - 1,
+                        rows=outcome.metrics.to_dict('records'),
+                        settings=experiment.config.tracking,
+                    )
             _write_table(directory, seeds)
 
     table = _write_table(directory, seeds)
@@ -164,6 +269,7 @@ def _sweep(
         'seeds': seeds,
         'steps': steps,
         'chunk': chunk,
+        'ray': trainer.description,
         'minimise': minimise,
         'maximise': maximise,
         'best_column': best_column,

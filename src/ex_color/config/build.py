@@ -36,7 +36,7 @@ from ex_color.data import ColorCube, arange_cyclic
 from ex_color.data.cube_sampler import cube_training_tensors
 from ex_color.data.labels import ConceptLabel
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
-from ex_color.erasure import Erasure, fit_erasure
+from ex_color.erasure import Erasure, ErasureError, fit_erasure
 from ex_color.evaluation import Target, evaluation_columns, validation_column
 from ex_color.inference import infer
 from ex_color.intervention import BoundedFalloff, InterventionConfig, Suppression
@@ -183,19 +183,32 @@ def fit_erasure_of(model: nn.Module, evaluation: EraseEvaluation, config: Experi
     )
 
 
-def build_variants(model: nn.Module, config: ExperimentConfig, control: nn.Module | None = None) -> dict[str, Variant]:
+def build_variants(
+    model: nn.Module,
+    config: ExperimentConfig,
+    control: nn.Module | None = None,
+    *,
+    failures: dict[str, str] | None = None,
+) -> dict[str, Variant]:
     """The baseline (the model itself, measured against the first evaluation's targets) and each evaluation.
 
     Without a `control` model, the control's evaluations are left out (only `ex-color compare` trains
-    one); with it, the control's own baseline ('control') and its evaluations are added.
+    one); with it, the control's own baseline ('control') and its evaluations are added. With a
+    `failures` dict, an erasure that cannot be fitted to this model is recorded there (name →
+    why) and left out, instead of raising `ErasureError`.
     """
     variants = {BASELINE: Variant(BASELINE, model, [], baseline_targets(config))}
-    for e in config.prepared_evaluations():
-        variants[e.name] = _with_twin(build_variant(model, e, config), e, config, model)
+    edits = [(model, e) for e in config.prepared_evaluations()]
     if control is not None:
         variants[CONTROL] = Variant(CONTROL, control, [], baseline_targets(config))
-        for e in config.control_evaluations():
-            variants[e.name] = build_variant(control, e, config)
+        edits += [(control, e) for e in config.control_evaluations()]
+    for edited, e in edits:
+        try:
+            variants[e.name] = _with_twin(build_variant(edited, e, config), e, config, edited)
+        except ErasureError as error:
+            if failures is None:
+                raise
+            failures[e.name] = str(error)
     return variants
 
 
@@ -204,7 +217,7 @@ def _with_twin(variant: Variant, evaluation: EvaluationSection, config: Experime
     the same function by construction (`surgery.prune_equals_ablate`)."""
     if not (isinstance(evaluation, AblateEvaluation) and evaluation.kind == 'prune'):
         return variant
-    for other in config.prepared_evaluations():
+    for other in (o for o in config.evaluations if o.model == evaluation.model):
         if other is evaluation:
             break
         if (

@@ -177,12 +177,30 @@ def _shape_problems(config: ExperimentConfig, model: nn.Module, widths: dict[str
                 yield f'evaluations.{i}', str(error)
             continue
         if isinstance(e, EraseEvaluation):
-            continue  # fitted after training; nothing to check against the layer's width
+            if e.renormalize:
+                yield from _unit_norm_problem(f'evaluations.{i}.renormalize', model, e.layer)
+            continue  # otherwise fitted after training: nothing to check against the layer's width
         yield from _index_problem(f'evaluations.{i}.dims', e.dims, e.layer, width)
         try:
             (ablate if e.kind == 'ablate' else prune)(model, e.layer, e.dims)
         except ValueError as error:
             yield f'evaluations.{i}', str(error)
+
+
+def _unit_norm_problem(field: str, model: nn.Module, layer: str) -> Iterator[tuple[str, str]]:
+    """Renormalising an erased activation only makes sense on a layer that outputs unit vectors: a layer whose
+    outputs are not unit vectors in the untrained model (checked on the RGB cube's corners) will not be after."""
+    outputs: list[torch.Tensor] = []
+    corners = torch.tensor([[r, g, b] for r in (0.0, 1.0) for g in (0.0, 1.0) for b in (0.0, 1.0)])
+    with torch.no_grad(), forward_hooks(model, [layer], lambda name, output: outputs.append(output)):
+        model(corners)
+    norms = torch.linalg.vector_norm(outputs[0].reshape(-1, outputs[0].shape[-1]), dim=-1)
+    if ((norms - 1).abs() > 1e-3).any():
+        yield (
+            field,
+            f'is true but {layer!r} does not output unit vectors (norms {norms.min():.3g}–{norms.max():.3g}); '
+            'expected false, or a unit-norm layer such as the bottleneck',
+        )
 
 
 def switched_off(config: ExperimentConfig) -> dict[str, int]:

@@ -53,6 +53,8 @@ LINE_STYLES = ('-', '--', '-.', (0, (1, 1.5)), (0, (5, 1, 1, 1, 1, 1)))
 """Dash patterns telling apart the methods of one model in the hue figure."""
 SHADE_STEP = 0.22
 """How far each further method of a model moves its line colour towards the text colour."""
+LOG_FLOOR = 1e-8
+"""Where an error of exactly 0 is drawn on a log axis (said on the panel)."""
 BAND_RESAMPLES = 1000
 """Bootstrap resamples for the hue figure's band (240 medians per resample: fewer than summary.csv's)."""
 
@@ -171,9 +173,13 @@ def _method_panel(
     theme: str,
 ) -> None:
     log = figure in LOG_FIGURES
+    floored = False
     for i, method in enumerate(order):
         values = table.loc[table['method'] == method, figure].to_numpy(dtype=np.float64)
-        kept = np.isfinite(values) & (values > 0 if log else True)
+        if log:  # an error of exactly 0 (outputs are clamped to valid colours) is drawn at the floor
+            floored |= bool((values <= 0).any())
+            values = np.where(values <= 0, LOG_FLOOR, values)
+        kept = np.isfinite(values)
         color = model_color(models[method], theme)
         reference = kinds[method] == BASELINE_KIND
         if kept.any():
@@ -205,6 +211,15 @@ def _method_panel(
             ax.axvline(i - 0.5, color=palette.guide, linewidth=1)
     if log:
         ax.set_yscale('log')
+        if floored:
+            ax.annotate(
+                f'0 drawn at {LOG_FLOOR:g}',
+                (0.01, 0.01),
+                xycoords='axes fraction',
+                fontsize='x-small',
+                color=palette.text,
+                alpha=0.8,
+            )
     ax.set_xlim(-0.6, len(order) - 0.4)
     ax.set_xticks(range(len(order)), order, rotation=35, ha='right', rotation_mode='anchor', fontsize='small')
     hint = FIGURE_HINTS.get(figure)
@@ -279,11 +294,13 @@ def plot_hue_error(
     fig, axes, palette = new_figure(theme, 1, 1, figsize)
     ax = axes[0, 0]
     styles = method_styles(order, models, kinds, theme)
+    lowest_median = np.inf
     for method in order:
         hues, errors = hue_matrix(hue_table, method)
         if errors.size == 0:
             continue
         median, low, high = median_band(errors)
+        lowest_median = min(lowest_median, float(np.min(median[median > 0], initial=np.inf)))
         style = styles[method]
         reference = kinds[method] == BASELINE_KIND
         band = ax.fill_between(hues, low, high, color=style['color'], alpha=0.08 if reference else 0.18, linewidth=0)
@@ -303,6 +320,8 @@ def plot_hue_error(
             fontsize='small',
         )
     ax.set_yscale('log')
+    if np.isfinite(lowest_median):  # a band can reach far below every median: keep the axis on the medians
+        ax.set_ylim(bottom=lowest_median / 10)
     ax.set_xlim(0, 360)
     ax.set_xticks(range(0, 361, 60))
     ax.set_xlabel('Hue (degrees), at full saturation and value')

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ex_color.config import ConfigError, build_targets, load_experiment
@@ -178,11 +179,13 @@ def _overlap(a: Mapping[str, Any], b: Mapping[str, Any], figure: str) -> bool:
 
 
 def _best(rows: pd.DataFrame, figure: str) -> dict[str, Any] | None:
-    """The row with the best mean of `figure` (first of ties), or None."""
+    """The row with the best mean of `figure`, or None. Ties up to rounding (ablate and prune of a unit-norm
+    bottleneck) go to the first in file order, as in compare.json's `least_collateral`."""
     values = rows[f'{figure}_mean'].dropna()
     if values.empty:
         return None
-    index = values.idxmax() if HIGHER_IS_BETTER[figure] else values.idxmin()
+    best = values.max() if HIGHER_IS_BETTER[figure] else values.min()
+    index = values.index[np.isclose(values, best, rtol=1e-6, atol=0)][0]
     return rows.loc[index].to_dict()
 
 

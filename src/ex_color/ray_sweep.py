@@ -1,0 +1,304 @@
+"""Sweeps on Ray: each chunk of seeds a Ray task, gathered as it finishes (`ex-color sweep --ray`).
+
+Only this module imports Ray, and `sweep` imports it only when asked for Ray, so the core
+install never needs Ray (`pip install 'ex-color[ray]'`). A task runs `train_chunk` as a
+local sweep does, on `num_cpus` torch threads and without a checkpoint (it may run on
+another machine); it returns the chunk's outcomes and `sweep` saves them as they arrive.
+The engine trains each member exactly as it would alone, whatever the ensemble or its
+threads, so sweep.csv is the same as a local sweep's, row for row.
+
+- Cluster: the one at ADDRESS ('auto': the one `ray start` started on this machine), the
+  one in RAY_ADDRESS, or else a new local cluster sized to this machine, shut down at the
+  end. A process where Ray is already initialised (a notebook, a test) uses that cluster.
+- Token authentication: a new local cluster gets a fresh token for its lifetime, in the
+  environment its processes inherit (nothing is written to ~/.ray). For a cluster at an
+  address, Ray reads the user's RAY_AUTH_MODE and RAY_AUTH_TOKEN (or the token file).
+- Chunks: by default one task per free slot (cluster CPUs / num_cpus), each at most
+  MAX_CHUNK seeds, so every CPU works and a lost task costs little.
+- A task whose worker dies is retried (up to RETRIES times); an error in the training
+  itself (e.g. a diverging loss) is not, and stops the sweep.
+- SIGINT/SIGTERM cancel the tasks still running; the finished seeds are saved, and a
+  rerun trains only the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+import ray
+import torch
+
+from ex_color.config import ConfigError, Experiment, ExperimentConfig
+from ex_color.experiment import SeedOutcome, train_chunk
+from ex_color.sweep import MAX_CHUNK, _span
+from ex_color.temporal import Dopesheet
+from ex_color.training.engine import EngineOptions, TrainingInterrupted
+
+if TYPE_CHECKING:
+    from ex_color.sweep import SweepProgress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CPUS = 1
+"""CPUs (and torch threads) per task. Ensembles of this small model are bound by Python
+overhead, not arithmetic (the engine runs ensembles under 16 members on one thread), so
+one single-threaded process per core is fastest."""
+RETRIES = 3
+"""Times a chunk is retried after its worker or node dies (Ray's `max_retries`)."""
+POLL_SECONDS = 0.2
+"""How often the driver checks for a stop request while it waits for chunks."""
+CONNECT_TIMEOUT = 5.0
+
+
+def _train_task(
+    train: Callable[..., list[SeedOutcome]],
+    config: ExperimentConfig,
+    dopesheet: Dopesheet,
+    seeds: list[int],
+    steps: int,
+    threads: int,
+) -> tuple[list[SeedOutcome], float]:
+    """One chunk on a worker: its outcomes and its training seconds (evaluation excluded).
+
+    `train` is `experiment.train_chunk`; the driver passes it so that a test can substitute one.
+    """
+    torch.set_num_threads(threads)  # not left to how Ray started this worker (OMP_NUM_THREADS)
+    started = time.perf_counter()
+    outcomes = train(config, dopesheet, seeds, steps=steps, options=EngineOptions(progress=False))
+    return outcomes, time.perf_counter() - started - sum(o.evaluation_seconds for o in outcomes)
+
+
+class RayChunks:
+    """Trains a sweep's chunks as Ray tasks. Enter it to connect (or start a cluster); exit to let go.
+
+    Args:
+        address: 'local' (RAY_ADDRESS if set, else a new local cluster), 'auto', or
+            HOST:PORT / ray://HOST:PORT of a running cluster.
+        num_cpus: CPUs and torch threads per task (default DEFAULT_CPUS).
+    """
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        steps: int,
+        *,
+        address: str = 'local',
+        num_cpus: int | None = None,
+    ) -> None:
+        self.experiment, self.steps = experiment, steps
+        self.num_cpus = num_cpus or DEFAULT_CPUS
+        self.cluster = cluster(address)
+        self.cpus = 0.0
+        self.description: str | None = None
+
+    def __enter__(self) -> RayChunks:
+        self.cpus = self.cluster.__enter__()
+        largest = max((n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']), default=0)
+        if 0 < largest < self.num_cpus:  # Ray would wait forever (0: an autoscaler adds CPUs)
+            self.cluster.__exit__(None, None, None)
+            raise ConfigError(f'--ray-cpus {self.num_cpus}: the largest node of the Ray cluster has {largest:g} CPUs')
+        self.description = f'Ray: {self.cpus:g} CPUs, {self.num_cpus} per task'
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cluster.__exit__(*exc)
+
+    def default_chunk(self, seeds: int, todo: int) -> int:
+        """Seeds per task: the unfinished seeds spread over the cluster's slots, at most MAX_CHUNK."""
+        slots = max(1, int(self.cpus // self.num_cpus))
+        return max(1, min(MAX_CHUNK, math.ceil((todo or seeds) / slots)))
+
+    def train(
+        self, chunks: Sequence[list[int]], bar: SweepProgress, should_stop: Callable[[], bool]
+    ) -> Iterator[tuple[list[SeedOutcome], float]]:
+        """Each chunk's outcomes and training seconds, in the order the chunks finish."""
+        task = ray.remote(_train_task).options(num_cpus=self.num_cpus, max_retries=RETRIES, retry_exceptions=False)
+        config, dopesheet = ray.put(self.experiment.config), ray.put(self.experiment.dopesheet)
+        pending = {task.remote(train_chunk, config, dopesheet, s, self.steps, self.num_cpus): s for s in chunks}
+        if chunks:
+            log.info(
+                '%d chunks of up to %d seeds as Ray tasks (%s)', len(chunks), max(map(len, chunks)), self.description
+            )
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+                for ref in ready:
+                    seeds = pending.pop(ref)
+                    outcomes, seconds = _result(ref, seeds)
+                    log.info('Chunk %d/%d done: seeds %s', len(chunks) - len(pending), len(chunks), _span(seeds))
+                    bar.chunk(len(seeds))(self.steps)
+                    yield outcomes, seconds
+                if pending and should_stop():
+                    done = len(chunks) - len(pending)
+                    raise TrainingInterrupted(
+                        f'sweep stopped after {done} of {len(chunks)} Ray tasks (the others cancelled)'
+                    )
+        finally:  # stopped, failed or abandoned: free the cluster
+            for ref in pending:
+                ray.cancel(ref, force=True)
+
+
+def _result(ref: Any, seeds: list[int]) -> tuple[list[SeedOutcome], float]:
+    """A finished task's value; its error as ex-color reports errors."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as error:  # raised by the training itself: the original error
+        raise (error.cause or error) from error
+    except ray.exceptions.OutOfMemoryError as error:
+        raise MemoryError(f'Ray ran out of memory training seeds {_span(seeds)}') from error
+    except ray.exceptions.RayError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConnectionError(f'Ray lost seeds {_span(seeds)} after {RETRIES} retries: {first}') from error
+
+
+@contextlib.contextmanager
+def cluster(address: str = 'local', *, local_cpus: int | None = None) -> Iterator[float]:
+    """Ray connected, for the duration; yields the cluster's CPUs.
+
+    A cluster this call starts is shut down at the end, and a connection it opens is closed;
+    one already open in this process is left as it is. Ray logs warnings only, unless
+    ex-color logs debug messages (-v).
+    """
+    if ray.is_initialized():  # the caller's cluster, whatever `address` says
+        log.info('Using the Ray cluster this process is connected to')
+        yield ray.cluster_resources().get('CPU', 0.0)
+        return
+    verbose = logging.getLogger('ex_color').isEnabledFor(logging.DEBUG)
+    options: dict[str, Any] = {
+        'logging_level': logging.DEBUG if verbose else logging.WARNING,
+        'log_to_driver': verbose,  # the workers' own logs; their errors reach us as exceptions
+    }
+    if address == 'local' and os.environ.get('RAY_ADDRESS'):
+        address = os.environ['RAY_ADDRESS']
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init replaces it
+    with contextlib.ExitStack() as stack:
+        if address == 'local':
+            stack.enter_context(_auth_environment(_local_auth()))
+            ray.init(num_cpus=local_cpus, include_dashboard=False, **options)
+            log.info('Started a local Ray cluster (%g CPUs)', ray.cluster_resources().get('CPU', 0.0))
+        else:
+            _connect(address, options, quiet=not verbose)
+        try:
+            yield ray.cluster_resources().get('CPU', 0.0)
+        finally:
+            ray.shutdown()
+            if sigterm is not None:
+                with contextlib.suppress(ValueError):  # not the main thread
+                    signal.signal(signal.SIGTERM, sigterm)
+
+
+def _local_auth() -> dict[str, str]:
+    """The token settings for a new local cluster.
+
+    Ray turns token authentication on for a new local cluster and, when the user has no
+    token, writes one to ~/.ray/auth_token. We keep it on, say so (else Ray warns), and give
+    the cluster a token of its own through the environment, unless the user set one.
+    """
+    if 'RAY_AUTH_MODE' in os.environ:  # the user's choice, which Ray follows
+        return {}
+    variables = {'RAY_AUTH_MODE': 'token'}
+    if 'RAY_AUTH_TOKEN' not in os.environ and 'RAY_AUTH_TOKEN_PATH' not in os.environ:
+        variables['RAY_AUTH_TOKEN'] = secrets.token_hex(32)
+    return variables
+
+
+@contextlib.contextmanager
+def _auth_environment(variables: dict[str, str]) -> Iterator[None]:
+    """`variables` in os.environ (inherited by the cluster's processes) for the duration."""
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    _reload_auth()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _reload_auth()
+
+
+def _reload_auth() -> None:
+    """Make this process re-read the auth mode and token: Ray caches both from first use."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray without token authentication caches nothing
+        return
+    Config.initialize('')
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _connect(address: str, options: dict[str, Any], *, quiet: bool) -> None:
+    """Connect to the cluster at `address`, or a ConfigError in one line that says why not."""
+    host, port = _host_port(address)
+    if port is not None:  # Ray retries an unreachable address for minutes; ask the port first
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+        except OSError as error:
+            raise ConfigError(f'--ray {address}: no Ray cluster answers there ({error.strerror or error})') from None
+    with tempfile.TemporaryFile() as held:
+        try:
+            with _stderr_to(held if quiet else None):
+                ray.init(address=address, **options)
+        except Exception as error:
+            ray.shutdown()
+            held.seek(0)
+            said = held.read().decode(errors='replace')
+            raise ConfigError(_connect_failure(address, error, said)) from None
+
+
+def _connect_failure(address: str, error: Exception, said: str) -> str:
+    """One line on why connecting failed, from Ray's error and what its client logged (`said`)."""
+    text = f'{error}\n{said}'
+    if 'InvalidAuthToken' in text or isinstance(error, ray.exceptions.AuthenticationError):
+        if os.environ.get('RAY_AUTH_MODE') == 'token':
+            return f'--ray {address}: the Ray cluster refused the token; check RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)'
+        return (
+            f'--ray {address}: the Ray cluster needs a token; set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN '
+            '(or RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)'
+        )
+    if address == 'auto' and 'Could not find any running Ray instance' in text:
+        return '--ray auto: no Ray cluster is running on this machine (start one with `ray start --head`)'
+    lines = str(error).strip().splitlines()
+    return f'--ray {address}: cannot connect to a Ray cluster: {lines[0] if lines else type(error).__name__}'
+
+
+def _host_port(address: str) -> tuple[str, int | None]:
+    """'ray://h:10001' or 'h:6379' → (h, port); no port for 'auto' or an address without one."""
+    bare = address.removeprefix('ray://')
+    host, sep, port = bare.rpartition(':')
+    if not sep or not port.isdigit():
+        return bare, None
+    return host.strip('[]'), int(port)
+
+
+@contextlib.contextmanager
+def _stderr_to(sink: IO[bytes] | None) -> Iterator[None]:
+    """Send file descriptor 2 to `sink` for the duration: Ray's C++ client logs every failed attempt there."""
+    if sink is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+__all__ = ['DEFAULT_CPUS', 'RETRIES', 'RayChunks', 'cluster']
