@@ -23,6 +23,7 @@ from ex_color.config import build_model, build_regularizers, load_experiment, tr
 from ex_color.evaluation import error_cube
 from ex_color.experiment import run_experiment, train_chunk, train_lightning_seed
 from ex_color.inference import infer
+from ex_color.sweep import run_sweep
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.vis.report import write_run_report
@@ -75,6 +76,14 @@ def chunk_seeds_per_second(experiment, seeds: list[int], steps: int) -> dict[str
     return rates
 
 
+def sweep_seconds(experiment, seeds: int = 60) -> float:
+    """Wall time of `ex-color sweep --no-report` of `seeds` seeds (training, evaluation, tables, best run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        run_sweep(experiment, list(range(seeds)), out=Path(tmp) / 'sweep', progress=False)
+        return time.perf_counter() - started
+
+
 def report_seconds(experiment, workers: int) -> float:
     """`write_run_report` of a short run: load, evaluate every variant, draw every figure twice, render."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,6 +124,8 @@ def main() -> None:
         'evaluation and erasure)',
         flush=True,
     )
+    sweep = sweep_seconds(experiment) if steps == len(experiment.dopesheet) else float('nan')
+    print(f'  sweep, 60 seeds:             {sweep:8.1f} s (no report)', flush=True)
     report_serial = report_seconds(experiment, workers=1)
     report_parallel = report_seconds(experiment, workers=default_workers())
     print(f'  report, 1 process:           {report_serial:8.1f} s', flush=True)
@@ -132,6 +143,13 @@ def main() -> None:
     print(f'  ensemble 60 / Lightning:     {ratios["ensemble60_over_lightning"]:8.2f}×')
     print(f'  report 1 / {default_workers()} processes:      {ratios["report_serial_over_parallel"]:8.2f}×')
     print(f'  compare / sweep time per seed: {ratios["compare_over_sweep_seconds"]:6.2f}×')
+    targets = {
+        'evaluation >= 1e7 colours/s': colours >= 1e7,
+        '60-seed sweep <= 60 s': sweep <= 60,
+        'fast >= 2.5x Lightning': ratios['fast_over_lightning'] >= 2.5,
+    }
+    for target, met in targets.items():
+        print(f'  target {target}: {"met" if met else "NOT met"}')
     results = {
         'steps': steps,
         'torch_threads': torch.get_num_threads(),
@@ -140,6 +158,7 @@ def main() -> None:
         'ensemble_model_steps_per_s': ensemble,
         'eval_colours_per_s': colours,
         'chunk_seeds_per_s': {'seeds': CHUNK_SEEDS, **chunk},
+        'sweep_60_seconds': sweep,
         'report_seconds': {'1': report_serial, str(default_workers()): report_parallel},
         'peak_rss_mib': peak_rss_mib,
         'ratios': ratios,

@@ -143,8 +143,11 @@ class Tracker:
 
             _quiet('mlflow', 'alembic')
             uri = self.settings.mlflow_uri or os.environ.get('MLFLOW_TRACKING_URI') or MLFLOW_STORE
-            if uri == MLFLOW_STORE:
+            default_store = uri == MLFLOW_STORE
+            if default_store:
                 MLFLOW_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                # Absolute: MLflow caches a store by its URI, and a relative one would outlive a change of directory.
+                uri = f'sqlite:///{(MLFLOW_ARTIFACTS.parent / "mlflow.db").resolve()}'
             tags = {'ex_color.directory': str(self.directory.resolve())}
             if group is not None:
                 tags['ex_color.group'] = group
@@ -153,7 +156,7 @@ class Tracker:
                 run_name=run,
                 tracking_uri=uri,
                 tags=tags,
-                artifact_location=MLFLOW_ARTIFACTS.resolve().as_uri() if uri == MLFLOW_STORE else None,
+                artifact_location=MLFLOW_ARTIFACTS.resolve().as_uri() if default_store else None,
                 run_id=run_id,
             )
         import wandb
