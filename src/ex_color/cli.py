@@ -187,8 +187,10 @@ def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None
         case TrainingInterrupted():
             if not error.resumable:
                 return EXIT_INTERRUPTED, f'{error}; run it again to start over'
-            again = '--resume' if args.command == 'run' else 'the same command (finished seeds are kept)'
-            return EXIT_INTERRUPTED, f'{error}; checkpoint saved, continue with {again}'
+            if args.command == 'run':
+                return EXIT_INTERRUPTED, f'{error}; checkpoint saved, continue with --resume'
+            # A local chunk also saved a checkpoint; a Ray task keeps none: its chunk starts over.
+            return EXIT_INTERRUPTED, f'{error}; finished seeds are kept, continue with the same command'
         case KeyboardInterrupt():
             return EXIT_INTERRUPTED, 'interrupted; files written so far are complete (each is written atomically)'
         case MemoryError():
