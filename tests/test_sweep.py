@@ -115,6 +115,11 @@ def test_parse_seeds_rejects_bad_input(text):
         parse_seeds(text)
 
 
+def test_parse_seeds_names_the_seed_listed_twice():
+    with pytest.raises(ConfigError, match='--seeds: seed 2 is listed twice'):
+        parse_seeds('0-3,2')
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=12))
 def test_pareto_front_matches_brute_force(points):

@@ -78,10 +78,13 @@ def parse_seeds(text: str) -> list[int]:
         for seed in (first, last):
             check_seed(seed, '--seeds')
         if len(seeds) + last - first + 1 > MAX_SEEDS:
-            raise ConfigError(f'--seeds: more than {MAX_SEEDS:,} seeds; sweep them in parts')
+            raise ConfigError(f'--seeds: more than {MAX_SEEDS:,} seeds; run them in parts')
         seeds.extend(range(first, last + 1))
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError('--seeds: a seed is listed twice')
+    seen: set[int] = set()
+    for seed in seeds:
+        if seed in seen:
+            raise ConfigError(f'--seeds: seed {seed} is listed twice')
+        seen.add(seed)
     return seeds
 
 
