@@ -59,6 +59,8 @@ def check_trackers(names: Sequence[str]) -> list[str]:
     for name in names:
         if name not in TRACKERS:
             raise ConfigError(f'--logger: unknown logger {name!r}; expected one of {", ".join(TRACKERS)}')
+        if name == 'wandb':
+            os.environ.setdefault('WANDB_SILENT', 'true')  # before wandb is imported: it prints notes of its own
         if name in REQUIRES:
             module, title = REQUIRES[name]
             try:
@@ -142,6 +144,8 @@ class Tracker:
             from lightning.pytorch.loggers import MLFlowLogger
 
             _quiet('mlflow', 'alembic')
+            # Lightning warns when it creates the MLflow experiment, which is what a first run should do.
+            logging.getLogger('lightning.pytorch.loggers.mlflow').setLevel(logging.ERROR)
             uri = self.settings.mlflow_uri or os.environ.get('MLFLOW_TRACKING_URI') or MLFLOW_STORE
             default_store = uri == MLFLOW_STORE
             if default_store:
@@ -163,10 +167,9 @@ class Tracker:
         from lightning.pytorch.loggers import WandbLogger
 
         _quiet('wandb')
-        os.environ.setdefault('WANDB_SILENT', 'true')  # wandb prints progress lines of its own otherwise
         mode = self.settings.wandb_mode or os.environ.get('WANDB_MODE') or 'offline'
         self.directory.mkdir(parents=True, exist_ok=True)
-        return WandbLogger(
+        logger = WandbLogger(
             project=self.settings.wandb_project,
             name=run,
             group=group,
@@ -177,6 +180,11 @@ class Tracker:
             tags=[experiment],
             settings=wandb.Settings(console='off', silent=True),
         )
+        # Lightning always passes `anonymous` (None by default), which recent wandb warns about on stderr.
+        init = getattr(logger, '_wandb_init', None)
+        if isinstance(init, dict) and init.get('anonymous') is None:
+            init.pop('anonymous', None)
+        return logger
 
     def log_config(self, config: Mapping[str, Any]) -> None:
         """The resolved experiment (and seed, engine, steps) as hyperparameters."""
