@@ -207,9 +207,45 @@ def test_a_sweep_tracks_one_run_per_seed_grouped_by_the_sweep(tmp_path, monkeypa
     finally:
         mlflow.set_tracking_uri(previous)
     assert sorted(runs['tags.mlflow.runName']) == ['seed-0', 'seed-1']
-    assert set(runs['tags.ex_color.group']) == {'ex-2.9 sweep sw'}
+    assert set(runs['tags.ex_color.group']) == {'ex-2.9/sw'}
     for _, run in runs.iterrows():
         seed = int(run['tags.mlflow.runName'].removeprefix('seed-'))
         logged = run['metrics.final/ablated_selectivity_r2']
         assert logged == pytest.approx(table.loc[seed, 'ablated_selectivity_r2'], rel=1e-6)
         assert run['metrics.train_loss'] == pytest.approx(table.loc[seed, 'train_loss'], rel=1e-6)
+
+
+def test_an_interrupted_run_is_closed_as_killed_in_mlflow_and_the_interrupt_is_what_is_raised(tmp_path, monkeypatch):
+    import mlflow
+
+    from ex_color.tracking import tracked
+    from ex_color.training.engine import TrainingInterrupted
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('MLFLOW_TRACKING_URI', raising=False)
+    with (
+        pytest.raises(TrainingInterrupted),
+        tracked(['mlflow'], directory=tmp_path / 'run', experiment='x', run='seed-0') as t,
+    ):
+        t.log_config({'a': 1})
+        raise TrainingInterrupted('stopped by the test')
+    client = mlflow.MlflowClient(tracking_uri=f'sqlite:///{tmp_path}/runs/mlflow.db')
+    (run,) = client.search_runs([client.get_experiment_by_name('x').experiment_id])
+    assert run.info.status == 'KILLED'
+
+
+def test_a_tracker_that_cannot_be_reached_and_a_repeated_logger_are_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    argv = [sys.executable, '-m', 'ex_color', 'run', str(EXPERIMENT), '--steps', '5', '--no-report', '--out', 'r']
+    env = {**os.environ, 'MLFLOW_TRACKING_URI': 'junk://zz'}
+    proc = subprocess.run(
+        [*argv, '--logger', 'mlflow'], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+    )
+    assert '--logger mlflow: cannot track there: ' in assert_one_line_error(proc)
+    proc = ex_color(
+        'run', EXPERIMENT, '--steps', '5', '--out', 'r2', '--logger', 'csv', '--logger', 'csv', cwd=tmp_path
+    )
+    assert '--logger csv is given twice' in assert_one_line_error(proc)

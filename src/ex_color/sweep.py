@@ -244,7 +244,7 @@ def _sweep(
                         loggers,
                         directory=directory,
                         experiment=experiment.name,
-                        group=f'{experiment.name} sweep {directory.name}',
+                        group=f'{experiment.name}/{directory.name}',
                         seed=outcome.seed,
                         config=resolved_config(experiment, outcome.seed) | {'engine': 'fast', 'steps': steps},
                         figures=sweep_row(outcome),

@@ -54,9 +54,15 @@ METRIC_KEYS = {'loss': 'train_loss'}
 """The fast engine's metrics columns → the keys Lightning's `TrainingModule` logs (`loss_<term>` → `train_<term>`)."""
 
 
+class TrackerError(ConfigError):
+    """A tracker that cannot be opened or written to (e.g. a malformed or unreachable MLflow URI)."""
+
+
 def check_trackers(names: Sequence[str]) -> list[str]:
-    """`names` if each is a known logger whose package is installed; a one-line ConfigError otherwise."""
-    for name in names:
+    """`names` if each is a known logger whose package is installed, each once; a one-line ConfigError otherwise."""
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f'--logger {name} is given twice; expected each logger once')
         if name not in TRACKERS:
             raise ConfigError(f'--logger: unknown logger {name!r}; expected one of {", ".join(TRACKERS)}')
         if name == 'wandb':
@@ -111,7 +117,13 @@ class Tracker:
         """The Lightning loggers, opened on first use: only once the run's directory is claimed do they write there."""
         if self._loggers is None:
             ids = self._saved_ids()
-            self._loggers = [self._logger(n, self.experiment, self.run, self.group, ids.get(n)) for n in self.names]
+            loggers = []
+            for name in self.names:
+                with _naming_failures(name):
+                    loggers.append(self._logger(name, self.experiment, self.run, self.group, ids.get(name)))
+                    if name in ('mlflow', 'wandb'):  # these connect (or start) on first use: do it now
+                        _ = loggers[-1].run_id if name == 'mlflow' else loggers[-1].experiment.id
+            self._loggers = loggers
             self._save_ids()
         return self._loggers
 
@@ -144,6 +156,10 @@ class Tracker:
             from lightning.pytorch.loggers import MLFlowLogger
 
             _quiet('mlflow', 'alembic')
+            logging.getLogger('urllib3.connectionpool').setLevel(logging.ERROR)  # each retry, before our one line
+            # A tracking server that does not answer is an error within seconds, not minutes of retries.
+            os.environ.setdefault('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '1')
+            os.environ.setdefault('MLFLOW_HTTP_REQUEST_TIMEOUT', '10')
             # Lightning warns when it creates the MLflow experiment, which is what a first run should do.
             logging.getLogger('lightning.pytorch.loggers.mlflow').setLevel(logging.ERROR)
             uri = self.settings.mlflow_uri or os.environ.get('MLFLOW_TRACKING_URI') or MLFLOW_STORE
@@ -167,6 +183,9 @@ class Tracker:
         from lightning.pytorch.loggers import WandbLogger
 
         _quiet('wandb')
+        # wandb stages artifacts and keeps caches under ~; keep them beside the run instead (unless set).
+        os.environ.setdefault('WANDB_DATA_DIR', str((self.directory / 'wandb').resolve()))
+        os.environ.setdefault('WANDB_CACHE_DIR', str((self.directory / 'wandb' / 'cache').resolve()))
         mode = self.settings.wandb_mode or os.environ.get('WANDB_MODE') or 'offline'
         self.directory.mkdir(parents=True, exist_ok=True)
         logger = WandbLogger(
@@ -187,9 +206,11 @@ class Tracker:
         return logger
 
     def log_config(self, config: Mapping[str, Any]) -> None:
-        """The resolved experiment (and seed, engine, steps) as hyperparameters."""
-        for logger in self.loggers:
-            logger.log_hyperparams(dict(config))
+        """The resolved experiment (and seed, engine, steps) as hyperparameters: the first thing logged, so a
+        tracker that cannot be opened (a bad or unreachable MLflow URI) fails here, as a TrackerError."""
+        for name, logger in zip(self.names, self.loggers, strict=True):
+            with _naming_failures(name):
+                logger.log_hyperparams(dict(config))
 
     def log_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Metrics-table rows (step, lr, loss, loss_<term>, weight_<name>) at their steps; NaN terms are skipped."""
@@ -235,7 +256,8 @@ class Tracker:
         if self._loggers is None:
             return
         for name, logger in zip(self.names, self._loggers, strict=True):
-            logger.finalize(status)
+            # MLflow knows FINISHED, FAILED and KILLED (Lightning maps 'success' and 'failed' itself).
+            logger.finalize('KILLED' if name == 'mlflow' and status == 'interrupted' else status)
             if name == 'wandb':
                 logger.experiment.finish(exit_code=0 if status == 'success' else 1)
 
@@ -252,7 +274,10 @@ def tracked(names: Sequence[str], **kwargs: Any) -> Iterator[Tracker | None]:
         yield tracker
     except BaseException as error:
         interrupted = isinstance(error, KeyboardInterrupt | TrainingInterrupted)
-        tracker.finish('interrupted' if interrupted else 'failed')
+        try:
+            tracker.finish('interrupted' if interrupted else 'failed')
+        except Exception as closing:  # never hide why the block ended
+            log.warning('Could not close the tracked runs: %s', closing)
         raise
     tracker.finish('success')
 
@@ -281,6 +306,19 @@ def track_seed(
         tracker.log_final(figures, step=step)
 
 
+@contextmanager
+def _naming_failures(name: str) -> Iterator[None]:
+    """Turn a tracker library's failure (a malformed or unreachable URI, say) into one TrackerError line."""
+    try:
+        yield
+    except TrackerError:
+        raise
+    except Exception as error:
+        text = str(error).strip()
+        first_line = text.splitlines()[0] if text else type(error).__name__
+        raise TrackerError(f'--logger {name}: cannot track there: {first_line[:300]}') from None
+
+
 def _quiet(*names: str) -> None:
     """Trackers log set-up chatter at INFO; keep their warnings only (unless -v)."""
     if not logging.getLogger('ex_color').isEnabledFor(logging.DEBUG):
@@ -288,4 +326,4 @@ def _quiet(*names: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-__all__ = ['EXTRA', 'TRACKERS', 'Tracker', 'check_trackers', 'metric_key', 'track_seed', 'tracked']
+__all__ = ['EXTRA', 'TRACKERS', 'Tracker', 'TrackerError', 'check_trackers', 'metric_key', 'track_seed', 'tracked']
