@@ -156,8 +156,8 @@ def test_an_interrupted_ray_sweep_continues_without_retraining(
     real_save_seed = sweep_module._save_seed
     saved: list[int] = []
 
-    def save_then_interrupt(directory, outcome, seconds):  # Ctrl-C as the first seed is saved
-        real_save_seed(directory, outcome, seconds)
+    def save_then_interrupt(directory, outcome, seconds, work):  # Ctrl-C as the first seed is saved
+        real_save_seed(directory, outcome, seconds, work)
         saved.append(outcome.seed)
         if len(saved) == 1:
             signal.raise_signal(signal.SIGINT)

@@ -190,3 +190,23 @@ def test_a_nan_objective_ranks_worst_on_the_pareto_front():
     # Seed 2 has no selectivity but the best reconstruction: nothing dominates it on that.
     table = pd.DataFrame({'val_recon': [0.3, 0.2, 0.1], 'r2': [float('nan'), 0.5, float('nan')]})
     assert pareto_front(table, ['val_recon'], ['r2']).tolist() == [False, True, True]
+
+
+def test_a_seed_file_of_other_work_is_refused_before_training(experiment, swept, tmp_path: Path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from ex_color.rundir import RunArtifactsError
+
+    out = tmp_path / 'sweep'
+    shutil.copytree(swept.directory, out)
+    trained: list[list[int]] = []
+    monkeypatch.setattr(sweep_module, 'train_chunk', lambda config, dopesheet, seeds, **kw: trained.append(seeds))
+    shutil.copy(out / 'seeds' / 'seed-0.pt', out / 'seeds' / 'seed-1.pt')  # seed 0's results, filed as seed 1
+    with pytest.raises(RunArtifactsError, match=r'seed-1.pt: holds the results of seed 0; remove it'):
+        run_sweep(experiment, [0, 1, 2, 3], out=out, chunk=3, steps=STEPS, progress=False)
+    torch.save([1, 2], out / 'seeds' / 'seed-1.pt')
+    with pytest.raises(RunArtifactsError, match=r'seed-1.pt: not a seed file of ex-color sweep'):
+        run_sweep(experiment, [0, 1, 2, 3], out=out, chunk=3, steps=STEPS, progress=False)
+    assert trained == []

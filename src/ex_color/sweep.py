@@ -37,7 +37,7 @@ from ex_color.config import ConfigError, Experiment, build_model, sweep_objectiv
 from ex_color.evaluation import Evaluation, pareto_front
 from ex_color.experiment import SeedOutcome, check_seed, checked_steps, stop_on_signals, train_chunk
 from ex_color.files import read_torch, write_atomic
-from ex_color.rundir import identity, resolved_config, write_inputs, write_run
+from ex_color.rundir import RunArtifactsError, identity, resolved_config, write_inputs, write_run
 from ex_color.tracking import check_trackers, track_seed
 from ex_color.training.engine import EngineOptions
 from ex_color.workdir import claim, lock
@@ -223,7 +223,10 @@ def _sweep(
 ) -> SweepResult:
     write_inputs(directory, experiment, experiment.config.experiment.seed)
     started = time.perf_counter()
+    work = identity(experiment, engine='fast', steps=steps)
     done = {seed for seed in seeds if _seed_file(directory, seed).exists()}
+    for seed in done:  # before any training: a seed file from other work is refused now, not after
+        _read_seed(directory, seed, work)
     todo = [seed for seed in seeds if seed not in done]
     if done:
         log.info('%d of %d seeds already finished in %s; %d to go', len(done), len(seeds), directory, len(todo))
@@ -238,7 +241,7 @@ def _sweep(
         for outcomes, chunk_train_seconds in finished:
             train_seconds += chunk_train_seconds
             for outcome in outcomes:
-                _save_seed(directory, outcome, chunk_train_seconds / len(outcomes))
+                _save_seed(directory, outcome, chunk_train_seconds / len(outcomes), work)
                 if loggers:
                     track_seed(
                         loggers,
@@ -252,9 +255,9 @@ def _sweep(
                         rows=outcome.metrics.to_dict('records'),
                         settings=experiment.config.tracking,
                     )
-            _write_table(directory, seeds)
+            _write_table(directory, seeds, work)
 
-    table = _write_table(directory, seeds)
+    table = _write_table(directory, seeds, work)
     minimise, maximise, best_column, shown = sweep_objectives(experiment.config)
     for column in (*minimise, *maximise):
         missing = table.loc[table[column].isna(), 'seed'].tolist()
@@ -263,7 +266,7 @@ def _sweep(
     pareto = table[pareto_front(table, minimise, maximise)]
     write_atomic(directory / 'pareto.csv', pareto.to_csv(index=False))
     best_seed = pick_best(pareto, minimise, maximise, best_column)
-    best, best_train_seconds = _load_seed(directory, best_seed, experiment)
+    best, best_train_seconds = _load_seed(directory, best_seed, experiment, work)
     results = best.results(experiment, engine='fast', steps=steps, train_seconds=best_train_seconds)
     write_run(directory / 'best', experiment, best.model, best.metrics, results)
     summary = {
@@ -309,9 +312,28 @@ def _seed_file(directory: Path, seed: int) -> Path:
     return directory / 'seeds' / f'seed-{seed}.pt'
 
 
-def _save_seed(directory: Path, outcome: SeedOutcome, train_seconds: float) -> None:
+SEED_KEYS = ('seed', 'train_seconds', 'model', 'metrics', 'evaluations', 'validation', 'row')
+
+
+def _read_seed(directory: Path, seed: int, work: dict[str, Any]) -> dict[str, Any]:
+    """A finished seed's state; RunArtifactsError if the file is not this sweep's file for this seed.
+
+    Files written before seed files recorded their sweep's identity are checked by seed only.
+    """
+    path = _seed_file(directory, seed)
+    state = read_torch(path)
+    if not isinstance(state, dict) or any(key not in state for key in SEED_KEYS):
+        raise RunArtifactsError(f'{path}: not a seed file of ex-color sweep; remove it to train seed {seed} again')
+    if state['seed'] != seed or state.get('identity', work) != work:
+        which = f'seed {state["seed"]}' if state['seed'] != seed else 'another experiment, schedule or --steps'
+        raise RunArtifactsError(f'{path}: holds the results of {which}; remove it to train seed {seed} again')
+    return state
+
+
+def _save_seed(directory: Path, outcome: SeedOutcome, train_seconds: float, work: dict[str, Any]) -> None:
     state = {
         'seed': outcome.seed,
+        'identity': work,
         'train_seconds': train_seconds,
         'model': outcome.model.state_dict(),
         'metrics': outcome.metrics.to_dict('list'),
@@ -324,9 +346,9 @@ def _save_seed(directory: Path, outcome: SeedOutcome, train_seconds: float) -> N
     write_atomic(_seed_file(directory, outcome.seed), buffer.getvalue())
 
 
-def _load_seed(directory: Path, seed: int, experiment: Experiment) -> tuple[SeedOutcome, float]:
+def _load_seed(directory: Path, seed: int, experiment: Experiment, work: dict[str, Any]) -> tuple[SeedOutcome, float]:
     """A finished seed, and its share of its chunk's training time."""
-    state = read_torch(_seed_file(directory, seed))
+    state = _read_seed(directory, seed, work)
     model = build_model(experiment.config)
     model.load_state_dict(state['model'])
     outcome = SeedOutcome(
@@ -339,8 +361,8 @@ def _load_seed(directory: Path, seed: int, experiment: Experiment) -> tuple[Seed
     return outcome, state['train_seconds']
 
 
-def _write_table(directory: Path, seeds: Sequence[int]) -> pd.DataFrame:
-    rows = [read_torch(_seed_file(directory, seed))['row'] for seed in seeds if _seed_file(directory, seed).exists()]
+def _write_table(directory: Path, seeds: Sequence[int], work: dict[str, Any]) -> pd.DataFrame:
+    rows = [_read_seed(directory, seed, work)['row'] for seed in seeds if _seed_file(directory, seed).exists()]
     table = pd.DataFrame(rows)
     write_atomic(directory / 'sweep.csv', table.to_csv(index=False))
     return table
