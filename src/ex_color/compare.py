@@ -52,9 +52,9 @@ from ex_color.config import (
 )
 from ex_color.evaluation import Evaluation, Removal, bootstrap_interval, evaluate, hue_ring, measure_removal
 from ex_color.experiment import checked_steps, stop_on_signals
-from ex_color.files import read_torch, write_atomic
-from ex_color.rundir import RunArtifactsError, identity, resolved_config, write_inputs
-from ex_color.sweep import CHUNK_CHECKPOINT, MAX_CHUNK, SweepProgress, drop_stale_checkpoint
+from ex_color.files import write_atomic
+from ex_color.rundir import identity, resolved_config, write_inputs
+from ex_color.sweep import CHUNK_CHECKPOINT, MAX_CHUNK, SweepProgress, drop_stale_checkpoint, read_seed_file
 from ex_color.temporal import Dopesheet
 from ex_color.tracking import check_trackers, track_seed
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
@@ -415,15 +415,7 @@ SEED_KEYS = ('seed', 'identity', 'prepared', 'control', 'rows', 'hue_error', 'ed
 
 
 def _read_seed(directory: Path, seed: int, work: dict[str, Any]) -> dict[str, Any]:
-    """A finished seed's state; RunArtifactsError if the file is not this comparison's file for this seed."""
-    path = _seed_file(directory, seed)
-    state = read_torch(path)
-    if not isinstance(state, dict) or any(key not in state for key in SEED_KEYS):
-        raise RunArtifactsError(f'{path}: not a seed file of ex-color compare; remove it to compare seed {seed} again')
-    if state['seed'] != seed or state['identity'] != work:
-        which = f'seed {state["seed"]}' if state['seed'] != seed else 'another experiment, schedule or --steps'
-        raise RunArtifactsError(f'{path}: holds the results of {which}; remove it to compare seed {seed} again')
-    return state
+    return read_seed_file(_seed_file(directory, seed), seed, work, SEED_KEYS, 'compare')
 
 
 def _seeds_in(directory: Path) -> set[int]:

@@ -315,19 +315,23 @@ def _seed_file(directory: Path, seed: int) -> Path:
 SEED_KEYS = ('seed', 'train_seconds', 'model', 'metrics', 'evaluations', 'validation', 'row')
 
 
-def _read_seed(directory: Path, seed: int, work: dict[str, Any]) -> dict[str, Any]:
-    """A finished seed's state; RunArtifactsError if the file is not this sweep's file for this seed.
+def read_seed_file(path: Path, seed: int, work: dict[str, Any], keys: Sequence[str], kind: str) -> dict[str, Any]:
+    """A finished seed's saved state, checked to be `kind`'s file (sweep or compare) for `seed` of `work`.
 
-    Files written before seed files recorded their sweep's identity are checked by seed only.
+    A RunArtifactsError (before any training uses it) for a damaged file, another seed's, or other
+    work's. Files written before seed files recorded their work's identity are checked by seed only.
     """
-    path = _seed_file(directory, seed)
     state = read_torch(path)
-    if not isinstance(state, dict) or any(key not in state for key in SEED_KEYS):
-        raise RunArtifactsError(f'{path}: not a seed file of ex-color sweep; remove it to train seed {seed} again')
+    if not isinstance(state, dict) or any(key not in state for key in keys):
+        raise RunArtifactsError(f'{path}: not a seed file of ex-color {kind}; remove it and run again')
     if state['seed'] != seed or state.get('identity', work) != work:
         which = f'seed {state["seed"]}' if state['seed'] != seed else 'another experiment, schedule or --steps'
-        raise RunArtifactsError(f'{path}: holds the results of {which}; remove it to train seed {seed} again')
+        raise RunArtifactsError(f'{path}: holds the results of {which}; remove it and run again')
     return state
+
+
+def _read_seed(directory: Path, seed: int, work: dict[str, Any]) -> dict[str, Any]:
+    return read_seed_file(_seed_file(directory, seed), seed, work, SEED_KEYS, 'sweep')
 
 
 def _save_seed(directory: Path, outcome: SeedOutcome, train_seconds: float, work: dict[str, Any]) -> None:
