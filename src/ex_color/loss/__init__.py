@@ -8,11 +8,19 @@ from ex_color.loss.compose import (
     NonFiniteLossError,
     check_finite,
     label_weights,
+    per_sample_loss,
     regularization_loss,
     total_loss,
     weighted_term,
 )
-from ex_color.loss.config import RECON_TERM, RegularizerConfig
+from ex_color.loss.config import COMPLEMENT, RECON_TERM, RegularizerConfig, parse_label_key
+from ex_color.loss.coverage import (
+    TRAIN_PHASE,
+    LabelCoverage,
+    RegularizerCoverageError,
+    expected_weight_problems,
+    phase_problems,
+)
 from ex_color.loss.regularizers import (
     Anchor,
     AngularAnchor,
@@ -25,19 +33,27 @@ from ex_color.loss.regularizers import (
 )
 
 __all__ = [
+    'COMPLEMENT',
     'RECON_TERM',
+    'TRAIN_PHASE',
     'Anchor',
     'AngularAnchor',
     'AntiAnchor',
     'AxisAlignedSubspace',
+    'LabelCoverage',
     'NonFiniteLossError',
     'Planarity',
     'Regularizer',
     'RegularizerConfig',
+    'RegularizerCoverageError',
     'Separate',
     'Unitarity',
     'check_finite',
+    'expected_weight_problems',
     'label_weights',
+    'parse_label_key',
+    'per_sample_loss',
+    'phase_problems',
     'regularization_loss',
     'total_loss',
     'weighted_term',

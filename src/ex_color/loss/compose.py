@@ -13,26 +13,34 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ex_color.loss.config import RECON_TERM, RegularizerConfig
+from ex_color.loss.config import RECON_TERM, RegularizerConfig, parse_label_key
 
 WEIGHT_EPS = 1e-8
 """Added to the sum of sample weights, so a batch whose weights are all 0 gives a term of 0."""
 
 
 def label_weights(label_affinities: Mapping[str, float], labels: Mapping[str, Tensor]) -> Tensor | None:
-    """Per-sample weights from label affinities: `w_i = clamp(Σ_k label_k,i · affinity_k, 0, 1)`.
+    """Per-sample weights from label affinities: `w_i = clamp(Σ_k v_k,i · affinity_k, 0, 1)`.
 
-    Only labels present in `labels` (by key) take part. Returns `[..., B]`, or None when none
-    of the affinities' labels is present (the caller then skips the term). Clamping keeps a
-    sample that has several matching labels at weight 1, and negative affinities at 0.
+    For a key `'name'`, `v = label_name`; for a complement key `'~name'`, `v = 1 − label_name`
+    ("not name"), so `{'~red': 1.0}` weighs a sample without red 1 and a red one 0, with soft
+    labels in between. A key takes part only when its label `name` is present in `labels`:
+    a complement needs its label too (an absent label is unknown, not false). Returns
+    `[..., B]`, or None when none of the keys' labels is present (the caller then skips the
+    term). Clamping keeps a sample that has several matching labels at weight 1; a negative
+    affinity subtracts (clamped at 0), which is not a complement: `{'red': -1.0}` alone
+    weighs every sample 0.
     """
     weights: Tensor | None = None
-    for label, affinity in label_affinities.items():
+    for key, affinity in label_affinities.items():
+        label, complement = parse_label_key(key)
         values = labels.get(label)
         if values is None:
             continue
         if not values.is_floating_point():
             values = values.to(torch.get_default_dtype())
+        if complement:
+            values = 1.0 - values
         contribution = values * affinity
         weights = contribution if weights is None else weights + contribution
     if weights is None:
@@ -62,6 +70,34 @@ def _activation(activations: Mapping[str, Tensor], regularizer: RegularizerConfi
         ) from None
 
 
+def per_sample_loss(regularizer: RegularizerConfig, x: Tensor, *, ensemble_dims: int = 0, layer: str = '?') -> Tensor:
+    """The regularizer's per-sample loss on one layer's activations, `[..., B]`.
+
+    With the default `feature_dim` (-1) this is `compute_loss_term(x)` on `[..., B, D]`. With
+    another `feature_dim`, `x` is `[...ensemble, B, ...]` with `ensemble_dims` leading dims;
+    the features are moved last and the other per-model dims (positions) ahead of the batch,
+    `[..., P, B, C]`, so the term sees each position's batch as a batch of its own; the
+    loss `[..., P, B]` is then averaged over positions → `[..., B]`.
+    """
+    feature_dim = regularizer.feature_dim
+    if feature_dim == -1:
+        return regularizer.compute_loss_term(x)
+    batch = ensemble_dims
+    per_model = tuple(x.shape[batch:])
+    feature = batch + feature_dim if feature_dim > 0 else x.ndim + feature_dim
+    if len(per_model) < 2 or not batch < feature < x.ndim:
+        span = max(len(per_model) - 1, 1)
+        raise ValueError(
+            f'regularizer {regularizer.name!r}: feature_dim {feature_dim} does not fit layer {layer!r}, whose '
+            f'activations per model are {list(per_model)} ([B, ...] after {ensemble_dims} ensemble dims); '
+            f'expected 1..{span} or -{span}..-1'
+        )
+    positions = [d for d in range(batch + 1, x.ndim) if d != feature]
+    moved = x.permute(*range(batch), *positions, batch, feature)  # [..., *P, B, C]
+    moved = moved.reshape(*x.shape[:batch], -1, x.shape[batch], x.shape[feature])  # [..., P, B, C]
+    return regularizer.compute_loss_term(moved).mean(dim=-2)  # [..., P, B] → [..., B]
+
+
 def regularization_loss(
     regularizers: Sequence[RegularizerConfig],
     activations: Mapping[str, Tensor],
@@ -69,6 +105,7 @@ def regularization_loss(
     weights: Mapping[str, float | Tensor],
     *,
     phase: str = 'train',
+    ensemble_dims: int = 0,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Weighted sum of the regularization terms active in `phase`.
 
@@ -80,6 +117,9 @@ def regularization_loss(
             to `[...]`); a name missing here has weight 1, and names of no regularizer are
             ignored (schedules may carry other parameters).
         phase: the current phase.
+        ensemble_dims: how many leading ensemble dims `[...]` the activations have (0 for one
+            model, 1 for `[S, B, ...]`). Only regularizers with a `feature_dim` other than -1
+            read it, to find the batch dim; `total_loss` passes the reconstruction's `ndim`.
 
     Returns:
         `(total [...], terms)` where `terms` maps each regularizer name to its unweighted
@@ -109,8 +149,15 @@ def regularization_loss(
             if sample_weights is None:
                 continue
         term: Tensor | None = None
-        for x in layer_activations:
-            layer_term = weighted_term(regularizer.compute_loss_term(x), sample_weights)
+        for layer, x in zip(regularizer.layer_affinities, layer_activations, strict=True):
+            per_sample = per_sample_loss(regularizer, x, ensemble_dims=ensemble_dims, layer=layer)
+            if sample_weights is not None and sample_weights.shape[-1] != per_sample.shape[-1]:
+                raise ValueError(
+                    f'regularizer {regularizer.name!r}: layer {layer!r} gives a loss for {per_sample.shape[-1]} '
+                    f'samples but its labels are for {sample_weights.shape[-1]}; expected labels [..., B] '
+                    'with B the batch size'
+                )
+            layer_term = weighted_term(per_sample, sample_weights)
             term = layer_term if term is None else term + layer_term
         assert term is not None  # layer_affinities is never empty
         terms[regularizer.name] = term
@@ -144,9 +191,12 @@ def total_loss(
 
     Returns `(total [...], terms)` where `terms` holds `'recon'` (the reconstruction loss)
     and each unweighted regularization term. `total` has the leading ensemble shape `[...]`
-    (a scalar for one model). Arguments are as for `regularization_loss`.
+    (a scalar for one model), which also tells `regularization_loss` how many leading
+    ensemble dims the activations have. Arguments are as for `regularization_loss`.
     """
-    reg_total, reg_terms = regularization_loss(regularizers, activations, labels, weights, phase=phase)
+    reg_total, reg_terms = regularization_loss(
+        regularizers, activations, labels, weights, phase=phase, ensemble_dims=reconstruction.ndim
+    )
     terms = {RECON_TERM: reconstruction, **reg_terms}
     total = reconstruction + reg_total if reg_terms else reconstruction
     return total, terms

@@ -10,6 +10,26 @@ from torch import Tensor
 RECON_TERM = 'recon'
 """Name of the reconstruction term in loss-term dicts; reserved, so no regularizer may use it."""
 
+COMPLEMENT = '~'
+"""Prefix of a complement label key: `'~red'` stands for `1 − red` ("not red")."""
+
+
+def parse_label_key(key: str) -> tuple[str, bool]:
+    """A label-affinity key as (label name, is complement): `'red'` → `('red', False)`, `'~red'` → `('red', True)`.
+
+    Raises ValueError for an empty key, a bare `'~'` or a double complement (`'~~red'`: write `'red'`).
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError(f'label names must be non-empty strings, got {key!r}')
+    if not key.startswith(COMPLEMENT):
+        return key, False
+    name = key[len(COMPLEMENT) :]
+    if not name:
+        raise ValueError(f"label key {key!r} names no label; expected '~<label>' (the complement of a label)")
+    if name.startswith(COMPLEMENT):
+        raise ValueError(f'label key {key!r} is a complement of a complement; expected {name.lstrip(COMPLEMENT)!r}')
+    return name, True
+
 
 @dataclass
 class RegularizerConfig:
@@ -20,10 +40,24 @@ class RegularizerConfig:
         compute_loss_term: per-sample loss, activations `[..., B, D]` → `[..., B]`.
         label_affinities: label name → affinity. None applies the term to every sample
             (batch mean); otherwise samples are weighted by
-            `clamp(Σ_k label_k · affinity_k, 0, 1)`.
+            `clamp(Σ_k label_k · affinity_k, 0, 1)`. A key `'~name'` is the complement of
+            label `name`: it contributes `(1 − label_name) · affinity`, so `{'~red': 1.0}`
+            weighs every sample that is not red (see `ex_color.loss.label_weights`).
         layer_affinities: names of the layers whose activations the term applies to; with
             several layers the term is the sum over them.
-        phase: the phase in which the term is active (e.g. 'train').
+        phase: the phase in which the term is active; the trainers train in phase
+            `'train'` (a dopesheet's PHASE column does not select regularizers).
+        feature_dim: the dim of one model's activations `[B, ...]` that holds the features
+            the term reads (the `D` of `[..., B, D]`). The default, -1, takes activations as
+            `[..., B, D]`, everything before B being ensemble dims (today's layout). Any
+            other value (e.g. 1 for a conv map `[B, C, H, W]`, or -3 for the same) counts in
+            the per-model layout `[B, ...]`: positive values from B (so at least 1),
+            negative ones from the end. The features are moved last, the term is computed at
+            every position (each position's batch as its own batch, so `Separate` compares
+            samples at the same position), and a sample's loss is the mean over its
+            positions: still `[..., B]`. Leading ensemble dims are located by
+            `total_loss` from the reconstruction's shape (`ensemble_dims` of
+            `regularization_loss`).
     """
 
     name: str
@@ -31,6 +65,7 @@ class RegularizerConfig:
     label_affinities: dict[str, float] | None
     layer_affinities: list[str]
     phase: str = 'train'
+    feature_dim: int = -1
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -46,6 +81,11 @@ class RegularizerConfig:
         self.layer_affinities = _validated_layers(self.name, self.layer_affinities)
         if not isinstance(self.phase, str) or not self.phase:
             raise ValueError(f'RegularizerConfig {self.name!r}: phase must be a non-empty string, got {self.phase!r}')
+        if isinstance(self.feature_dim, bool) or not isinstance(self.feature_dim, int) or self.feature_dim == 0:
+            raise ValueError(
+                f'RegularizerConfig {self.name!r}: feature_dim must be a non-zero int (dim 0 is the batch), '
+                f'got {self.feature_dim!r}'
+            )
 
 
 def _validated_affinities(name: str, affinities: Mapping[str, float] | None) -> dict[str, float] | None:
@@ -58,8 +98,10 @@ def _validated_affinities(name: str, affinities: Mapping[str, float] | None) -> 
         )
     validated: dict[str, float] = {}
     for label, affinity in affinities.items():
-        if not isinstance(label, str) or not label:
-            raise ValueError(f'RegularizerConfig {name!r}: label names must be non-empty strings, got {label!r}')
+        try:
+            parse_label_key(label)
+        except ValueError as e:
+            raise ValueError(f'RegularizerConfig {name!r}: {e}') from None
         if isinstance(affinity, bool) or not isinstance(affinity, numbers.Real) or not math.isfinite(affinity):
             raise ValueError(
                 f'RegularizerConfig {name!r}: affinity for label {label!r} must be a finite number, got {affinity!r}'
