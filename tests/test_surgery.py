@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from ex_color.model import CNColorMLP, UnknownLayerError
-from ex_color.surgery import ablate, prune
+from ex_color.model import CNColorMLP, L2Norm, UnknownLayerError
+from ex_color.surgery import SurgeryError, ablate, prune, prune_equals_ablate
 
 
 def _model(seed: int = 0) -> CNColorMLP:
@@ -181,21 +181,281 @@ def test_unknown_layer_lists_layers(operation):
 
 def test_layer_without_linear_before_is_an_error():
     model = nn.Sequential(nn.ReLU(), nn.Linear(3, 3))
-    with pytest.raises(ValueError, match=r'no nn\.Linear at or before'):
+    with pytest.raises(ValueError, match=r'model input itself: no nn\.Linear comes before it'):
         ablate(model, '0', [0])
 
 
 def test_prune_equals_ablate_by_construction_only_where_nothing_between_reads_the_zero_channel():
-    from ex_color.surgery import prune_equals_ablate
-
     torch.manual_seed(0)
     colour_model = CNColorMLP(5, n_nonlinear=2)
-    # A softmax reads the ablated channel (exp(0) = 1 joins the sum), so there the two differ.
+    # A softmax reads the zeroed channel (exp(0) = 1 joins the sum): neither its output can be zeroed by weights,
+    # nor can the Linear before it be narrowed, since the softmax, not a Linear, reads it.
     softmax = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Softmax(dim=-1), torch.nn.Linear(6, 3))
+    assert prune_equals_ablate(colour_model, 'bottleneck') is True
+    assert prune_equals_ablate(softmax, '1') is False
+    assert prune_equals_ablate(softmax, '0') is False
+    with pytest.raises(SurgeryError, match=r"'1' \(Softmax\) computes it and does not keep a zeroed channel at zero"):
+        ablate(softmax, '1', [0])
+    with pytest.raises(SurgeryError, match=r"read by '1' \(Softmax\), which prune cannot narrow"):
+        prune(softmax, '0', [0])
     x = torch.rand(256, 3)
-    cases = ((colour_model, 'bottleneck', True), (softmax, '1', False))
-    for model, layer, expected in cases:
-        assert prune_equals_ablate(model, layer) is expected
-        with torch.no_grad():
-            same = torch.allclose(prune(model, layer, [0])(x), ablate(model, layer, [0])(x), atol=1e-6)
-        assert same is expected  # the independent route: run both
+    ablated = ablate(softmax, '0', [0])  # the Linear's own output: its row 0 is the whole edit
+    assert torch.equal(ablated[0](x)[:, 0], torch.zeros(256))
+    assert torch.equal(ablated[2].weight, softmax[2].weight)  # the Linear after the softmax reads no zeroed channel
+
+
+# Models that are not the colour model: the cases a new user met, where surgery once cut the wrong layer.
+
+
+class _WrongOrder(nn.Module):
+    """An autoencoder that registers its decoder before its latent layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4))
+        self.dec = nn.Sequential(nn.Linear(4, 16), nn.GELU(), nn.Linear(16, 8))
+        self.latent = L2Norm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.latent(self.enc(x)))
+
+
+def test_registration_order_does_not_decide_the_producer():
+    torch.manual_seed(0)
+    model = _WrongOrder().eval()
+    x = torch.rand(64, 8)
+    ablated = ablate(model, 'latent', [0])
+    _, after = _run_capturing(ablated, x, 'latent')
+    _, before = _run_capturing(model, x, 'latent')
+    assert torch.equal(after['latent'][:, 0], torch.zeros(64))
+    assert (before['latent'][:, 0] != 0).all()
+    assert torch.equal(ablated.enc[2].weight[0], torch.zeros(16))
+    assert torch.equal(ablated.dec[2].weight, model.dec[2].weight)  # the decoder's output layer is untouched
+    assert torch.equal(ablated.dec[2].bias, model.dec[2].bias)
+    assert torch.equal(ablated.dec[0].weight[:, 0], torch.zeros(16))
+    pruned = prune(model, 'latent', [0])
+    assert pruned(x).shape == (64, 8)
+    assert pruned.enc[2].out_features == 3 and pruned.dec[0].in_features == 3
+    torch.testing.assert_close(pruned(x), ablated(x))
+
+
+class _Bottleneck(nn.Module):
+    """`enc → latent → dec` with a choice of latent module."""
+
+    def __init__(self, latent: nn.Module, width: int = 4) -> None:
+        super().__init__()
+        self.enc = nn.Linear(8, width)
+        self.latent = latent
+        self.dec = nn.Linear(width, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.latent(self.enc(x)))
+
+
+class _Rotate(nn.Module):
+    """A custom bottleneck: `normalize(h @ R)`, which mixes every channel."""
+
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.rotation = nn.Parameter(torch.randn(width, width))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(h @ self.rotation, dim=-1)
+
+
+class _Head(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mu = nn.Linear(16, 4)
+        self.logvar = nn.Linear(16, 4)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mu(h), self.logvar(h)
+
+
+class _Variational(nn.Module):
+    """A head that returns `(mu, logvar)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(8, 16)
+        self.head = _Head()
+        self.dec = nn.Linear(4, 8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(torch.relu(self.enc(x)))
+        return self.dec(mu), mu, logvar
+
+
+class _ConvNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Conv2d(1, 4, 3, padding=1)
+        self.latent = nn.ReLU()
+        self.dec = nn.Conv2d(4, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.latent(self.enc(x)))
+
+
+class _Scaled(nn.Module):
+    """Arithmetic inside forward between the Linear and the named layer: invisible to hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(8, 4)
+        self.latent = nn.Identity()
+        self.dec = nn.Linear(4, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.latent(2.0 * self.enc(x)))
+
+
+class _Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, 4)
+        self.latent = L2Norm()
+        self.second = nn.Linear(4, 4)
+        self.second.weight = self.first.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.latent(self.first(x)))
+
+
+class _Skip(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(8, 4)
+        self.latent = L2Norm()
+        self.dec = nn.Linear(4, 8)
+        self.skip = nn.Linear(4, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.enc(x)
+        return self.dec(self.latent(h)) + self.skip(h)
+
+
+REFUSED = [
+    (lambda: _Bottleneck(nn.LayerNorm(4)), 'latent', None, r"'latent' \(LayerNorm\) computes it and does not keep"),
+    (_Variational, 'head', None, r"layer 'head' outputs a tuple, not one tensor"),
+    (lambda: _Bottleneck(_Rotate()), 'latent', None, r"'latent' \(_Rotate\) computes it and does not keep"),
+    (_ConvNet, 'latent', torch.rand(2, 1, 5, 5), r"'enc' \(Conv2d\) produces it: Conv layers are not supported"),
+    (_Scaled, 'latent', None, r'computed by code inside a forward method'),
+    (_Tied, 'latent', None, r"the weights of 'first' are shared with 'second\.weight'"),
+    (_Skip, 'latent', None, r"the output of 'enc' also feeds 'skip'"),
+]
+
+
+@pytest.mark.parametrize('operation', [ablate, prune])
+@pytest.mark.parametrize(('make', 'layer', 'sample', 'message'), REFUSED)
+def test_what_surgery_cannot_do_exactly_is_refused_in_one_line(operation, make, layer, sample, message):
+    torch.manual_seed(0)
+    model = make()
+    state = _state_copy(model)
+    with pytest.raises(SurgeryError, match=message) as info:
+        operation(model, layer, [0], sample=sample)
+    assert '\n' not in str(info.value)
+    assert 'Ablation intervention' in str(info.value) or 'tuple' in str(info.value)
+    _assert_state_equal(model, state)
+
+
+def test_a_named_producer_is_checked_on_the_sample():
+    torch.manual_seed(0)
+    x = torch.rand(32, 8)
+    # Scaling inside forward keeps a zero channel at zero: naming the producer makes the edit exact, and it is checked.
+    scaled = _Scaled().eval()
+    ablated = ablate(scaled, 'latent', [1], producer='enc', consumer='dec')
+    _, captured = _run_capturing(ablated, x, 'latent')
+    assert torch.equal(captured['latent'][:, 1], torch.zeros(32))
+    assert torch.equal(ablated.dec.weight[:, 1], torch.zeros(8))
+    # A rotation mixes channels: zeroing the Linear's row cannot zero the layer's dim, and the check says so.
+    rotated = _Bottleneck(_Rotate()).eval()
+    with pytest.raises(
+        SurgeryError, match=r"ablate of 'latent' is not exact on this model \(layer 'latent': dims \[0\] are not"
+    ):
+        ablate(rotated, 'latent', [0], producer='enc')
+    with pytest.raises(SurgeryError, match=r"producer 'latent' is a _Rotate; expected an nn\.Linear"):
+        ablate(rotated, 'latent', [0], producer='latent')
+
+
+def test_a_tuple_head_can_be_cut_at_the_part_named():
+    torch.manual_seed(0)
+    model = _Variational().eval()
+    x = torch.rand(16, 8)
+    ablated = ablate(model, 'head.mu', [0])
+    _, mu, logvar = ablated(x)
+    assert torch.equal(mu[:, 0], torch.zeros(16))
+    assert torch.equal(logvar, model(x)[2])  # the logvar row is untouched
+    with pytest.raises(SurgeryError, match=r"'head\.mu'.*part of the model output"):
+        prune(model, 'head.mu', [0])  # mu is returned: narrowing it would change the output's shape
+
+
+def test_a_module_used_twice_is_refused():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.block(torch.relu(self.block(x)))
+
+    with pytest.raises(SurgeryError, match=r"layer 'block' runs 2 times in one forward pass"):
+        ablate(Twice(), 'block', [0])
+
+
+def test_a_model_without_a_leading_linear_needs_a_sample():
+    with pytest.raises(SurgeryError, match=r'cannot guess an input for _ConvNet.*pass sample='):
+        ablate(_ConvNet(), 'latent', [0])
+    with pytest.raises(SurgeryError, match=r'could not run _Bottleneck on the sample.*pass sample='):
+        ablate(_Bottleneck(L2Norm()), 'latent', [0], sample=torch.rand(3, 5))
+
+
+PRUNE_CASES = [
+    (lambda: CNColorMLP(5, n_nonlinear=2), ['bottleneck', 'encoder', 'decoder.0', 'decoder.1', 'decoder.4'], 3),
+    (_WrongOrder, ['latent', 'enc', 'enc.2', 'dec.0', 'dec.2'], 8),
+    (_Variational, ['head.mu', 'head.logvar', 'enc', 'dec'], 8),
+    (lambda: nn.Sequential(nn.Linear(3, 6), nn.Softmax(dim=-1), nn.Linear(6, 2)), ['0', '1', '2'], 3),
+    (_Skip, ['latent', 'enc', 'dec', 'skip'], 8),
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(PRUNE_CASES), st.data())
+def test_prune_never_changes_the_models_output_shape(case, data):
+    make, layers, inputs = case
+    torch.manual_seed(0)
+    model = make().eval()
+    layer = data.draw(st.sampled_from(layers))
+    x = torch.rand(5, inputs)
+    before = model(x)
+    try:
+        pruned = prune(model, layer, [0])
+    except SurgeryError:
+        return
+    after = pruned(x)
+    shapes = [t.shape for t in (before if isinstance(before, tuple) else (before,))]
+    assert [t.shape for t in (after if isinstance(after, tuple) else (after,))] == shapes
+
+
+def test_ablation_intervention_zeroes_dims_of_any_tensor_layer():
+    from ex_color.inference import infer
+    from ex_color.intervention import Ablation, InterventionConfig, apply_interventions
+
+    torch.manual_seed(0)
+    model = _Bottleneck(_Rotate()).eval()  # surgery refuses this one
+    x = torch.rand(10, 8)
+    result = infer(model, x, [InterventionConfig(Ablation([0, 2]), ['latent'])], capture_layers=['latent'])
+    z = model.latent(model.enc(x))
+    assert torch.equal(result.captured['latent'][:, [0, 2]], torch.zeros(10, 2))
+    torch.testing.assert_close(result.captured['latent'][:, [1, 3]], z[:, [1, 3]].detach())
+    expected = model.dec(z * torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    torch.testing.assert_close(result.outputs, expected.detach())
+    conv = _ConvNet().eval()
+    image = torch.rand(2, 1, 5, 5)
+    with torch.no_grad():
+        with apply_interventions(conv, [InterventionConfig(Ablation([1], feature_dim=1), ['latent'])]):
+            edited = conv(image)
+        hidden = conv.latent(conv.enc(image))
+        hidden[:, 1] = 0  # channel 1 of the [B, C, H, W] map, by hand
+        torch.testing.assert_close(edited, conv.dec(hidden))

@@ -1,14 +1,23 @@
 """Surgery on a layer's output dimensions: zero them (`ablate`) or remove them (`prune`).
 
-A layer's output dimension d lives in two weight tensors: the output row d of the Linear that
-*produces* it and the input column d of the Linear that *consumes* it. Both operations find
-those two Linears by position in `model.named_modules()` (pre-order, so it follows the
-forward data flow of sequential models such as CNColorMLP):
+A layer's output dimension d lives in two weight tensors: output row d of the nn.Linear that
+*produces* it and input column d of the nn.Linear that *consumes* it. Both operations find
+those Linears from the model's real data flow (`dataflow.trace_layer`: one forward pass on a
+sample, followed by tensor identity), or take them by name (`producer=`, `consumer=`):
 
-- producer: the last nn.Linear at or inside the layer, or before it (a Linear layer is its own
-  producer; for `'bottleneck'` it is `encoder`'s last Linear; for `'encoder'` likewise);
-- consumer: the first nn.Linear after the layer and everything inside it (for `'bottleneck'`,
-  `'decoder.0'`). A layer with no Linear after it (the model's output) has no consumer.
+- producer: the Linear whose output is the layer's output, possibly through layers that keep a
+  zero channel at zero (`dataflow.ZERO_PRESERVING`: L2Norm, activations such as GELU). For
+  CNColorMLP's `'bottleneck'` that is `'encoder.4'`; a Linear layer is its own producer.
+- consumer: the one Linear that reads the layer's output (again possibly through such layers),
+  e.g. `'decoder.0'`. `ablate` needs none; `prune` needs exactly one.
+
+What cannot be done exactly is refused with a `SurgeryError` (a ValueError) that says why:
+normalisation or mixing between the Linear and the layer, Conv layers, a layer that outputs a
+tuple, weights shared with another module, a producer whose output is read elsewhere too, and
+(for `prune`) a layer that is part of the model's output or is read by anything but one Linear.
+Every edit is then checked on the sample: the layer's dims are exactly zero (ablate) or gone
+(prune), and the model's output keeps its shape. An intervention (`ex_color.intervention.Ablation`)
+zeroes dims of any tensor layer without touching weights, for models where surgery cannot be exact.
 
 Both return a modified deep copy; the original model is never changed.
 """
@@ -18,135 +27,225 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from ex_color.dataflow import (
+    LayerTrace,
+    SurgeryError,
+    default_sample,
+    output_shapes,
+    run_traced,
+    shared_weights,
+    trace_layer,
+)
 from ex_color.indices import check_indices
-from ex_color.model import L2Norm, get_layer
+from ex_color.model import get_layer
 
-__all__ = ['ablate', 'prune', 'prune_equals_ablate']
+__all__ = ['SurgeryError', 'ablate', 'prune', 'prune_equals_ablate']
 
 log = logging.getLogger(__name__)
 
 M = TypeVar('M', bound=nn.Module)
 
-
-@dataclass(frozen=True)
-class _Neighbours:
-    """The Linears around a layer's output: who writes its dimensions and who reads them."""
-
-    producer_name: str
-    producer: nn.Linear
-    consumer_name: str | None
-    consumer: nn.Linear | None
-
-    @property
-    def width(self) -> int:
-        return self.producer.out_features
+INTERVENTION_HINT = 'use an Ablation intervention (ex_color.intervention.Ablation) instead'
 
 
-def _find_neighbours(model: nn.Module, layer_id: str) -> _Neighbours:
-    get_layer(model, layer_id)  # raises, listing the valid layers, for an unknown name
-    named = list(model.named_modules())
-    start = next(i for i, (name, _) in enumerate(named) if name == layer_id)
-    # Pre-order traversal: the layer's descendants follow it contiguously.
-    end = start + 1
-    while end < len(named) and named[end][0].startswith(layer_id + '.'):
-        end += 1
+def _linear(model: nn.Module, name: str, role: str, operation: str) -> nn.Linear:
+    module = get_layer(model, name)
+    if not isinstance(module, nn.Linear):
+        raise SurgeryError(f'{operation}: {role} {name!r} is a {type(module).__name__}; expected an nn.Linear')
+    return module
 
-    producers = [(name, m) for name, m in named[:end] if isinstance(m, nn.Linear)]
-    if not producers:
-        raise ValueError(f'layer {layer_id!r} has no nn.Linear at or before it whose output rows could be cut')
-    producer_name, producer = producers[-1]
-    consumer_name, consumer = next(((n, m) for n, m in named[end:] if isinstance(m, nn.Linear)), (None, None))
-    if consumer is not None and consumer.in_features != producer.out_features:
-        raise ValueError(
-            f'layer {layer_id!r}: producer {producer_name!r} has {producer.out_features} outputs but consumer '
-            f'{consumer_name!r} has {consumer.in_features} inputs; expected them to match'
+
+def _producer(model: nn.Module, trace: LayerTrace, named: str | None, width: int, operation: str) -> str:
+    """The producer's name: the one given, else the traced one; checked for width and shared weights."""
+    if named is None and trace.producer is None:
+        raise SurgeryError(
+            f'{operation}: cannot cut layer {trace.layer!r} at a Linear: {trace.problem}; {INTERVENTION_HINT}'
         )
-    return _Neighbours(producer_name, producer, consumer_name, consumer)
+    name = named if named is not None else trace.producer
+    assert name is not None
+    linear = _linear(model, name, 'producer', operation)
+    if linear.out_features != width:
+        raise SurgeryError(
+            f'{operation}: producer {name!r} has {linear.out_features} outputs; layer {trace.layer!r} has {width} dims'
+        )
+    _refuse_shared(model, name, operation)
+    return name
 
 
-ZERO_PRESERVING = (L2Norm, nn.Identity, nn.ReLU, nn.GELU)
-"""Layers that map a zero channel to zero and, if they mix channels, ignore a zero one (L2Norm)."""
+def _refuse_shared(model: nn.Module, name: str, operation: str) -> None:
+    why = shared_weights(model, name)
+    if why is not None:
+        raise SurgeryError(f'{operation}: {why}, so editing it would change more than the layer; {INTERVENTION_HINT}')
 
 
-def prune_equals_ablate(model: nn.Module, layer_id: str) -> bool:
-    """Whether `prune` and `ablate` of `layer_id` compute the same function, by construction.
-
-    True when every layer between the producer and the consumer preserves a zero channel
-    (`ZERO_PRESERVING`): the ablated channel then stays exactly 0, nothing between reads it,
-    and the consumer's zeroed columns ignore it, so dropping it changes nothing. Colour model's
-    bottleneck: encoder's last Linear → L2Norm → decoder.0, so True.
-    """
-    nb = _find_neighbours(model, layer_id)
-    if nb.consumer_name is None:
-        return False
-    names = [name for name, _ in model.named_modules()]
-    start, end = names.index(nb.producer_name), names.index(nb.consumer_name)
-    between = [m for _, m in list(model.named_modules())[start + 1 : end] if not list(m.children())]
-    return all(isinstance(m, ZERO_PRESERVING) for m in between)
+def _traced_consumer(model: nn.Module, trace: LayerTrace, width: int) -> str | None:
+    """The one Linear reading the layer's output, when there is exactly one reader and it is a Linear."""
+    if len(trace.readers) != 1 or trace.reaches_output:
+        return None
+    module = get_layer(model, trace.readers[0])
+    if isinstance(module, nn.Linear) and module.in_features == width:
+        return trace.readers[0]
+    return None
 
 
-def ablate(model: M, layer_id: str, dims: Iterable[int]) -> M:
+def _why_no_consumer(model: nn.Module, trace: LayerTrace) -> str:
+    if trace.reaches_output:
+        return 'its output is part of the model output, whose shape must not change (use ablate)'
+    if trace.read_elsewhere:
+        return 'its output is read by code inside a forward method, not by an nn.Linear the trace can see'
+    if len(trace.readers) > 1:
+        return f'its output is read by several modules ({", ".join(map(repr, trace.readers))})'
+    module = get_layer(model, trace.readers[0])
+    return f'its output is read by {trace.readers[0]!r} ({type(module).__name__}), which prune cannot narrow'
+
+
+def ablate(
+    model: M,
+    layer_id: str,
+    dims: Iterable[int],
+    *,
+    sample: Any = None,
+    producer: str | None = None,
+    consumer: str | None = None,
+) -> M:
     """Copy of `model` whose layer `layer_id` always outputs 0 in `dims`; shapes are unchanged.
 
-    Zeroes the producer Linear's output rows (weights and bias entries) and the consumer
-    Linear's input columns for those dims (see the module docstring for which Linears).
+    Zeroes the producer Linear's output rows (weights and bias entries) and, when one Linear alone
+    reads the layer, that consumer's input columns (see the module docstring). `sample` is a small
+    input batch for tracing and checking (default: uniform inputs for a model that starts with a
+    Linear); `producer`/`consumer` name the Linears instead of tracing them. Raises SurgeryError
+    when the edit cannot be exact.
     """
-    nb = _find_neighbours(model, layer_id)
-    dims = check_indices(dims, 'ablate: dims', nb.width, layer_id)
+    sample = default_sample(model) if sample is None else sample
+    trace = trace_layer(model, layer_id, sample)
+    width = trace.output.shape[-1]
+    dims = check_indices(dims, 'ablate: dims', width, layer_id)
+    producer_name = _producer(model, trace, producer, width, 'ablate')
+    consumer_name = consumer if consumer is not None else _traced_consumer(model, trace, width)
+    if consumer_name is not None:
+        _consumer_checked(model, consumer_name, width, 'ablate')
 
     ablated = copy.deepcopy(model)
-    producer = get_layer(ablated, nb.producer_name)
-    index = torch.tensor(dims, dtype=torch.long, device=producer.weight.device)
+    linear = get_layer(ablated, producer_name)
+    index = torch.tensor(dims, dtype=torch.long, device=linear.weight.device)
     with torch.no_grad():
-        producer.weight.index_fill_(0, index, 0.0)  # [out, in]: rows
-        if producer.bias is not None:
-            producer.bias.index_fill_(0, index, 0.0)
-        if nb.consumer_name is not None:
-            get_layer(ablated, nb.consumer_name).weight.index_fill_(1, index, 0.0)  # [out, in]: columns
-    log.debug('ablated dims %s of %r (rows of %r, columns of %r)', dims, layer_id, nb.producer_name, nb.consumer_name)
+        linear.weight.index_fill_(0, index, 0.0)  # [out, in]: rows
+        if linear.bias is not None:
+            linear.bias.index_fill_(0, index, 0.0)
+        if consumer_name is not None:
+            get_layer(ablated, consumer_name).weight.index_fill_(1, index, 0.0)  # [out, in]: columns
+    _verify(ablated, layer_id, sample, trace, 'ablate', lambda out: _zero_in(out, dims, width))
+    log.debug('ablated dims %s of %r (rows of %r, columns of %r)', dims, layer_id, producer_name, consumer_name)
     return ablated
 
 
-def prune(model: M, layer_id: str, dims: Iterable[int]) -> M:
+def _consumer_checked(model: nn.Module, name: str, width: int, operation: str) -> nn.Linear:
+    linear = _linear(model, name, 'consumer', operation)
+    if linear.in_features != width:
+        raise SurgeryError(
+            f'{operation}: consumer {name!r} has {linear.in_features} inputs but the layer has {width} dims'
+        )
+    _refuse_shared(model, name, operation)
+    return linear
+
+
+def _zero_in(output: Tensor, dims: list[int], width: int) -> str | None:
+    if output.shape[-1] != width:
+        return f'its width changed from {width} to {output.shape[-1]}'
+    if bool((output[..., dims] != 0).any()):
+        return f'dims {dims} are not exactly zero'
+    return None
+
+
+def _narrower(output: Tensor, width: int) -> str | None:
+    return None if output.shape[-1] == width else f'its width is {output.shape[-1]}, expected {width}'
+
+
+def _verify(edited: nn.Module, layer: str, sample: Any, trace: LayerTrace, operation: str, check: Any) -> None:
+    """Run the edited model on the sample: the layer's output must pass `check`, the model's output keep its shape."""
+    calls, output = run_traced(edited, sample, layer)
+    layer_output = next(c.output for c in calls if c.name == layer)
+    problem = check(layer_output)
+    if problem is None and output_shapes(output) != output_shapes(trace.model_output):
+        problem = f'the model output changed shape from {output_shapes(trace.model_output)} to {output_shapes(output)}'
+    elif problem is not None:
+        problem = f'layer {layer!r}: {problem}'
+    if problem is not None:
+        raise SurgeryError(f'{operation} of {layer!r} is not exact on this model ({problem}); {INTERVENTION_HINT}')
+
+
+def prune(
+    model: M,
+    layer_id: str,
+    dims: Iterable[int],
+    *,
+    sample: Any = None,
+    producer: str | None = None,
+    consumer: str | None = None,
+) -> M:
     """Copy of `model` with `dims` removed from layer `layer_id`'s output: that layer gets narrower.
 
     Replaces the producer Linear by one without those output rows and the consumer Linear by one
-    without those input columns. Equivalent to `ablate` up to dropping the zeros, as long as the
-    layers in between treat a zero channel as absent (true for L2Norm). If the model has a
-    `k_bottleneck` attribute and the pruned layer is its `bottleneck`, the attribute is updated.
+    without those input columns. The same function as `ablate` when everything between them keeps a
+    zero channel at zero and otherwise ignores it (true for L2Norm), which tracing ensures. The
+    model's output never changes shape: a layer that is part of the output, or is read by anything
+    but one Linear, is refused. If the model has a `k_bottleneck` attribute and the pruned layer is
+    its `bottleneck`, the attribute is updated. Arguments as for `ablate`.
     """
-    nb = _find_neighbours(model, layer_id)
-    dims = check_indices(dims, 'prune: dims', nb.width, layer_id)
+    sample = default_sample(model) if sample is None else sample
+    trace = trace_layer(model, layer_id, sample)
+    width = trace.output.shape[-1]
+    dims = check_indices(dims, 'prune: dims', width, layer_id)
     removed = set(dims)
-    keep = [d for d in range(nb.width) if d not in removed]
+    keep = [d for d in range(width) if d not in removed]
     if not keep:
-        raise ValueError(
-            f'prune: dims remove all {nb.width} dimensions of layer {layer_id!r}; expected at least one kept'
-        )
-
-    prunes_bottleneck = (
-        hasattr(model, 'k_bottleneck')
-        and 'bottleneck' in dict(model.named_modules())
-        and _find_neighbours(model, 'bottleneck').producer_name == nb.producer_name
-    )
+        raise ValueError(f'prune: dims remove all {width} dimensions of layer {layer_id!r}; expected at least one kept')
+    producer_name = _producer(model, trace, producer, width, 'prune')
+    consumer_name = consumer if consumer is not None else _traced_consumer(model, trace, width)
+    if consumer_name is None:
+        raise SurgeryError(f'prune: cannot narrow layer {layer_id!r}: {_why_no_consumer(model, trace)}')
+    _consumer_checked(model, consumer_name, width, 'prune')
+    prunes_bottleneck = _is_bottleneck_of(model, producer_name, sample)
 
     pruned = copy.deepcopy(model)
-    producer = get_layer(pruned, nb.producer_name)
-    index = torch.tensor(keep, dtype=torch.long, device=producer.weight.device)
-    _replace_module(pruned, nb.producer_name, _select_linear(producer, rows=index))
-    if nb.consumer_name is not None:
-        consumer = get_layer(pruned, nb.consumer_name)
-        _replace_module(pruned, nb.consumer_name, _select_linear(consumer, columns=index))
+    linear = get_layer(pruned, producer_name)
+    index = torch.tensor(keep, dtype=torch.long, device=linear.weight.device)
+    _replace_module(pruned, producer_name, _select_linear(linear, rows=index))
+    _replace_module(pruned, consumer_name, _select_linear(get_layer(pruned, consumer_name), columns=index))
     if prunes_bottleneck:
         pruned.k_bottleneck = len(keep)
-    log.debug('pruned dims %s of %r: width %d → %d', dims, layer_id, nb.width, len(keep))
+    _verify(pruned, layer_id, sample, trace, 'prune', lambda out: _narrower(out, len(keep)))
+    log.debug('pruned dims %s of %r: width %d → %d', dims, layer_id, width, len(keep))
     return pruned
+
+
+def _is_bottleneck_of(model: nn.Module, producer: str, sample: Any) -> bool:
+    """Whether `producer` writes the model's `bottleneck` layer, for models that record its width (`k_bottleneck`)."""
+    if not hasattr(model, 'k_bottleneck') or 'bottleneck' not in dict(model.named_modules()):
+        return False
+    return trace_layer(model, 'bottleneck', sample).producer == producer
+
+
+def prune_equals_ablate(model: nn.Module, layer_id: str, *, sample: Any = None) -> bool:
+    """Whether `prune` and `ablate` of `layer_id` compute the same function, by construction.
+
+    True when tracing finds both a producer and a single consumer Linear: every layer between them
+    then keeps a zero channel at zero and ignores it (`ZERO_PRESERVING`), and the consumer's zeroed
+    columns ignore it too, so dropping the channel changes nothing. Colour model's bottleneck:
+    encoder.4 → L2Norm → decoder.0, so True. False wherever either edit would be refused.
+    """
+    try:
+        sample = default_sample(model) if sample is None else sample
+        trace = trace_layer(model, layer_id, sample)
+    except SurgeryError:
+        return False
+    width = trace.output.shape[-1]
+    return trace.producer is not None and _traced_consumer(model, trace, width) is not None
 
 
 def _select_linear(

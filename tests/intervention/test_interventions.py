@@ -111,3 +111,33 @@ def test_direction_validation(cls):
         cls([[1.0, 0.0]], STEP)
     with pytest.raises(ValueError, match='expected 2 to match v'):
         cls([1.0, 0.0], STEP)(torch.ones(4, 3))
+
+
+def test_feature_dim_moves_the_vector_axis_for_channel_maps():
+    torch.manual_seed(0)
+    maps = torch.randn(2, 3, 4, 5)  # [B, C, H, W] with C = 3 features per position
+    v = torch.tensor([1.0, 2.0, -0.5])
+    suppression = Suppression(v, BoundedFalloff(0, 1, power=0), feature_dim=1)
+    by_hand = Suppression(v, BoundedFalloff(0, 1, power=0))(maps.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    torch.testing.assert_close(suppression(maps), by_hand)
+    assert suppression(maps).shape == maps.shape
+    with pytest.raises(ValueError, match=r'last axis; expected 3'):
+        Suppression(v, BoundedFalloff(0, 1, power=0))(maps)  # the width axis (5) is not the feature axis
+    with pytest.raises(ValueError, match=r'feature_dim 4 is out of range for activations of shape \(2, 3, 4, 5\)'):
+        Suppression(v, BoundedFalloff(0, 1, power=0), feature_dim=4)(maps)
+
+
+def test_ablation_zeroes_exactly_the_dims_along_the_feature_axis():
+    from ex_color.intervention import Ablation
+
+    x = torch.tensor([[1.0, float('inf'), 3.0], [float('nan'), 5.0, 6.0]])
+    out = Ablation([0, 1])(x)
+    assert torch.equal(out, torch.tensor([[0.0, 0.0, 3.0], [0.0, 0.0, 6.0]]))
+    maps = torch.rand(2, 3, 4, 4)
+    out = Ablation([2], feature_dim=1)(maps)
+    assert torch.equal(out[:, 2], torch.zeros(2, 4, 4))
+    assert torch.equal(out[:, :2], maps[:, :2])
+    with pytest.raises(ValueError, match=r'out of range .* width 3'):
+        Ablation([3])(x)
+    with pytest.raises(ValueError, match=r'repeats \[1\]'):
+        Ablation([1, 1])

@@ -1,8 +1,16 @@
-"""Activation interventions: falloff mappers, Suppression/Repulsion, and hooks that apply them."""
+"""Activation interventions: falloff mappers, Suppression/Repulsion, Ablation, and hooks that apply them."""
 
 from ex_color.intervention.config import InterventionConfig
 from ex_color.intervention.falloff import BoundedFalloff, Mapper
 from ex_color.intervention.hooks import apply_interventions
-from ex_color.intervention.interventions import Repulsion, Suppression
+from ex_color.intervention.interventions import Ablation, Repulsion, Suppression
 
-__all__ = ['BoundedFalloff', 'InterventionConfig', 'Mapper', 'Repulsion', 'Suppression', 'apply_interventions']
+__all__ = [
+    'Ablation',
+    'BoundedFalloff',
+    'InterventionConfig',
+    'Mapper',
+    'Repulsion',
+    'Suppression',
+    'apply_interventions',
+]

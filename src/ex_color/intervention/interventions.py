@@ -1,19 +1,22 @@
-"""Activation interventions along a concept direction v: Suppression and Repulsion.
+"""Activation interventions: Suppression and Repulsion along a concept direction v, and Ablation of dims.
 
-Both are plain callables `[..., D] → [..., D]` that act on each activation vector (last dim)
-independently; bind them to layers with `InterventionConfig` and `apply_interventions`.
+Each is a plain callable `[..., D, ...] → same shape` that acts on each activation vector
+independently; the vector runs along `feature_dim` (default -1, the last dim; 1 for a
+convolutional map `[B, C, H, W]`). Bind them to layers with `InterventionConfig` and
+`apply_interventions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from ex_color.indices import check_indices
 from ex_color.intervention.falloff import Mapper
 
-__all__ = ['Repulsion', 'Suppression']
+__all__ = ['Ablation', 'Repulsion', 'Suppression']
 
 
 def _unit_direction(v: Tensor | Sequence[float], owner: str) -> Tensor:
@@ -29,12 +32,37 @@ def _unit_direction(v: Tensor | Sequence[float], owner: str) -> Tensor:
     return direction / norm
 
 
+def _check_feature_dim(feature_dim: int, owner: str) -> int:
+    if isinstance(feature_dim, bool) or not isinstance(feature_dim, int):
+        raise TypeError(f'{owner}: feature_dim must be an int (the axis of the feature vector), got {feature_dim!r}')
+    return feature_dim
+
+
+def _on_features(activations: Tensor, feature_dim: int, owner: str, act: Callable[[Tensor], Tensor]) -> Tensor:
+    """Apply `act` (`[..., D] → [..., D]`) with `feature_dim` moved last, and move it back."""
+    if activations.ndim == 0 or not -activations.ndim <= feature_dim < activations.ndim:
+        raise ValueError(
+            f'{owner}: feature_dim {feature_dim} is out of range for activations of shape {tuple(activations.shape)}'
+        )
+    if feature_dim in (-1, activations.ndim - 1):
+        return act(activations)
+    return act(activations.movedim(feature_dim, -1)).movedim(-1, feature_dim)
+
+
 class _DirectionalIntervention:
     """Shared plumbing: the unit direction, moved to the activations' device and dtype on use."""
 
-    def __init__(self, v: Tensor | Sequence[float]) -> None:
+    def __init__(self, v: Tensor | Sequence[float], feature_dim: int = -1) -> None:
         self.v = _unit_direction(v, type(self).__name__)
         """Unit concept direction `[D]`."""
+        self.feature_dim = _check_feature_dim(feature_dim, type(self).__name__)
+        """The axis of the activations that holds the D features."""
+
+    def __call__(self, activations: Tensor) -> Tensor:
+        return _on_features(activations, self.feature_dim, type(self).__name__, self._act)
+
+    def _act(self, activations: Tensor) -> Tensor:
+        raise NotImplementedError
 
     def _direction_like(self, activations: Tensor) -> Tensor:
         if activations.shape[-1:] != self.v.shape:
@@ -54,11 +82,11 @@ class Suppression(_DirectionalIntervention):
     component along v is removed entirely.
     """
 
-    def __init__(self, v: Tensor | Sequence[float], falloff: Mapper) -> None:
-        super().__init__(v)
+    def __init__(self, v: Tensor | Sequence[float], falloff: Mapper, feature_dim: int = -1) -> None:
+        super().__init__(v, feature_dim)
         self.falloff = falloff
 
-    def __call__(self, activations: Tensor) -> Tensor:
+    def _act(self, activations: Tensor) -> Tensor:
         v = self._direction_like(activations)  # [D]
         dot = (activations * v).sum(dim=-1, keepdim=True)  # [..., 1]
         gain = self.falloff(dot.clamp(0.0, 1.0))  # [..., 1]
@@ -81,8 +109,8 @@ class Repulsion(_DirectionalIntervention):
     standard basis vector least aligned with v, made orthogonal to v. Needs D ≥ 2.
     """
 
-    def __init__(self, v: Tensor | Sequence[float], mapper: Mapper) -> None:
-        super().__init__(v)
+    def __init__(self, v: Tensor | Sequence[float], mapper: Mapper, feature_dim: int = -1) -> None:
+        super().__init__(v, feature_dim)
         if self.v.shape[0] < 2:
             raise ValueError('Repulsion: direction v must have at least 2 dimensions to rotate within a plane')
         self.mapper = mapper
@@ -91,7 +119,7 @@ class Repulsion(_DirectionalIntervention):
         fallback = fallback - (fallback @ self.v) * self.v
         self._fallback_perpendicular = fallback / torch.linalg.vector_norm(fallback)
 
-    def __call__(self, activations: Tensor) -> Tensor:
+    def _act(self, activations: Tensor) -> Tensor:
         v = self._direction_like(activations)  # [D]
         norm = torch.linalg.vector_norm(activations, dim=-1, keepdim=True)  # [..., 1]
         dot = (activations * v).sum(dim=-1, keepdim=True)  # [..., 1]
@@ -109,3 +137,28 @@ class Repulsion(_DirectionalIntervention):
 
     def __repr__(self) -> str:
         return f'Repulsion(v={self.v.tolist()}, mapper={self.mapper!r})'
+
+
+class Ablation:
+    """Zero the features `dims` of every activation vector: `a[d] = 0` for d in dims, the rest unchanged.
+
+    The intervention form of `surgery.ablate`: it edits no weights, so it works on any layer that
+    outputs one tensor (a normalised or convolutional layer, a custom bottleneck), at the cost of a
+    hook at inference. For `[B, C, H, W]` maps pass `feature_dim=1`.
+    """
+
+    def __init__(self, dims: Sequence[int], feature_dim: int = -1) -> None:
+        self.dims = check_indices(dims, 'Ablation: dims')
+        self.feature_dim = _check_feature_dim(feature_dim, 'Ablation')
+
+    def __call__(self, activations: Tensor) -> Tensor:
+        return _on_features(activations, self.feature_dim, 'Ablation', self._act)
+
+    def _act(self, activations: Tensor) -> Tensor:
+        width = activations.shape[-1]
+        check_indices(self.dims, 'Ablation: dims', width)
+        index = torch.tensor(self.dims, dtype=torch.long, device=activations.device)
+        return activations.index_fill(-1, index, 0.0)  # exact zeros, even where the input was inf or NaN
+
+    def __repr__(self) -> str:
+        return f'Ablation(dims={self.dims}, feature_dim={self.feature_dim})'
