@@ -17,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 _EXPORTS = {
     'ex_color.data': ['ColorCube', 'arange_cyclic', 'collate_with_generated_labels', 'vibrancy'],
     'ex_color.inference': ['InferenceModule', 'infer'],
-    'ex_color.intervention': ['BoundedFalloff', 'InterventionConfig', 'Repulsion', 'Suppression'],
+    'ex_color.intervention': ['Ablation', 'BoundedFalloff', 'InterventionConfig', 'Repulsion', 'Suppression'],
     'ex_color.loss': [
         'Anchor',
         'AngularAnchor',
@@ -30,7 +30,7 @@ _EXPORTS = {
     ],
     'ex_color.model': ['CNColorMLP', 'L2Norm'],
     'ex_color.seed': ['set_deterministic_mode'],
-    'ex_color.surgery': ['ablate', 'prune'],
+    'ex_color.surgery': ['SurgeryError', 'ablate', 'prune'],
     'ex_color.temporal': ['Dopesheet', 'Timeline'],
     'ex_color.training': ['TrainingModule'],
     'ex_color.vis': ['plot_colors', 'plot_cube_series', 'plot_latent_grid_3d'],
@@ -52,6 +52,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    'Ablation',
     'Anchor',
     'AngularAnchor',
     'AntiAnchor',
@@ -68,6 +69,7 @@ __all__ = [
     'Repulsion',
     'Separate',
     'Suppression',
+    'SurgeryError',
     'Timeline',
     'TrainingModule',
     'Unitarity',
