@@ -236,7 +236,7 @@ def prune_equals_ablate(model: nn.Module, layer_id: str, *, sample: Any = None) 
 
     True when tracing finds both a producer and a single consumer Linear: every layer between them
     then keeps a zero channel at zero and ignores it (`ZERO_PRESERVING`), and the consumer's zeroed
-    columns ignore it too, so dropping the channel changes nothing. Colour model's bottleneck:
+    columns ignore it too, so dropping the channel changes nothing. CNColorMLP's bottleneck:
     encoder.4 → L2Norm → decoder.0, so True. False wherever either edit would be refused.
     """
     try:

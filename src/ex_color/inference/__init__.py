@@ -76,7 +76,12 @@ def infer(
     capture_layers: Iterable[str] = (),
     batch_size: int = INFER_BATCH,
 ) -> InferenceResult:
-    """Run `model` on `x` `[..., 3]` in a few large chunks, in eval mode, without gradients.
+    """Run `model` on `x` `[..., F]` in a few large chunks, in eval mode, without gradients.
+
+    For models that treat each row of F features alone (MLPs): x's leading dims are flattened
+    to rows `[N, F]` and split into chunks. A model that needs more than one axis per sample
+    (images `[B, C, H, W]`) should be run directly, with `apply_interventions` and
+    `capture_activations`.
 
     No DataLoader or Trainer: the rows of x are split into chunks of `batch_size` and run on the
     model's device in its dtype. The model's train/eval mode (of every submodule) is restored

@@ -16,8 +16,8 @@ from ex_color.model import get_layer
 class InferenceModule(L.LightningModule):
     """Lightning wrapper for `trainer.predict`: runs `model` with interventions, capturing layers.
 
-    `predict_step` takes a batch `[B, 3]` (or a 1-tuple/list holding it) and returns the model's
-    output `[B, 3]`. Captured activations accumulate per layer across batches, in order, and
+    `predict_step` takes a batch `[B, F]` (or a 1-tuple/list holding it) and returns the model's
+    output `[B, K]`. Captured activations accumulate per layer across batches, in order, and
     are read with `read_captured(name)` → `[N, D]`. Captures from an earlier `trainer.predict`
     run are cleared when a new one starts; `clear_captured()` clears them by hand.
     """
@@ -38,7 +38,7 @@ class InferenceModule(L.LightningModule):
         self._captured: dict[str, list[Tensor]] = {name: [] for name in self.capture_layers}
 
     def forward(self, x: Tensor) -> Tensor:
-        """Model output `[..., 3]` for `x` `[..., 3]`, with interventions applied and layers captured."""
+        """Model output `[..., K]` for `x` `[..., F]`, with interventions applied and layers captured."""
         with (
             apply_interventions(self.model, self.interventions),
             capture_activations(self.model, self.capture_layers, self._captured),
@@ -49,7 +49,7 @@ class InferenceModule(L.LightningModule):
         if isinstance(batch, list | tuple):
             if len(batch) != 1:
                 raise ValueError(
-                    f'InferenceModule: expected a batch tensor [B, 3] or a 1-tuple of it, got {len(batch)} items'
+                    f'InferenceModule: expected a batch tensor [B, F] or a 1-tuple of it, got {len(batch)} items'
                 )
             batch = batch[0]
         return self(batch)
