@@ -14,7 +14,7 @@ $(BIN)/python:
 # Reinstall only when the project's dependency list changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,track,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,track,ray,digits]'
 	touch $(STAMP)
 
 install: $(STAMP)
