@@ -15,6 +15,8 @@ from ex_color.training import TrainingModule
 
 from .conftest import make_model
 
+pytestmark = pytest.mark.usefixtures('one_thread')
+
 
 class RecordSchedule(L.Callback):
     """Records the optimizer's lr and the module's schedule weights as each step runs."""

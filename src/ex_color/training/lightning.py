@@ -1,39 +1,83 @@
-"""The seed-faithful trainer: a LightningModule driven by a dopesheet.
+"""The seed-faithful trainer: a LightningModule driven by a dopesheet, for any model and objective.
 
 Forward hooks capture the layers the regularizers name; every step sets the learning
 rate and regularizer weights from the schedule, adds the weighted regularization terms
 to the objective and logs each term. Use it with `L.Trainer(max_steps=len(dopesheet))`.
+
+Mistakes that would otherwise train silently are reported (as warnings, or errors with
+`strict=True`): a regularizer in a phase training never uses, a regularizer whose labels
+never weigh a sample in the first steps, a trainer whose step budget is not the
+dopesheet's length. A batch in the wrong format is a one-line error at the first step.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
-from ex_color.loss import RegularizerConfig, check_finite, total_loss
+from ex_color.loss import (
+    COMPLEMENT,
+    TRAIN_PHASE,
+    LabelCoverage,
+    RegularizerConfig,
+    RegularizerCoverageError,
+    check_finite,
+    phase_problems,
+    total_loss,
+)
 from ex_color.model import forward_hooks, get_layer
 from ex_color.temporal import Dopesheet
 from ex_color.training.schedule import TrainingSchedule
 
 log = logging.getLogger(__name__)
 
-Batch = tuple[Tensor, Mapping[str, Tensor]]
+Batch = tuple[Tensor, Mapping[str, Tensor]] | tuple[Tensor, Tensor, Mapping[str, Tensor]]
+"""`(x, labels)` (the target is x) or `(x, y, labels)`; labels map name → `[B]` tensor."""
+OutputSelector = int | str | Callable[[Any], Tensor]
+"""Picks the objective's input from a model's output: a tuple index, a dict key (or named-tuple
+field), or a function of the whole output."""
+
+BATCH_FORMAT = '(x, {name: [B] tensor}) or (x, y, {name: [B] tensor})'
+LABEL_CHECK_STEPS = 100
+"""By default, a regularizer whose labels weigh no sample in this many first steps is reported."""
 
 
 class TrainingModule(L.LightningModule):
-    """Train `model` to reconstruct its input under a dopesheet schedule.
+    """Train `model` under a dopesheet schedule, with regularizers on its layers.
+
+    A batch is `(x, labels)` or `(x, y, labels)`, with `labels` a mapping of label name →
+    `[B]` tensor (B = `x.shape[0]`; `{}` for none). The loss is
+    `objective(output, target) + Σ weight(t) × term`, where the target is `y`, or `x` itself
+    (reconstruction) for two-element batches, and `output` is the model's output, or the
+    part of it that `output=` selects.
 
     Args:
-        model: any module mapping colours `[B, 3]` to reconstructions `[B, 3]`.
+        model: any module taking `x`; its layers named by the regularizers are captured.
         dopesheet: the schedule; its `lr` column drives Adam's learning rate and a
-            column named like a regularizer weights that regularizer.
-        objective: reconstruction loss, e.g. `torch.nn.MSELoss()`.
+            column named like a regularizer weights that regularizer. Step i trains with
+            row i; steps past the end hold the last row.
+        objective: `(output, target) → scalar`, e.g. `torch.nn.MSELoss()` for
+            reconstruction or `torch.nn.CrossEntropyLoss()` with class indices `y`.
         regularizers: the terms to add, each applied to the layers it names.
+        output: what the objective reads when the model returns a tuple, list or dict: an
+            index, a key (or a named tuple's field) or a callable taking the raw output.
+            Required for such models; a model returning a tensor needs none.
+        strict: raise `RegularizerCoverageError` instead of warning for a regularizer that
+            never applies (a phase other than 'train', at construction; labels that weigh no
+            sample in the first `label_check_steps` steps).
+        label_check_steps: how many first steps the label check covers (capped by the
+            dopesheet's length; 0 turns it off). Within one step a batch without a
+            regularizer's label is normal and the term is skipped; over this many steps it
+            is a mistake, such as a label spelt differently in the data.
+        planned_steps: the number of steps you mean to train, when deliberately not the
+            whole dopesheet (e.g. a short trial); the trainer's step budget is checked
+            against it (default: `len(dopesheet)`).
     """
 
     def __init__(
@@ -42,31 +86,101 @@ class TrainingModule(L.LightningModule):
         dopesheet: Dopesheet,
         objective: Callable[[Tensor, Tensor], Tensor],
         regularizers: Sequence[RegularizerConfig],
+        *,
+        output: OutputSelector | None = None,
+        strict: bool = False,
+        label_check_steps: int = LABEL_CHECK_STEPS,
+        planned_steps: int | None = None,
     ) -> None:
         super().__init__()
+        if not (output is None or callable(output) or (isinstance(output, int | str) and not isinstance(output, bool))):
+            raise TypeError(
+                f'output must be None, an index, a key or a callable, got {type(output).__name__} {output!r}'
+            )
+        for name, value in (('label_check_steps', label_check_steps), ('planned_steps', planned_steps)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f'{name} must be a whole number >= 0, got {value!r}')
         self.model = model
         self.dopesheet = dopesheet
         self.objective = objective
+        self.output = output
+        self.strict = strict
         self.regularizers = list(regularizers)
         self.schedule = TrainingSchedule.from_dopesheet(dopesheet, self.regularizers)
+        self.planned_steps = len(self.schedule) if planned_steps is None else planned_steps
         self.layer_names = sorted({layer for r in self.regularizers for layer in r.layer_affinities})
         for name in self.layer_names:
             get_layer(model, name)  # fail now, not at the first step, if a layer is missing
+        for problem in phase_problems(self.regularizers, TRAIN_PHASE):
+            self._report(problem)
+        self.label_check_steps = min(label_check_steps, len(self.schedule))
+        self._coverage: LabelCoverage | None = None
         self._captured: dict[str, Tensor] = {}
-        self._hooks = contextlib.ExitStack()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _report(self, problem: str) -> None:
+        if self.strict:
+            raise RegularizerCoverageError(problem)
+        log.warning(problem)
+
+    def forward(self, x: Tensor) -> Any:
         return self.model(x)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=float(self.schedule.lr[0]))
 
     def on_train_start(self) -> None:
-        self._hooks.enter_context(forward_hooks(self.model, self.layer_names, self._captured.__setitem__))
+        coverage = LabelCoverage(self.regularizers, TRAIN_PHASE)
+        self._coverage = coverage if coverage.regularizers and self.label_check_steps > 0 else None
+        self._check_step_budget()
 
     def on_train_end(self) -> None:
-        self._hooks.close()
-        self._captured.clear()
+        if self._coverage is not None:  # a run shorter than the check: report what it saw
+            self._check_coverage()
+
+    def _check_step_budget(self) -> None:
+        """Warn once when the trainer will run more or fewer steps than the dopesheet plans."""
+        trainer = self.trainer
+        max_steps = trainer.max_steps
+        try:  # the smaller of max_steps and max_epochs × batches per epoch, as Lightning counts them
+            budget = float(trainer.estimated_stepping_batches)
+        except Exception:  # e.g. gradient accumulation that varies by epoch: trust max_steps alone
+            budget = float(max_steps)
+        if budget < 0:  # an iterable dataset without max_steps
+            budget = math.inf
+        if max_steps >= 0 and budget == max_steps:
+            source = f'Trainer(max_steps={max_steps})'
+        else:
+            source = f'max_epochs={trainer.max_epochs} × {trainer.num_training_batches} batches per epoch'
+            source += f', before max_steps={max_steps}' if max_steps >= 0 else ', max_steps unset'
+        planned, length = self.planned_steps, len(self.schedule)
+        if budget == planned:
+            return
+        shown = 'unlimited' if math.isinf(budget) else f'{int(budget)}'
+        plan = f'the dopesheet has {length} (steps 0–{length - 1})'
+        if planned != length:
+            plan = f'{planned} were planned (planned_steps; the dopesheet has {length})'
+        if budget > length:
+            last = self.schedule.weights_at(length - 1)
+            held = ', '.join([f'lr={self.schedule.lr[-1]:g}', *(f'{n}={w:g}' for n, w in last.items())])
+            what = f'steps {length} onward hold its last row ({held})'
+        elif budget > planned:
+            what = f'the steps past {planned} follow the dopesheet up to step {int(budget) - 1}'
+        else:
+            what = f'training stops early: steps {int(budget)}–{planned - 1} never run'
+        log.warning(
+            'the trainer will run %s steps (%s) but %s: %s; use L.Trainer(max_steps=%d) to follow the schedule',
+            shown,
+            source,
+            plan,
+            what,
+            planned,
+        )
+
+    def _check_coverage(self) -> None:
+        coverage, self._coverage = self._coverage, None
+        assert coverage is not None
+        for problem in coverage.problems():
+            self._report(problem)
 
     def _schedule_step(self) -> int:
         return min(self.global_step, len(self.schedule) - 1)
@@ -82,15 +196,28 @@ class TrainingModule(L.LightningModule):
             log.info('Starting phase: %s', frame.phase)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        colours, labels = batch
+        x, target, labels = unpack_batch(batch)
         step = self._schedule_step()
-        outputs = self.model(colours)
-        recon = self.objective(outputs, colours)
-        loss, terms = total_loss(
-            recon, self.regularizers, self._captured, labels, self.schedule.weights_at(step), phase='train'
-        )
+        if self._coverage is not None:
+            self._coverage.update(labels)
+            if self._coverage.steps >= self.label_check_steps:
+                self._check_coverage()
+        # Hooks only around the forward pass: a failed step leaves the model as it was, unhooked.
+        with forward_hooks(self.model, self.layer_names, self._captured.__setitem__):
+            raw = self.model(x)
+        output = select_output(raw, self.output)
+        objective = self.objective(output, target)
+        if not isinstance(objective, Tensor) or objective.ndim != 0:
+            shape = list(objective.shape) if isinstance(objective, Tensor) else type(objective).__name__
+            raise ValueError(f'the objective returned {shape}; expected a scalar tensor (e.g. reduction="mean")')
+        try:
+            loss, terms = total_loss(
+                objective, self.regularizers, self._captured, labels, self.schedule.weights_at(step), phase=TRAIN_PHASE
+            )
+        finally:
+            self._captured.clear()
         check_finite(terms, self.regularizers, step)
-        batch_size = colours.shape[0]
+        batch_size = x.shape[0]
         self.log('train_loss', loss, prog_bar=True, batch_size=batch_size)
         for name, value in terms.items():
             self.log(f'train_{name}', value, batch_size=batch_size)
@@ -98,3 +225,78 @@ class TrainingModule(L.LightningModule):
         for name, weight in self.schedule.weights_at(step).items():
             self.log(f'weight_{name}', weight, batch_size=batch_size)
         return loss
+
+
+def unpack_batch(batch: object) -> tuple[Tensor, Tensor, Mapping[str, Tensor]]:
+    """`(x, labels)` → `(x, x, labels)`; `(x, y, labels)` → as is; anything else is a one-line error.
+
+    Checks (shapes only, no device sync): x is a tensor `[B, ...]`; labels a mapping of label
+    name → tensor `[B]`. A TypeError or ValueError states the expected format otherwise.
+    """
+    if not isinstance(batch, tuple | list) or len(batch) not in (2, 3):
+        raise TypeError(f'a batch is {_describe(batch)}; expected {BATCH_FORMAT}')
+    x, labels = batch[0], batch[-1]
+    if not isinstance(x, Tensor) or x.ndim == 0:
+        raise TypeError(f'batch[0] (x) is {_describe(x)}; expected a tensor [B, ...] in a batch {BATCH_FORMAT}')
+    if len(batch) == 2 and isinstance(labels, Tensor):
+        raise ValueError(
+            f'a batch is (x, y) of tensors {list(x.shape)} and {list(labels.shape)}, without labels; expected '
+            f'{BATCH_FORMAT} (add the labels per batch, e.g. in a collate_fn; {{}} for none)'
+        )
+    if not isinstance(labels, Mapping):
+        raise TypeError(f'the labels (batch[{len(batch) - 1}]) are {_describe(labels)}; expected {BATCH_FORMAT}')
+    target = batch[1] if len(batch) == 3 else x
+    n = x.shape[0]
+    for name, values in labels.items():
+        if not isinstance(name, str) or not name or name.startswith(COMPLEMENT):
+            raise ValueError(
+                f'label name {name!r} in the batch: expected a non-empty string not starting with {COMPLEMENT!r} '
+                f'(reserved for complements in label affinities), in a batch {BATCH_FORMAT}'
+            )
+        if not isinstance(values, Tensor):
+            raise TypeError(f'label {name!r} is {_describe(values)}; expected a tensor [B] = [{n}] in {BATCH_FORMAT}')
+        if tuple(values.shape) != (n,):
+            raise ValueError(
+                f'label {name!r} has shape {list(values.shape)}; expected [B] = [{n}] (one value per sample of x) '
+                f'in {BATCH_FORMAT}'
+            )
+    return x, target, labels
+
+
+def select_output(raw: Any, selector: OutputSelector | None) -> Tensor:
+    """The part of a model's output that the objective reads (see `TrainingModule`'s `output`)."""
+    if selector is None:
+        if isinstance(raw, Tensor):
+            return raw
+        raise TypeError(
+            f'the model returned {_describe(raw)}; pass output= to TrainingModule (an index, a key or a '
+            'callable) to choose what the objective reads'
+        )
+    if callable(selector):
+        chosen = selector(raw)
+    elif isinstance(selector, int):
+        if not isinstance(raw, tuple | list) or not -len(raw) <= selector < len(raw):
+            raise TypeError(
+                f'output={selector} needs a tuple or list with that index; the model returned {_describe(raw)}'
+            )
+        chosen = raw[selector]
+    elif isinstance(raw, Mapping) and selector in raw:
+        chosen = raw[selector]
+    elif isinstance(raw, tuple) and selector in getattr(raw, '_fields', ()):
+        chosen = getattr(raw, selector)
+    else:
+        raise TypeError(f'output={selector!r} needs a dict with that key; the model returned {_describe(raw)}')
+    if not isinstance(chosen, Tensor):
+        raise TypeError(f'output={selector!r} selected {_describe(chosen)}; expected a tensor for the objective')
+    return chosen
+
+
+def _describe(value: object) -> str:
+    """A short description of a value for error messages: its type, and shapes or keys."""
+    if isinstance(value, Tensor):
+        return f'a tensor {list(value.shape)}'
+    if isinstance(value, Mapping):
+        return f'a {type(value).__name__} with keys {list(value)[:8]}'
+    if isinstance(value, tuple | list):
+        return f'a {type(value).__name__} of {len(value)} ({", ".join(type(v).__name__ for v in value[:8])})'
+    return f'a {type(value).__name__}'

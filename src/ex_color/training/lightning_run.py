@@ -57,7 +57,7 @@ def train_lightning(
         sampler=WeightedRandomSampler(data.weights.tolist(), num_samples=len(dataset), replacement=True),
         collate_fn=partial(collate_with_labels, labels=dict(data.labels), soft=data.soft),
     )
-    module = TrainingModule(model, dopesheet, torch.nn.MSELoss(), regularizers)
+    module = TrainingModule(model, dopesheet, torch.nn.MSELoss(), regularizers, planned_steps=steps)
     with tempfile.TemporaryDirectory() as logs:
         trainer = L.Trainer(
             max_steps=steps,
