@@ -211,6 +211,23 @@ def test_a_term_its_labels_never_select_is_a_nan_column(data, regularizers, shor
     assert columns == ['loss_recon', *(f'loss_{r.name}' for r in [*regularizers, never])]
 
 
+def test_terms_that_can_never_apply_are_warned_about_once_before_training(data, regularizers, short_sheet, caplog):
+    """A label the data never draws and a phase training never uses: each a warning naming the regularizer."""
+    never = RegularizerConfig('reg-never', Unitarity(), {'no-such-label': 1.0, '~also-missing': 1.0}, ['bottleneck'])
+    other_phase = RegularizerConfig('reg-phase', Unitarity(), None, ['bottleneck'], phase='Train')
+    everything = [*regularizers, never, other_phase]
+    schedule = TrainingSchedule.from_dopesheet(short_sheet, everything)
+    with caplog.at_level('WARNING', logger='ex_color.training.engine'):
+        train([0], data, everything, schedule, steps=3)
+    messages = [r.getMessage() for r in caplog.records if r.name == 'ex_color.training.engine']
+    assert len(messages) == 2
+    assert messages[0].startswith("regularizer 'reg-phase' has phase 'Train', but training runs in phase 'train'")
+    assert messages[1].startswith(
+        "regularizer 'reg-never' never applies: its labels ['no-such-label', 'also-missing'] are never in a batch "
+        "(labels drawn: ['desaturated', 'red', 'vibrant'])"
+    )
+
+
 def test_huge_batches_are_predrawn_in_fewer_steps_and_members_still_train_as_if_alone(data, regularizers, schedule):
     big = dataclasses.replace(data, batch_size=8192)
     assert predraw_steps(8192, len(big.label_probabilities)) == 51  # 8 MiB a member, 8192 × (8 + 4·3) bytes a step

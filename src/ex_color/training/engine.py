@@ -26,7 +26,14 @@ import torch
 from torch import Tensor, nn
 
 from ex_color.files import DamagedFileError, read_torch, write_atomic
-from ex_color.loss import NonFiniteLossError, RegularizerConfig, check_finite, total_loss
+from ex_color.loss import (
+    NonFiniteLossError,
+    RegularizerConfig,
+    check_finite,
+    expected_weight_problems,
+    phase_problems,
+    total_loss,
+)
 from ex_color.training.data import TrainingData
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.training.stacked import StackedChain
@@ -189,6 +196,11 @@ def train_ensemble(
         raise ValueError(f'steps must be in 1..{len(schedule)} (the schedule length), got {steps}')
 
     scale = _checked_weight_scale(weight_scale, len(seeds), regularizers)
+    # Once, before the loop: a term that can never apply (a phase other than 'train', labels no training
+    # example can carry). The command line refuses these when it loads the experiment file.
+    never = expected_weight_problems(regularizers, data.label_probabilities, data.weights)
+    for problem in [*phase_problems(regularizers), *never.values()]:
+        log.warning(problem)
     regularizer_names = [r.name for r in regularizers]
     chunk_steps = options.chunk_steps or predraw_steps(data.batch_size, len(data.label_probabilities))
     chain = StackedChain(models)
