@@ -828,3 +828,105 @@ def test_an_ignored_dopesheet_column_is_not_range_checked(tmp_path):
     sheet = target / 'dopesheet.csv'
     sheet.write_text(sheet.read_text().replace('\n1000,,,0.1,0.01,0.05,0.01,', '\n1000,,,0.1,0.01,0.05,-7,'))
     assert len(load_experiment(target).dopesheet) == 3001  # reg-planar-v matches no regularizer
+
+
+# --- complement labels and regularizers that can never apply ---
+
+
+def test_a_complement_label_names_a_declared_label(raw):
+    raw['regularizers'][4]['labels'] = {'~red': 1.0}  # the anti-anchor for every sample that is not red
+    config = parse_config(raw)
+    anti = build_regularizers(config)[4]
+    assert anti.label_affinities == {'~red': 1.0}
+    red = torch.tensor([1.0, 0.0, 0.25])
+    from ex_color.loss import label_weights
+
+    assert torch.equal(label_weights(anti.label_affinities, {'red': red}), torch.tensor([0.0, 1.0, 0.75]))
+
+
+@pytest.mark.parametrize(
+    ('labels', 'says'),
+    [
+        ({'~redd': 1.0}, "regularizers.1.labels.~redd: the complement of label 'redd', which is not declared"),
+        ({'~~red': 1.0}, "regularizers.1.labels.~~red: label key '~~red' is a complement of a complement"),
+        ({'~': 1.0}, "regularizers.1.labels.~: label key '~' names no label"),
+    ],
+)
+def test_a_malformed_complement_names_the_field(raw, labels, says):
+    raw['regularizers'][1]['labels'] = labels
+    assert config_error(raw).startswith(f'exp.toml: {says}')
+
+
+def test_a_label_name_may_not_start_with_the_complement_mark(raw):
+    raw['labels']['~red'] = raw['labels'].pop('red')
+    raw['evaluations'] = raw['evaluations'][:0]
+    del raw['sweep']
+    assert config_error(raw).startswith("exp.toml: labels.~red: a label name may not start with '~'")
+
+
+def _write(tmp_path: Path, raw: dict) -> Path:
+    target = copy_ex29(tmp_path)
+    (target / 'experiment.toml').write_text(tomli_w.dumps(raw))
+    return target
+
+
+def _without_red_evaluations(raw: dict) -> None:
+    """Keep only the anchor-free parts that an off red label would otherwise trip (sweep columns, erasures)."""
+    raw['evaluations'] = raw['evaluations'][:3]
+    del raw['sweep']
+
+
+@pytest.mark.parametrize(
+    ('edit', 'says'),
+    [
+        (
+            lambda r: r['labels']['red'].update(scale=0),
+            "regularizers.1.labels: regularizer 'reg-anchor' never applies: its labels ['red'] are all off (scale 0)",
+        ),
+        (
+            lambda r: r['regularizers'][1].update(labels={'~red': 1.0}) or r['labels']['red'].update(scale=0),
+            "regularizers.1.labels: regularizer 'reg-anchor' never applies: its labels ['red'] are all off",
+        ),
+        (
+            lambda r: r['regularizers'][1].update(labels={'red': 0.0}),
+            "regularizers.1.labels: regularizer 'reg-anchor' never applies: with affinities {'red': 0.0}",
+        ),
+        (  # a probability of 1 for every colour: its complement is never drawn
+            lambda r: (
+                r['labels']['desaturated'].update(power=0, scale=1)
+                or r['regularizers'][3].update(labels={'~desaturated': 1.0})
+            ),
+            "regularizers.3.labels: regularizer 'reg-planar-d' never applies: with affinities {'~desaturated': 1.0}",
+        ),
+    ],
+)
+def test_strict_loading_refuses_a_regularizer_that_never_applies(tmp_path, raw, edit, says):
+    _without_red_evaluations(raw)
+    edit(raw)
+    target = _write(tmp_path, raw)
+    load_experiment(target)  # not strict: it loads (a switched-off label is a warning)
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(target, strict=True)
+    message = str(caught.value)
+    assert message.startswith(f'{target / "experiment.toml"}: {says}'), message
+    assert '\n' not in message
+
+
+def test_strict_loading_accepts_ex29_and_a_complement(tmp_path, raw):
+    load_experiment(EX29, strict=True)
+    raw['regularizers'][4]['labels'] = {'~red': 1.0}
+    load_experiment(_write(tmp_path, raw), strict=True)
+
+
+def test_the_command_line_refuses_a_regularizer_that_never_applies(tmp_path, raw, capsys):
+    from ex_color import cli
+
+    _without_red_evaluations(raw)
+    raw['labels']['red']['scale'] = 0
+    target = _write(tmp_path, raw)
+    code = cli.main(['run', str(target), '--steps', '2', '--out', str(tmp_path / 'run'), '--no-report'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(f'ex-color: error: {target / "experiment.toml"}: regularizers.1.labels: ')
+    assert "'reg-anchor' never applies" in err[-1]
+    assert not (tmp_path / 'run').exists()  # refused before anything was trained or written

@@ -157,7 +157,8 @@ def _dispatch(args: argparse.Namespace) -> None:
 
     if getattr(args, 'engine', None) == 'lightning' and not args.verbose:
         _quiet_lightning()
-    experiment = load_experiment(args.experiment)
+    # strict: a regularizer that can never apply (its labels off or never drawn) is an error, not a warning
+    experiment = load_experiment(args.experiment, strict=True)
     if args.command == 'run':
         _run(args, experiment)
     elif args.command == 'compare':

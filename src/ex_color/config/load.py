@@ -4,7 +4,9 @@
 layer the model lacks, a vector of the wrong width, a sweep column no run produces, a
 missing or malformed dopesheet, a learning rate or weight out of range — into one
 `ConfigError` whose single-line message names the file and the field, before anything is
-trained.
+trained. With `strict=True` (the command line's setting) a regularizer that can never
+apply — its labels all off, or never drawn for any training colour — is such an error too;
+otherwise a switched-off regularizer is a warning.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from ex_color.config.build import build_intervention, build_model, build_regularizer, run_columns
+from ex_color.config.build import (
+    build_intervention,
+    build_model,
+    build_regularizer,
+    build_regularizers,
+    run_columns,
+    training_data,
+)
 from ex_color.config.schema import (
     EXPERIMENT_FILE,
     AnchorConfig,
@@ -35,6 +44,7 @@ from ex_color.config.schema import (
 )
 from ex_color.evaluation import validation_column
 from ex_color.indices import check_indices
+from ex_color.loss import expected_weight_problems, parse_label_key
 from ex_color.model import forward_hooks, get_layer
 from ex_color.surgery import ablate, prune
 from ex_color.temporal import Dopesheet, DopesheetError
@@ -76,8 +86,12 @@ def resolve_experiment_path(path: str | Path) -> Path:
     return path
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read, validate and cross-check an experiment file and its dopesheet."""
+def load_experiment(path: str | Path, *, strict: bool = False) -> Experiment:
+    """Read, validate and cross-check an experiment file and its dopesheet.
+
+    `strict`: also refuse regularizers that can never apply (see `check_regularizers_apply`),
+    at the cost of computing the labels' probabilities over the training colours once.
+    """
     path = resolve_experiment_path(path)
     try:
         # utf-8-sig: a leading byte-order mark (as some editors write) is dropped, as in the dopesheet.
@@ -101,6 +115,8 @@ def load_experiment(path: str | Path) -> Experiment:
         dopesheet = Dopesheet.from_csv(io.BytesIO(data), source=str(dopesheet_path))
     except DopesheetError as e:
         raise ConfigError(str(e)) from None
+    if strict:
+        check_regularizers_apply(config, source=str(path))
     check_layers(config, source=str(path))
     if LR_PROPERTY not in dopesheet.props:
         raise ConfigError(f"{dopesheet_path}: column '{LR_PROPERTY}' is missing; it sets the learning rate")
@@ -204,13 +220,44 @@ def _unit_norm_problem(field: str, model: nn.Module, layer: str) -> Iterator[tup
 
 
 def switched_off(config: ExperimentConfig) -> dict[str, int]:
-    """Regularizers whose labels are all off (scale 0), so that their term never applies: name → index."""
+    """Regularizers whose labels are all off (scale 0), so that their term never applies: name → index.
+
+    A complement `~name` of an off label is off too: an off label is never in a batch, and a term
+    whose labels are all absent is skipped.
+    """
     scales = {name: d.scale for name, d in config.labels.definitions.items()}
     return {
         r.name: i
         for i, r in enumerate(config.regularizers)
-        if r.labels is not None and not any(scales[label] for label in r.labels)
+        if r.labels is not None and not any(scales[parse_label_key(key)[0]] for key in r.labels)
     }
+
+
+def check_regularizers_apply(config: ExperimentConfig, source: str = '<config>') -> None:
+    """Every label-weighted regularizer can weigh some training sample above 0; else a ConfigError.
+
+    Two mistakes make a term silently never apply: its labels are all off (scale 0), or no
+    training colour can carry them (a probability of 0 everywhere, e.g. a power so high it
+    underflows, or all affinities 0). The second is checked on the labels' probabilities over
+    the training colours, once, before training; the training loop is untouched. (Regularizers
+    from the experiment file always train in phase 'train', so their phase cannot be wrong.)
+    """
+    for name, i in switched_off(config).items():
+        labels = sorted({parse_label_key(key)[0] for key in config.regularizers[i].labels or {}})
+        raise ConfigError(
+            f'{source}: regularizers.{i}.labels: regularizer {name!r} never applies: its labels {labels} are all off '
+            '(scale 0); expected a label with scale > 0, or no such regularizer'
+        )
+    labelled = [r for r in build_regularizers(config) if r.label_affinities is not None]
+    if not labelled:
+        return
+    data = training_data(config)
+    problems = expected_weight_problems(labelled, data.label_probabilities, data.weights)
+    for i, r in enumerate(config.regularizers):
+        if r.name in problems:
+            raise ConfigError(
+                f'{source}: regularizers.{i}.labels: {problems[r.name]}; expected labels some training colour can carry'
+            )
 
 
 def _sweep_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:

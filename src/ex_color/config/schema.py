@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from ex_color.data.labels import PRIMARY_CHANNELS
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.evaluation import validation_column
+from ex_color.loss.config import COMPLEMENT, parse_label_key
 
 EXPERIMENT_FILE = 'experiment.toml'
 BASELINE = 'baseline'
@@ -204,7 +205,8 @@ class _RegularizerBase(_Section):
     layers: list[str] = Field(min_length=1)
     """Module paths whose outputs the term regularizes, e.g. ['bottleneck']."""
     labels: dict[str, float] | None = Field(None, min_length=1)
-    """Label affinities (each >= 0), naming labels declared in [labels]; None → every sample counts equally."""
+    """Label affinities (each >= 0), naming labels declared in [labels], or `~name` for the complement of a
+    declared label (weight `1 − label`: "not name"); None → every sample counts equally."""
     validation: bool = False
     """Also report this term on the held-out validation colours, as `val_<name>`."""
 
@@ -413,6 +415,7 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode='after')
     def _cross_references(self) -> ExperimentConfig:
+        self._check_labels()  # first: label names are what the other sections refer to
         for section, entries in (('regularizers', self.regularizers), ('evaluations', self.evaluations)):
             first_index: dict[str, int] = {}
             for i, entry in enumerate(entries):
@@ -438,11 +441,18 @@ class ExperimentConfig(_Section):
         labels = self.labels.definitions
         declared = ', '.join(labels) or 'none'
         for i, r in enumerate(self.regularizers):
-            for name in r.labels or {}:
+            for key in r.labels or {}:
+                field = f'regularizers.{i}.labels.{key}'
+                try:
+                    name, complement = parse_label_key(key)
+                except ValueError as e:
+                    raise _field_error(field, str(e)) from None
                 if name not in labels:
+                    what = f'the complement of label {name!r}, which' if complement else f'label {name!r}'
                     raise _field_error(
-                        f'regularizers.{i}.labels.{name}',
-                        f'label {name!r} is not declared; expected one of the [labels] tables ({declared})',
+                        field,
+                        f'{what} is not declared; expected one of the [labels] tables ({declared}), '
+                        f'or {COMPLEMENT}<label> for its complement',
                     )
         for i, e in enumerate(self.evaluations):
             if e.name in (BASELINE, CONTROL):
@@ -474,7 +484,6 @@ class ExperimentConfig(_Section):
                     )
         self._check_erasures()
         self._check_control()
-        self._check_labels()
         minimise, maximise, best, _ = self.sweep_objectives()
         if best not in (*minimise, *maximise):
             raise _field_error('sweep.best', f'{best!r} is neither minimised nor maximised; expected one of them')
@@ -532,6 +541,12 @@ class ExperimentConfig(_Section):
         for name, label in self.labels.definitions.items():
             if not name.strip():
                 raise _field_error(f'labels.{name!r}', 'an empty label name; expected a name such as red')
+            if name.startswith(COMPLEMENT):
+                raise _field_error(
+                    f'labels.{name}',
+                    f'a label name may not start with {COMPLEMENT!r}; regularizers write {COMPLEMENT}<label> for '
+                    "a label's complement",
+                )
             hsv = _label_hsv(label)
             if name in NAMED_COLORS_HSV and hsv is not None and tuple(hsv) != NAMED_COLORS_HSV[name]:
                 raise _field_error(
