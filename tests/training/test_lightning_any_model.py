@@ -13,7 +13,7 @@ from sklearn.datasets import make_blobs
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ex_color.loss import AngularAnchor, AntiAnchor, RegularizerConfig, RegularizerCoverageError, Unitarity
+from ex_color.loss import Anchor, AngularAnchor, AntiAnchor, RegularizerConfig, RegularizerCoverageError, Unitarity
 from ex_color.model import L2Norm
 from ex_color.temporal import Dopesheet
 from ex_color.training import TrainingModule
@@ -336,3 +336,40 @@ def test_a_step_budget_shorter_than_the_dopesheet_is_a_warning_unless_planned(ca
     with caplog.at_level(logging.WARNING, logger='ex_color'):
         fit_one(module, labelled_batch(), 3)
     assert 'the trainer will run' not in caplog.text
+
+
+class ConvNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, kernel_size=3, padding=1)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.conv(x).mean(dim=(-2, -1)))
+
+
+class LastMetrics(L.Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def test_a_regularizer_on_a_conv_map_by_hand():
+    """feature_dim=1 on a conv layer's [B, C, H, W]: the logged term is the mean over samples and positions of
+    ‖x[b, :, h, w] − p‖², worked out with loops over the activations of the untrained model."""
+    torch.manual_seed(0)
+    model = ConvNet()
+    images = torch.randn(4, 1, 5, 5)
+    p = torch.tensor([0.5, -0.5, 1.0])
+    regularizers = [RegularizerConfig('reg-anchor', Anchor(p), None, ['conv'], feature_dim=1)]
+    with torch.no_grad():
+        conv = model.conv(images)  # [B, C, H, W], before the one step changes the weights
+    expected = sum(
+        sum((float(conv[b, c, h, w]) - float(p[c])) ** 2 for c in range(3))
+        for b in range(4)
+        for h in range(5)
+        for w in range(5)
+    ) / (4 * 5 * 5)
+    module = TrainingModule(model, sheet(1, **{'reg-anchor': 1.0}), nn.CrossEntropyLoss(), regularizers)
+    record = LastMetrics()
+    fit_one(module, (images, torch.tensor([0, 1, 0, 1]), {}), callbacks=[record])
+    assert record.metrics['train_reg-anchor'] == pytest.approx(expected, rel=1e-5)
