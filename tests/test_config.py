@@ -930,3 +930,10 @@ def test_the_command_line_refuses_a_regularizer_that_never_applies(tmp_path, raw
     assert err[-1].startswith(f'ex-color: error: {target / "experiment.toml"}: regularizers.1.labels: ')
     assert "'reg-anchor' never applies" in err[-1]
     assert not (tmp_path / 'run').exists()  # refused before anything was trained or written
+
+
+def test_strict_loading_still_names_a_term_that_does_not_build(tmp_path, raw):
+    """The strict check builds the regularizers, so it runs after the checks that name a term that cannot be built."""
+    raw['regularizers'][2]['power'] = 0.0
+    with pytest.raises(ConfigError, match=r'experiment.toml: regularizers.2: Separate: power must be > 0'):
+        load_experiment(_write(tmp_path, raw), strict=True)

@@ -115,9 +115,11 @@ def load_experiment(path: str | Path, *, strict: bool = False) -> Experiment:
         dopesheet = Dopesheet.from_csv(io.BytesIO(data), source=str(dopesheet_path))
     except DopesheetError as e:
         raise ConfigError(str(e)) from None
-    if strict:
-        check_regularizers_apply(config, source=str(path))
+    if strict:  # before check_layers, which would only warn about switched-off labels
+        _check_switched_off(config, source=str(path))
     check_layers(config, source=str(path))
+    if strict:  # after check_layers: building the terms needs a config that builds
+        check_regularizers_apply(config, source=str(path))
     if LR_PROPERTY not in dopesheet.props:
         raise ConfigError(f"{dopesheet_path}: column '{LR_PROPERTY}' is missing; it sets the learning rate")
     try:
@@ -240,14 +242,10 @@ def check_regularizers_apply(config: ExperimentConfig, source: str = '<config>')
     training colour can carry them (a probability of 0 everywhere, e.g. a power so high it
     underflows, or all affinities 0). The second is checked on the labels' probabilities over
     the training colours, once, before training; the training loop is untouched. (Regularizers
-    from the experiment file always train in phase 'train', so their phase cannot be wrong.)
+    from the experiment file always train in phase 'train', so their phase cannot be wrong.) Call it on a
+    config that `check_layers` accepts: it builds the regularizers.
     """
-    for name, i in switched_off(config).items():
-        labels = sorted({parse_label_key(key)[0] for key in config.regularizers[i].labels or {}})
-        raise ConfigError(
-            f'{source}: regularizers.{i}.labels: regularizer {name!r} never applies: its labels {labels} are all off '
-            '(scale 0); expected a label with scale > 0, or no such regularizer'
-        )
+    _check_switched_off(config, source)
     labelled = [r for r in build_regularizers(config) if r.label_affinities is not None]
     if not labelled:
         return
@@ -258,6 +256,15 @@ def check_regularizers_apply(config: ExperimentConfig, source: str = '<config>')
             raise ConfigError(
                 f'{source}: regularizers.{i}.labels: {problems[r.name]}; expected labels some training colour can carry'
             )
+
+
+def _check_switched_off(config: ExperimentConfig, source: str) -> None:
+    for name, i in switched_off(config).items():
+        labels = sorted({parse_label_key(key)[0] for key in config.regularizers[i].labels or {}})
+        raise ConfigError(
+            f'{source}: regularizers.{i}.labels: regularizer {name!r} never applies: its labels {labels} are all off '
+            '(scale 0); expected a label with scale > 0, or no such regularizer'
+        )
 
 
 def _sweep_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
