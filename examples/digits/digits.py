@@ -118,9 +118,9 @@ def load_data(test_fraction: float = 0.25) -> DigitsData:
 
 
 def concept_labels(digits: Tensor) -> dict[str, Tensor]:
-    """Labels for the regularizers: `'three'` (1 for a 3, else 0) and `'other'` (its complement), each `[B]`."""
+    """The regularizers' label: `'three'`, 1 for a 3 and 0 otherwise, `[B]` (`'~three'` reads its complement)."""
     three = (digits == CONCEPT).float()
-    return {'three': three, 'other': 1.0 - three}
+    return {'three': three}
 
 
 def collate(batch: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -144,7 +144,7 @@ def regularizers(k_bottleneck: int) -> list[RegularizerConfig]:
     return [
         RegularizerConfig('reg-unit', Unitarity(), None, ['encoder']),
         RegularizerConfig('reg-anchor', AngularAnchor(axis), {'three': 1.0}, [BOTTLENECK]),
-        RegularizerConfig('reg-away', AxisAlignedSubspace([CONCEPT_DIM], invert=True), {'other': 1.0}, [BOTTLENECK]),
+        RegularizerConfig('reg-away', AxisAlignedSubspace([CONCEPT_DIM], invert=True), {'~three': 1.0}, [BOTTLENECK]),
     ]
 
 
