@@ -341,9 +341,9 @@ REFUSED = [
     (_Variational, 'head', None, r"layer 'head' outputs a tuple, not one tensor"),
     (lambda: _Bottleneck(_Rotate()), 'latent', None, r"'latent' \(_Rotate\) computes it and does not keep"),
     (_ConvNet, 'latent', torch.rand(2, 1, 5, 5), r"'enc' \(Conv2d\) produces it: Conv layers are not supported"),
-    (_Scaled, 'latent', None, r'computed by code inside a forward method'),
+    (_Scaled, 'latent', None, r'code in the forward of _Scaled \(mul\) computes it'),
     (_Tied, 'latent', None, r"the weights of 'first' are shared with 'second\.weight'"),
-    (_Skip, 'latent', None, r"the output of 'enc' also feeds 'skip'"),
+    (_Skip, 'latent', None, r"the output of 'enc' \(Linear\) also reaches 'skip' \(Linear\)"),
 ]
 
 
@@ -459,3 +459,176 @@ def test_ablation_intervention_zeroes_dims_of_any_tensor_layer():
         hidden = conv.latent(conv.enc(image))
         hidden[:, 1] = 0  # channel 1 of the [B, C, H, W] map, by hand
         torch.testing.assert_close(edited, conv.dec(hidden))
+
+
+# Found by trying to make surgery wrong without an error: each must now be exact or refused.
+
+
+def _hooked_reference(model: nn.Module, layer: str, dims: list[int], x: torch.Tensor) -> torch.Tensor:
+    """The model with `layer`'s output dims zeroed by a hook: what ablating a Linear layer's own output means."""
+    from ex_color.intervention import Ablation, InterventionConfig, apply_interventions
+
+    with torch.no_grad(), apply_interventions(model, [InterventionConfig(Ablation(dims), [layer])]):
+        return model(x)
+
+
+class _SharedConsumer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc, self.other, self.dec = nn.Linear(4, 6), nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.enc(x)) + self.dec(self.other(x))
+
+
+class _Loop(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.fc, self.act, self.tap, self.dec = (
+            nn.Linear(4, 6),
+            nn.Linear(6, 6),
+            nn.ReLU(),
+            nn.Identity(),
+            nn.Linear(6, 3),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for _ in range(3):
+            h = self.act(self.fc(h))
+        return self.dec(self.tap(h))
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2, self.out = nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.fc1(x)
+        return self.out(self.fc2(self.act(z)) + z)
+
+
+class _TwoReaders(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.act, self.dec, self.dec2 = nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.fc(x)
+        return self.dec(self.act(z)) + self.dec2(z)
+
+
+class _MeanReader(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc, self.dec = nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.enc(x)
+        return self.dec(h) * h.mean(-1, keepdim=True)
+
+
+class _ReusedActivation(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.act, self.norm, self.fc2, self.fc3 = (
+            nn.Linear(4, 6),
+            nn.GELU(),
+            L2Norm(),
+            nn.Linear(6, 6),
+            nn.Linear(6, 3),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc3(self.act(self.fc2(self.norm(self.act(self.fc1(x))))))
+
+
+def test_a_consumer_that_also_reads_other_inputs_is_left_alone():
+    torch.manual_seed(0)
+    model = _SharedConsumer().eval()
+    x = torch.rand(8, 4)
+    ablated = ablate(model, 'enc', [0, 1])
+    torch.testing.assert_close(ablated(x), _hooked_reference(model, 'enc', [0, 1], x))
+    assert torch.equal(ablated.dec.weight, model.dec.weight)
+    with pytest.raises(SurgeryError, match=r"'dec' runs 2 times in one forward pass"):
+        prune(model, 'enc', [0, 1])
+
+
+@pytest.mark.parametrize(
+    ('make', 'layer', 'message'),
+    [
+        (_Loop, 'tap', r"'fc' runs 3 times in one forward pass"),
+        (_Residual, 'act', r"the output of 'fc1' \(Linear\) also reaches code in the forward of _Residual \(add\)"),
+        (_TwoReaders, 'act', r"also reaches 'dec2' \(Linear\)"),
+    ],
+)
+def test_a_producer_whose_output_is_used_elsewhere_is_refused(make, layer, message):
+    torch.manual_seed(0)
+    model = make().eval()
+    for operation in (ablate, prune):
+        with pytest.raises(SurgeryError, match=message):
+            operation(model, layer, [0, 1])
+
+
+def test_a_named_producer_or_consumer_gets_the_same_checks():
+    torch.manual_seed(0)
+    with pytest.raises(SurgeryError, match=r"at 'fc': the output of 'fc' \(Linear\) also reaches 'dec2'"):
+        ablate(_TwoReaders(), 'act', [0], producer='fc')
+    with pytest.raises(SurgeryError, match=r"consumer 'other' cannot be cut: 'other' does not read layer 'enc'"):
+        ablate(_SharedConsumer(), 'enc', [0], consumer='other')
+
+
+def test_prune_refuses_what_code_reads_and_ablate_stays_exact():
+    torch.manual_seed(0)
+    model = _MeanReader().eval()
+    x = torch.rand(8, 4)
+    with pytest.raises(SurgeryError, match=r'read by several modules or operations .*\(mean\)'):
+        prune(model, 'enc', [0, 1])
+    torch.testing.assert_close(ablate(model, 'enc', [0, 1])(x), _hooked_reference(model, 'enc', [0, 1], x))
+
+
+def test_a_reused_activation_module_is_not_mistaken_for_a_side_reader():
+    torch.manual_seed(0)
+    model = _ReusedActivation().eval()
+    x = torch.rand(8, 4)
+    ablated = ablate(model, 'norm', [2])
+    _, captured = _run_capturing(ablated, x, 'norm')
+    assert torch.equal(captured['norm'][:, 2], torch.zeros(8))
+    torch.testing.assert_close(prune(model, 'norm', [2])(x), ablated(x))
+
+
+def test_an_edited_model_that_no_longer_runs_says_so():
+    class Reshaping(nn.Module):  # reads the layer's width through view(): prune cannot follow
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.dec = nn.Linear(4, 6), nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.dec(self.enc(x).view(-1, 2, 3)).sum(1)
+
+    with pytest.raises(SurgeryError, match=r'read by code in the forward of Reshaping \(view\)'):
+        prune(Reshaping(), 'enc', [0])
+
+
+def test_weight_norm_linear_is_refused_clearly():
+    model = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(4, 6)), nn.ReLU(), nn.Linear(6, 3))
+    with pytest.raises(SurgeryError, match=r"'0' has a parametrized weight"):
+        ablate(model, '1', [0])
+
+
+def test_a_tuple_sample_is_passed_as_arguments():
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.latent, self.dec = nn.Linear(4, 6), L2Norm(), nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+            return self.dec(self.latent(self.enc(x))) * scale
+
+    model = TwoInputs().eval()
+    x = torch.rand(5, 4)
+    ablated = ablate(model, 'latent', [0], sample=(x, 2.0))
+    assert torch.equal(ablated.enc.weight[0], torch.zeros(4))
+    with pytest.raises(SurgeryError, match=r'pass sample= .*a tuple is passed as several arguments'):
+        ablate(model, 'latent', [0])

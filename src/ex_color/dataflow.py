@@ -3,23 +3,28 @@
 Surgery edits weights, so it needs the nn.Linear whose output rows *produce* a layer's
 dimensions and the nn.Linear whose input columns *consume* them. Registration order
 (`named_modules()`) says nothing about the forward pass, so `trace_layer` runs the model on a
-sample with hooks on every leaf module and follows tensors by identity: the producer is the
-module whose output object is the layer's output (walking back through layers that keep a
-zero channel at zero), a reader is any later module that takes one of those objects as input.
+sample and records its data flow as a graph:
 
-Anything the hooks cannot see, such as arithmetic written inside a `forward`, breaks the chain
-of identical objects; the trace then reports that the tensor came from (or went to) code
-outside any module, and surgery refuses instead of guessing.
+- a node for every call of a leaf module (hooks), and for every torch operation written in a
+  container's `forward` (a `TorchFunctionMode`), such as `h + z` or `h @ R`; operations inside a
+  leaf module belong to that module's node;
+- an edge from the call that last wrote a tensor object to each call that reads it.
+
+The producer is found by walking back from the layer through layers that keep a zero channel
+at zero; the readers by walking forward. Everything the producer's output reaches must then go
+through the layer, or the edit would change more than the layer: that is checked on the graph.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.overrides import TorchFunctionMode
 
 from ex_color.model import L2Norm, get_layer
 
@@ -32,6 +37,7 @@ __all__ = [
     'output_shapes',
     'run_traced',
     'shared_weights',
+    'tensors_in',
     'trace_layer',
 ]
 
@@ -48,44 +54,28 @@ ZERO_PRESERVING: tuple[type[nn.Module], ...] = (
 """Parameter-free layers that map a zero channel to zero and ignore it otherwise (`L2Norm` mixes channels, but a
 zero channel adds nothing to the norm), so a dimension zeroed before them stays zero and can be dropped."""
 
+METADATA_OPS = frozenset({'__get__', 'size', 'dim', 'ndimension', 'numel', 'is_floating_point', 'stride', '__len__'})
+"""Operations that read a tensor's shape or type, not its values: not data flow."""
+
 
 class SurgeryError(ValueError):
     """An edit that cannot be done exactly on this model; the one-line message says why."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Call:
-    """One run of a leaf module (or of the traced layer) during the traced forward pass."""
+    """One node of the traced graph: a leaf module's call, or a torch operation in some `forward`."""
 
     name: str
-    module: nn.Module
-    inputs: tuple[Any, ...]
+    """The module path, or e.g. `"code in the forward of 'block' (add)"` for an operation."""
+    module: nn.Module | None
+    """The module, or None for an operation."""
+    inputs: tuple[Tensor, ...]
     output: Any
 
-
-@dataclass(frozen=True)
-class LayerTrace:
-    """What one forward pass shows about a layer's output: who writes it and who reads it."""
-
-    layer: str
-    output: Tensor
-    """The layer's output on the sample."""
-    producer: str | None
-    """The nn.Linear whose output rows are the layer's dimensions, or None when `problem` says why not."""
-    problem: str | None
-    """Why the layer's dimensions cannot be cut at a Linear's rows, or None."""
-    between: list[str]
-    """Zero-preserving layers from the producer (exclusive) to the layer's output (inclusive)."""
-    readers: list[str]
-    """Modules that take the layer's output (or a zero-preserving function of it) as input."""
-    after: list[str]
-    """Zero-preserving layers between the layer's output and its readers."""
-    reaches_output: bool
-    """Whether the layer's output (or a zero-preserving function of it) is part of the model's output."""
-    read_elsewhere: bool
-    """Whether no module and no model output reads it: code inside some `forward` must use it."""
-    model_output: Any
-    """The model's output on the sample, for comparison after an edit."""
+    @property
+    def label(self) -> str:
+        return self.name if self.module is None else f'{self.name!r} ({type(self.module).__name__})'
 
 
 def default_sample(model: nn.Module, rows: int = 4) -> Tensor:
@@ -98,7 +88,7 @@ def default_sample(model: nn.Module, rows: int = 4) -> Tensor:
     if not isinstance(first, nn.Linear):
         raise SurgeryError(
             f'cannot guess an input for {type(model).__name__} (its first module with weights is not an nn.Linear); '
-            'pass sample= (a small batch of real inputs)'
+            'pass sample= (a small batch of real inputs; a tuple is passed as several arguments)'
         )
     generator = torch.Generator().manual_seed(0)
     sample = torch.rand(rows, first.in_features, generator=generator)
@@ -116,45 +106,99 @@ def output_shapes(output: Any) -> Any:
     return type(output).__name__
 
 
-def _tensors(value: Any) -> Iterator[Tensor]:
-    """Every tensor inside a (nested) output."""
+def tensors_in(value: Any) -> Iterator[Tensor]:
+    """Every tensor inside a (nested) value."""
     if isinstance(value, Tensor):
         yield value
     elif isinstance(value, Mapping):
         for item in value.values():
-            yield from _tensors(item)
+            yield from tensors_in(item)
     elif isinstance(value, Sequence) and not isinstance(value, str):
         for item in value:
-            yield from _tensors(item)
+            yield from tensors_in(item)
 
 
-def run_traced(model: nn.Module, sample: Any, layer: str) -> tuple[list[Call], Any]:
-    """Run `model(sample)` in eval mode without gradients, recording every leaf module's call and the layer's.
+def _leaf_names(model: nn.Module) -> set[str]:
+    """Modules that are one node of the graph: those without children, and parametrized ones (weight_norm, ...),
+    whose parametrizations are part of them."""
+    parametrized = [name for name, m in model.named_modules() if parametrize.is_parametrized(m)]
+    inside = tuple(f'{name}.' if name else '' for name in parametrized)
+    return {
+        name
+        for name, m in model.named_modules()
+        if name in parametrized or (not any(m.children()) and not (inside and name.startswith(inside)))
+    }
 
-    Calls are in the order they finish (a container after its children). Every tensor stays referenced
-    until the caller drops the list, so object identity is a faithful record of the data flow.
+
+class _Recorder(TorchFunctionMode):
+    """Records torch operations run directly in a container's `forward` (not inside a leaf module)."""
+
+    def __init__(self, calls: list[Call], stack: list[tuple[str, bool]], root: str) -> None:
+        super().__init__()
+        self.calls, self.stack, self.root = calls, stack, root
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        op = getattr(func, '__name__', str(func))
+        if self.stack and self.stack[-1][1]:  # inside a leaf module: part of its node
+            return result
+        if op in METADATA_OPS and not any(True for _ in tensors_in(result)):  # reads a shape or type, not values
+            return result
+        owner = repr(self.stack[-1][0]) if self.stack else self.root
+        inputs = tuple(tensors_in((list(args), dict(kwargs or {}))))
+        self.calls.append(Call(f'code in the forward of {owner} ({op})', None, inputs, result))
+        return result
+
+
+def run_traced(model: nn.Module, sample: Any, layer: str, *, edited: bool = False) -> tuple[list[Call], Any]:
+    """Run `model(sample)` (`model(*sample)` for a tuple) in eval mode without gradients, recording the graph.
+
+    Returns the calls in the order they finished, plus the model's output. The layer's own call is
+    recorded too, even when it is a container. Every tensor stays referenced until the caller drops
+    the list, so object identity is a faithful record of the data flow.
     """
     target = get_layer(model, layer)
-    watched = {name: m for name, m in model.named_modules() if name and (m is target or not any(m.children()))}
+    leaves = _leaf_names(model)
     calls: list[Call] = []
+    stack: list[tuple[str, bool]] = []
 
-    def hook(name: str) -> Any:
-        def record(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-            calls.append(Call(name, module, tuple(inputs), output))
+    def enter(name: str) -> Any:
+        def push(_module: nn.Module, _inputs: Any) -> None:
+            stack.append((name, name in leaves))
 
-        return record
+        return push
+
+    def leave(name: str) -> Any:
+        def pop(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+            stack.pop()
+            if name in leaves or module is target:
+                calls.append(Call(name, module, tuple(tensors_in(list(inputs))), output))
+
+        return pop
 
     modes = {m: m.training for m in model.modules()}
-    handles = [m.register_forward_hook(hook(name)) for name, m in watched.items()]
+    inside_leaf = tuple(f'{leaf}.' for leaf in leaves)  # a parametrized module's parametrizations are part of it
+    handles = []
+    for name, module in model.named_modules():
+        if name and not name.startswith(inside_leaf):
+            handles.append(module.register_forward_pre_hook(enter(name)))
+            handles.append(module.register_forward_hook(leave(name)))
+    arguments = sample if isinstance(sample, tuple) else (sample,)
     try:
         model.eval()
-        with torch.no_grad():
-            output = model(sample)
+        with torch.no_grad(), _Recorder(calls, stack, type(model).__name__):
+            output = model(*arguments)
     except Exception as error:
+        first_line = str(error).splitlines()[0] if str(error) else ''
+        if edited:
+            raise SurgeryError(
+                f'the edited model no longer runs on the sample ({type(error).__name__}: {first_line}); something '
+                f'reads layer {layer!r} in a way the edit cannot follow; use an Ablation intervention instead'
+            ) from error
         raise SurgeryError(
-            f'could not run {type(model).__name__} on the sample to trace layer {layer!r}: '
-            f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}'.rstrip(': ')
-            + '; pass sample= (a small batch of real inputs)'
+            f'could not run {type(model).__name__} on the sample to trace layer {layer!r} '
+            f'({type(error).__name__}: {first_line}); pass sample= (a small batch of real inputs; '
+            'a tuple is passed as several arguments)'
         ) from error
     finally:
         for handle in handles:
@@ -164,13 +208,11 @@ def run_traced(model: nn.Module, sample: Any, layer: str) -> tuple[list[Call], A
     return calls, output
 
 
-def _describe(call: Call) -> str:
-    return f'{call.name!r} ({type(call.module).__name__})'
-
-
 def shared_weights(model: nn.Module, name: str) -> str | None:
     """Why editing module `name`'s weights in place would change some other part of the model, or None."""
     module = get_layer(model, name)
+    if parametrize.is_parametrized(module):
+        return f'{name!r} has a parametrized weight (weight_norm, spectral_norm, ...), which cannot be edited in place'
     aliases = [n for n, m in model.named_modules(remove_duplicate=False) if m is module]
     if len(aliases) > 1:
         return f'module {name!r} is registered under several names ({", ".join(map(repr, aliases))})'
@@ -181,127 +223,183 @@ def shared_weights(model: nn.Module, name: str) -> str | None:
     return None
 
 
+class _Graph:
+    """Edges from the call that last wrote a tensor object to each later call that reads it."""
+
+    def __init__(self, calls: list[Call], skip: int | None) -> None:
+        self.calls = calls
+        self.children: dict[int, set[int]] = {i: set() for i in range(len(calls))}
+        self.parents: dict[int, list[int]] = {i: [] for i in range(len(calls))}
+        self.writer: dict[int, int] = {}  # id(tensor) → latest call that output it
+        self.first_input: dict[int, int | None] = {}
+        for i, call in enumerate(calls):
+            if i == skip:  # a container layer: its children are the nodes
+                continue
+            for n, tensor in enumerate(call.inputs):
+                source = self.writer.get(id(tensor))
+                if n == 0:
+                    self.first_input[i] = source
+                if source is not None:
+                    self.children[source].add(i)
+                    self.parents[i].append(source)
+            for tensor in tensors_in(call.output):
+                self.writer[id(tensor)] = i
+
+    def reach(self, start: int, edges: dict[int, Any]) -> set[int]:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in edges[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerTrace:
+    """What one forward pass shows about a layer's output: who writes it and who reads it."""
+
+    layer: str
+    output: Tensor
+    """The layer's output on the sample."""
+    producer: str | None
+    """The nn.Linear whose output rows are the layer's dimensions, or None when `problem` says why not."""
+    problem: str | None
+    """Why the layer's dimensions cannot be cut at a Linear's rows, or None."""
+    readers: list[str]
+    """What reads the layer's output (through zero-preserving layers): module paths, or code descriptions."""
+    reaches_output: bool
+    """Whether the layer's output (or a zero-preserving function of it) is part of the model's output."""
+    model_output: Any
+    """The model's output on the sample, for comparison after an edit."""
+    runs: dict[str, int]
+    """How many times each leaf module ran."""
+    graph: Any = None
+    layer_node: int = -1
+
+    def side_effect(self, producer: str) -> str | None:
+        """Why zeroing `producer`'s rows would change more than the layer's output, or None."""
+        graph: _Graph = self.graph
+        nodes = [i for i, c in enumerate(graph.calls) if c.name == producer and c.module is not None]
+        if len(nodes) != 1:
+            runs = len(nodes)
+            return f'{producer!r} runs {runs} times in one forward pass' if runs else f'{producer!r} did not run'
+        start = nodes[0]
+        below = graph.reach(start, graph.children)
+        above = graph.reach(self.layer_node, graph.parents)
+        if self.layer_node not in below:
+            return f'{producer!r} does not feed layer {self.layer!r}'
+        path = below & above
+        inner = {i for i in path if i != self.layer_node}
+        for i in sorted(inner):  # every edge out of the chain must stay in it: anything else sees the zeroed rows
+            for child in sorted(graph.children[i] - path):
+                return (
+                    f'the output of {graph.calls[i].label} also reaches {graph.calls[child].label}, '
+                    'which zeroing the rows would change'
+                )
+        if any(graph.writer.get(id(t)) in inner for t in tensors_in(self.model_output)):
+            return f'the output of {producer!r} is also part of the model output, which zeroing its rows would change'
+        return None
+
+
 def trace_layer(model: nn.Module, layer: str, sample: Any = None) -> LayerTrace:
     """Trace one forward pass of `model` on `sample` (default: `default_sample(model)`) around layer `layer`.
 
     Raises SurgeryError when the layer does not run exactly once or does not output one tensor; other
     obstacles to surgery are reported in the trace (`problem`, `readers`, ...), for the caller to judge.
     """
-    get_layer(model, layer)  # an unknown name lists the valid ones
+    module = get_layer(model, layer)  # an unknown name lists the valid ones
     if sample is None:
         sample = default_sample(model)
     calls, model_output = run_traced(model, sample, layer)
-    runs = [i for i, c in enumerate(calls) if c.name == layer]
+    runs = [i for i, c in enumerate(calls) if c.module is module]
     if not runs:
-        raise SurgeryError(f'layer {layer!r} did not run when the model was called on the sample')
+        hint = (
+            ' (a ModuleList or ModuleDict is never called itself; name one of its entries)'
+            if isinstance(module, nn.ModuleList | nn.ModuleDict)
+            else ''
+        )
+        raise SurgeryError(f'layer {layer!r} did not run when the model was called on the sample{hint}')
     if len(runs) > 1:
         raise SurgeryError(
             f'layer {layer!r} runs {len(runs)} times in one forward pass; surgery on its weights would edit every use'
         )
-    index = runs[0]
-    output = calls[index].output
+    output = calls[runs[0]].output
     if not isinstance(output, Tensor):
         raise SurgeryError(
             f'layer {layer!r} outputs a {type(output).__name__}, not one tensor; name the module that computes '
             'the part you mean (or use an Ablation intervention)'
         )
-    leaves = [c for c in calls if not any(c.module.children())]
+    is_leaf = layer in _leaf_names(model)
+    graph = _Graph(calls, skip=None if is_leaf else runs[0])
+    layer_node = runs[0] if is_leaf else _writer_of(calls, output, runs[0])
+    if layer_node is None:
+        raise SurgeryError(f'layer {layer!r} returns the model input unchanged; name the module that computes it')
+    counts: dict[str, int] = {}
+    for call in calls:
+        if call.module is not None:
+            counts[call.name] = counts.get(call.name, 0) + 1
 
-    producer, problem, between = _find_producer(calls, index, output, layer, sample)
+    producer, problem = _find_producer(graph, layer_node, sample)
+    trace = LayerTrace(layer, output, producer, problem, [], False, model_output, counts, graph, layer_node)
     if producer is not None:
-        problem = _side_reader(calls, leaves, producer, between, output, model_output)
-        producer = None if problem else producer
-    readers, after, reaches_output = _find_readers(leaves, calls, index, output, model_output)
-    read_elsewhere = not readers and not reaches_output
-    return LayerTrace(
-        layer, output, producer, problem, between, readers, after, reaches_output, read_elsewhere, model_output
-    )
+        side = trace.side_effect(producer)
+        if side is not None:
+            trace = _replace(trace, producer=None, problem=side)
+    readers, reaches_output = _find_readers(graph, layer_node, model_output)
+    return _replace(trace, readers=readers, reaches_output=reaches_output)
 
 
-def _find_producer(
-    calls: list[Call], index: int, output: Tensor, layer: str, sample: Any
-) -> tuple[str | None, str | None, list[str]]:
-    """Walk back from the layer's output through zero-preserving layers to the nn.Linear that computes it."""
-    between: list[str] = []
-    tensor, position = output, index + 1
+def _replace(trace: LayerTrace, **changes: Any) -> LayerTrace:
+    return dataclasses.replace(trace, **changes)
+
+
+def _writer_of(calls: list[Call], tensor: Tensor, before: int) -> int | None:
+    """The last leaf call or operation before `before` that output `tensor`."""
+    for i in range(before - 1, -1, -1):
+        if any(t is tensor for t in tensors_in(calls[i].output)):
+            return i
+    return None
+
+
+def _find_producer(graph: _Graph, node: int, sample: Any) -> tuple[str | None, str | None]:
+    """Walk back from the layer's node through zero-preserving layers to the nn.Linear that computes it."""
     while True:
-        writer = next(
-            (
-                i
-                for i in range(position - 1, -1, -1)
-                if calls[i].output is tensor and not any(calls[i].module.children())
-            ),
-            None,
-        )
-        if writer is None:
-            return None, _no_writer(layer, between, any(tensor is t for t in _tensors(sample))), between
-        call = calls[writer]
+        call = graph.calls[node]
         module = call.module
+        if module is None:
+            return (
+                None,
+                f'{call.name} computes it (if that code keeps a zero channel at zero, name the Linear: producer=)',
+            )
         if isinstance(module, nn.Linear):
-            return call.name, None, between
+            return call.name, None
         if isinstance(module, nn.modules.conv._ConvNd):
-            return None, f'{_describe(call)} produces it: Conv layers are not supported by weight surgery', between
+            return None, f'{call.label} produces it: Conv layers are not supported by weight surgery'
         if not isinstance(module, ZERO_PRESERVING):
             return (
                 None,
-                (
-                    f'{_describe(call)} computes it and does not keep a zeroed channel at zero '
-                    '(normalisation or mixing after the Linear)'
-                ),
-                between,
+                f'{call.label} computes it and does not keep a zeroed channel at zero (normalisation or mixing)',
             )
-        if not call.inputs or not isinstance(call.inputs[0], Tensor):
-            return None, f'{_describe(call)} takes no tensor input to follow back', between
-        between.insert(0, call.name)
-        tensor, position = call.inputs[0], writer
+        source = graph.first_input.get(node)
+        if source is None:
+            if call.inputs and any(call.inputs[0] is t for t in tensors_in(sample)):
+                return None, f'the input of {call.name!r} is the model input itself: no nn.Linear comes before it'
+            return None, f'the input of {call.name!r} comes from outside the traced graph'
+        node = source
 
 
-def _no_writer(layer: str, between: list[str], is_input: bool) -> str:
-    where = f'the input of {between[0]!r}' if between else f'the output of {layer!r}'
-    if is_input:
-        return f'{where} is the model input itself: no nn.Linear comes before it'
-    return f'{where} is computed by code inside a forward method, not by an nn.Linear the trace can see'
-
-
-def _find_readers(
-    leaves: list[Call], calls: list[Call], index: int, output: Tensor, model_output: Any
-) -> tuple[list[str], list[str], bool]:
-    """Modules that read the layer's output after it ran, following zero-preserving layers forward."""
-    done = {id(c) for c in calls[: index + 1]}
-    chain = [output]
-    readers: list[str] = []
-    after: list[str] = []
-    for call in leaves:
-        if id(call) in done:
-            continue
-        if not any(x is t for x in call.inputs for t in chain):
-            continue
-        if isinstance(call.module, ZERO_PRESERVING) and len(call.inputs) == 1 and isinstance(call.output, Tensor):
-            after.append(call.name)
-            chain.append(call.output)
-        else:
-            readers.append(call.name)
-    reaches_output = any(t is c for t in _tensors(model_output) for c in chain)
-    return readers, after, reaches_output
-
-
-def _side_reader(
-    calls: list[Call], leaves: list[Call], producer: str, between: list[str], output: Tensor, model_output: Any
-) -> str | None:
-    """Why zeroing the producer's rows would change more than the layer's output, or None.
-
-    The producer's output and each layer between it and the traced layer must feed only the next
-    link of that chain: another reader would see the zeroed channel too.
-    """
-    links = {producer, *between}
-    chain_calls = [c for c in calls if c.name in links and not any(c.module.children())]
-    inner = [c.output for c in chain_calls if c.output is not output]
-    first = min(i for i, c in enumerate(leaves) if c.name in links)
-    for call in leaves[first:]:
-        if call.name in links:
-            continue
-        if any(x is t for x in call.inputs for t in inner):
-            return f'the output of {producer!r} also feeds {call.name!r}, which zeroing its rows would change too'
-    if any(t is c for t in _tensors(model_output) for c in inner):
-        return f'the output of {producer!r} is also part of the model output, which zeroing its rows would change'
-    return None
+def _find_readers(graph: _Graph, node: int, model_output: Any) -> tuple[list[str], bool]:
+    """What reads the layer's node, following zero-preserving single-input layers forward; and whether it (or such a
+    layer after it) is part of the model output."""
+    chain, readers, todo = {node}, [], [node]
+    while todo:
+        for child in sorted(graph.children[todo.pop()]):
+            call = graph.calls[child]
+            if isinstance(call.module, ZERO_PRESERVING) and len(call.inputs) == 1 and child not in chain:
+                chain.add(child)
+                todo.append(child)
+            elif call.name not in readers:
+                readers.append(call.name)
+    reaches_output = any(graph.writer.get(id(t)) in chain for t in tensors_in(model_output))
+    return readers, reaches_output

@@ -39,6 +39,7 @@ from ex_color.dataflow import (
     output_shapes,
     run_traced,
     shared_weights,
+    tensors_in,
     trace_layer,
 )
 from ex_color.indices import check_indices
@@ -61,7 +62,7 @@ def _linear(model: nn.Module, name: str, role: str, operation: str) -> nn.Linear
 
 
 def _producer(model: nn.Module, trace: LayerTrace, named: str | None, width: int, operation: str) -> str:
-    """The producer's name: the one given, else the traced one; checked for width and shared weights."""
+    """The producer's name: the one given, else the traced one; checked for width, side effects and shared weights."""
     if named is None and trace.producer is None:
         raise SurgeryError(
             f'{operation}: cannot cut layer {trace.layer!r} at a Linear: {trace.problem}; {INTERVENTION_HINT}'
@@ -73,6 +74,12 @@ def _producer(model: nn.Module, trace: LayerTrace, named: str | None, width: int
         raise SurgeryError(
             f'{operation}: producer {name!r} has {linear.out_features} outputs; layer {trace.layer!r} has {width} dims'
         )
+    if named is not None:
+        side = trace.side_effect(name)
+        if side is not None:
+            raise SurgeryError(
+                f'{operation}: cannot cut layer {trace.layer!r} at {name!r}: {side}; {INTERVENTION_HINT}'
+            )
     _refuse_shared(model, name, operation)
     return name
 
@@ -83,25 +90,50 @@ def _refuse_shared(model: nn.Module, name: str, operation: str) -> None:
         raise SurgeryError(f'{operation}: {why}, so editing it would change more than the layer; {INTERVENTION_HINT}')
 
 
+def _why_not_consumer(model: nn.Module, trace: LayerTrace, name: str, width: int) -> str | None:
+    """Why module `name` cannot have its input columns cut for this layer, or None."""
+    if name not in trace.readers:
+        return f'{name!r} does not read layer {trace.layer!r}'
+    if trace.runs.get(name, 0) != 1:
+        return f'{name!r} runs {trace.runs.get(name, 0)} times in one forward pass'
+    module = get_layer(model, name)
+    if not isinstance(module, nn.Linear):
+        return f'its output is read by {name!r} ({type(module).__name__}), which prune cannot narrow'
+    if module.in_features != width:
+        return f'{name!r} has {module.in_features} inputs; the layer has {width} dims'
+    return shared_weights(model, name)
+
+
 def _traced_consumer(model: nn.Module, trace: LayerTrace, width: int) -> str | None:
-    """The one Linear reading the layer's output, when there is exactly one reader and it is a Linear."""
+    """The one Linear reading the layer's output, when it is the only reader and runs once."""
     if len(trace.readers) != 1 or trace.reaches_output:
         return None
-    module = get_layer(model, trace.readers[0])
-    if isinstance(module, nn.Linear) and module.in_features == width:
-        return trace.readers[0]
-    return None
+    return trace.readers[0] if _why_not_consumer(model, trace, trace.readers[0], width) is None else None
 
 
-def _why_no_consumer(model: nn.Module, trace: LayerTrace) -> str:
+def _why_no_consumer(model: nn.Module, trace: LayerTrace, width: int) -> str:
     if trace.reaches_output:
         return 'its output is part of the model output, whose shape must not change (use ablate)'
-    if trace.read_elsewhere:
-        return 'its output is read by code inside a forward method, not by an nn.Linear the trace can see'
+    if not trace.readers:
+        return 'nothing the trace can see reads its output'
     if len(trace.readers) > 1:
-        return f'its output is read by several modules ({", ".join(map(repr, trace.readers))})'
-    module = get_layer(model, trace.readers[0])
-    return f'its output is read by {trace.readers[0]!r} ({type(module).__name__}), which prune cannot narrow'
+        return f'its output is read by several modules or operations ({", ".join(trace.readers)})'
+    if trace.readers[0] not in trace.runs:
+        return f'its output is read by {trace.readers[0]}, which prune cannot narrow'
+    why = _why_not_consumer(model, trace, trace.readers[0], width)
+    assert why is not None
+    return why
+
+
+def _consumer(model: nn.Module, trace: LayerTrace, named: str | None, width: int, operation: str) -> str | None:
+    """The consumer to cut: the one named (checked), else the traced one, else None."""
+    if named is None:
+        return _traced_consumer(model, trace, width)
+    _linear(model, named, 'consumer', operation)
+    why = _why_not_consumer(model, trace, named, width)
+    if why is not None:
+        raise SurgeryError(f'{operation}: consumer {named!r} cannot be cut: {why}')
+    return named
 
 
 def ablate(
@@ -126,9 +158,7 @@ def ablate(
     width = trace.output.shape[-1]
     dims = check_indices(dims, 'ablate: dims', width, layer_id)
     producer_name = _producer(model, trace, producer, width, 'ablate')
-    consumer_name = consumer if consumer is not None else _traced_consumer(model, trace, width)
-    if consumer_name is not None:
-        _consumer_checked(model, consumer_name, width, 'ablate')
+    consumer_name = _consumer(model, trace, consumer, width, 'ablate')
 
     ablated = copy.deepcopy(model)
     linear = get_layer(ablated, producer_name)
@@ -142,16 +172,6 @@ def ablate(
     _verify(ablated, layer_id, sample, trace, 'ablate', lambda out: _zero_in(out, dims, width))
     log.debug('ablated dims %s of %r (rows of %r, columns of %r)', dims, layer_id, producer_name, consumer_name)
     return ablated
-
-
-def _consumer_checked(model: nn.Module, name: str, width: int, operation: str) -> nn.Linear:
-    linear = _linear(model, name, 'consumer', operation)
-    if linear.in_features != width:
-        raise SurgeryError(
-            f'{operation}: consumer {name!r} has {linear.in_features} inputs but the layer has {width} dims'
-        )
-    _refuse_shared(model, name, operation)
-    return linear
 
 
 def _zero_in(output: Tensor, dims: list[int], width: int) -> str | None:
@@ -168,7 +188,7 @@ def _narrower(output: Tensor, width: int) -> str | None:
 
 def _verify(edited: nn.Module, layer: str, sample: Any, trace: LayerTrace, operation: str, check: Any) -> None:
     """Run the edited model on the sample: the layer's output must pass `check`, the model's output keep its shape."""
-    calls, output = run_traced(edited, sample, layer)
+    calls, output = run_traced(edited, sample, layer, edited=True)
     layer_output = next(c.output for c in calls if c.name == layer)
     problem = check(layer_output)
     if problem is None and output_shapes(output) != output_shapes(trace.model_output):
@@ -206,10 +226,9 @@ def prune(
     if not keep:
         raise ValueError(f'prune: dims remove all {width} dimensions of layer {layer_id!r}; expected at least one kept')
     producer_name = _producer(model, trace, producer, width, 'prune')
-    consumer_name = consumer if consumer is not None else _traced_consumer(model, trace, width)
+    consumer_name = _consumer(model, trace, consumer, width, 'prune')
     if consumer_name is None:
-        raise SurgeryError(f'prune: cannot narrow layer {layer_id!r}: {_why_no_consumer(model, trace)}')
-    _consumer_checked(model, consumer_name, width, 'prune')
+        raise SurgeryError(f'prune: cannot narrow layer {layer_id!r}: {_why_no_consumer(model, trace, width)}')
     prunes_bottleneck = _is_bottleneck_of(model, producer_name, sample)
 
     pruned = copy.deepcopy(model)
@@ -220,8 +239,29 @@ def prune(
     if prunes_bottleneck:
         pruned.k_bottleneck = len(keep)
     _verify(pruned, layer_id, sample, trace, 'prune', lambda out: _narrower(out, len(keep)))
+    _same_as_ablated(pruned, model, layer_id, dims, sample, producer_name, consumer_name)
     log.debug('pruned dims %s of %r: width %d → %d', dims, layer_id, width, len(keep))
     return pruned
+
+
+def _same_as_ablated(
+    pruned: nn.Module, model: nn.Module, layer: str, dims: list[int], sample: Any, producer: str, consumer: str
+) -> None:
+    """Prune must compute what ablate computes (the dropped channels were zeros nobody read): checked on the sample."""
+    ablated = ablate(model, layer, dims, sample=sample, producer=producer, consumer=consumer)
+    with torch.no_grad():
+        arguments = sample if isinstance(sample, tuple) else (sample,)
+        expected = list(tensors_in(ablated.eval()(*arguments)))
+        got = list(tensors_in(pruned.eval()(*arguments)))
+    ablated.train(model.training)
+    pruned.train(model.training)
+    if len(expected) != len(got) or not all(
+        torch.allclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True) for a, b in zip(got, expected, strict=True)
+    ):
+        raise SurgeryError(
+            f'prune of {layer!r} does not compute what ablate does on the sample: something reads the dropped '
+            'channels; use ablate'
+        )
 
 
 def _is_bottleneck_of(model: nn.Module, producer: str, sample: Any) -> bool:
