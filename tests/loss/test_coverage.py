@@ -76,3 +76,25 @@ def test_expected_weight_problems():
     # Only the examples training draws count: red's one non-zero example is never drawn here.
     drawn = torch.tensor([1.0, 0.0, 1.0])
     assert 'reg-red' in expected_weight_problems([regularizers[0]], probabilities, drawn)
+
+
+def test_a_complement_that_weighs_nothing_says_every_sample_carried_its_label():
+    coverage = LabelCoverage([reg('reg-not', {'~red': 1.0}), reg('reg-mixed', {'blue': 1.0, '~red': 0.5})])
+    coverage.update({'red': torch.ones(3), 'blue': torch.zeros(3)})
+    assert coverage.problems() == [
+        "regularizer 'reg-not' weighed every sample 0 in the first 1 step: every sample carried 'red', so '~red' is 0 "
+        'everywhere (clamp(Σ label × affinity, 0, 1) was always 0)',
+        "regularizer 'reg-mixed' weighed every sample 0 in the first 1 step: no sample carried 'blue'; every sample "
+        "carried 'red', so '~red' is 0 everywhere (clamp(Σ label × affinity, 0, 1) was always 0)",
+    ]
+
+
+def test_a_zero_or_negative_affinity_gets_no_per_label_reason():
+    coverage = LabelCoverage([reg('reg-off', {'c2': 0.0}), reg('reg-sub', {'c2': 1.0, 'c3': -1.0})])
+    coverage.update({'c2': torch.ones(2), 'c3': torch.ones(2)})
+    problems = coverage.problems()
+    assert problems[0].startswith(
+        "regularizer 'reg-off' weighed every sample 0 in the first 1 step: with affinities {'c2': 0.0}, the labels "
+        "that appeared (['c2']) gave every sample 0"
+    )
+    assert 'carried' not in ''.join(problems)

@@ -50,3 +50,13 @@ def test_invalid_config_raises(kwargs, match):
     arguments.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         RegularizerConfig(**arguments)
+
+
+@pytest.mark.parametrize(
+    ('name', 'what'),
+    [('recon', 'the reconstruction term'), ('lr', r"the learning rate \(the dopesheet's lr column\)")],
+)
+def test_reserved_names_are_refused_saying_what_they_name(name, what):
+    """'lr' used to be accepted, and its weight was silently the learning rate."""
+    with pytest.raises(ValueError, match=rf"^RegularizerConfig name '{name}' is reserved for {what}; expected another"):
+        RegularizerConfig(name, Unitarity(), None, ['bottleneck'])

@@ -10,6 +10,15 @@ from torch import Tensor
 RECON_TERM = 'recon'
 """Name of the reconstruction term in loss-term dicts; reserved, so no regularizer may use it."""
 
+LR_COLUMN = 'lr'
+"""The dopesheet column of the learning rate; reserved, so no regularizer's weight column is the learning rate."""
+
+RESERVED_NAMES = {
+    RECON_TERM: 'the reconstruction term',
+    LR_COLUMN: "the learning rate (the dopesheet's lr column)",
+}
+"""Names no regularizer may take, with what each already names."""
+
 COMPLEMENT = '~'
 """Prefix of a complement label key: `'~red'` stands for `1 − red` ("not red")."""
 
@@ -70,8 +79,11 @@ class RegularizerConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f'RegularizerConfig name must be a non-empty string, got {self.name!r}')
-        if self.name == RECON_TERM:
-            raise ValueError(f'RegularizerConfig name {RECON_TERM!r} is reserved for the reconstruction term')
+        if self.name in RESERVED_NAMES:
+            raise ValueError(
+                f'RegularizerConfig name {self.name!r} is reserved for {RESERVED_NAMES[self.name]}; '
+                'expected another name, e.g. a prefix like reg-'
+            )
         if not callable(self.compute_loss_term):
             raise TypeError(
                 f'RegularizerConfig {self.name!r}: compute_loss_term must be callable, '

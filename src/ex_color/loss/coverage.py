@@ -91,10 +91,25 @@ class LabelCoverage:
                 )
             elif weight[r.name] <= 0:
                 messages.append(
-                    f'regularizer {r.name!r} weighed every sample 0 in {span}: its labels {r.label_affinities} '
-                    'appeared but no sample carried them (clamp(Σ label × affinity, 0, 1) was always 0)'
+                    f'regularizer {r.name!r} weighed every sample 0 in {span}: {self._why_zero(r)} '
+                    '(clamp(Σ label × affinity, 0, 1) was always 0)'
                 )
         return messages
+
+    def _why_zero(self, regularizer: RegularizerConfig) -> str:
+        """Why a regularizer's weights summed to 0, key by key, for the labels that appeared."""
+        affinities = regularizer.label_affinities or {}
+        present = {key: a for key, a in affinities.items() if parse_label_key(key)[0] in self.seen}
+        if any(a <= 0 for a in present.values()):  # a key that subtracts or adds nothing: no per-key reason holds
+            return f'with affinities {affinities}, the labels that appeared ({list(present)}) gave every sample 0'
+        reasons = []
+        for key in present:
+            label, complement = parse_label_key(key)
+            if complement:
+                reasons.append(f'every sample carried {label!r}, so {key!r} is 0 everywhere')
+            else:
+                reasons.append(f'no sample carried {label!r}')
+        return '; '.join(reasons)
 
 
 def expected_weight_problems(

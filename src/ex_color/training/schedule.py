@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ex_color.loss import RegularizerConfig
+from ex_color.loss.config import LR_COLUMN
 from ex_color.temporal import Dopesheet, DopesheetError, schedule_table
 from ex_color.temporal.keyframes import location
 
@@ -29,7 +30,7 @@ def _warn_once(sheet: Dopesheet, kind: str, name: str, message: str) -> None:
         log.warning(message, name)
 
 
-LR_PROPERTY = 'lr'
+LR_PROPERTY = LR_COLUMN
 MAX_SCHEDULE_VALUE = 1e6
 """The largest learning rate or regularizer weight a dopesheet may key. Far above any useful value, it
 keeps `weight × term` and Adam's steps finite in float32 (a keyed 1e308 would overflow)."""
