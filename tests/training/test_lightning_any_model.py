@@ -373,3 +373,157 @@ def test_a_regularizer_on_a_conv_map_by_hand():
     record = LastMetrics()
     fit_one(module, (images, torch.tensor([0, 1, 0, 1]), {}), callbacks=[record])
     assert record.metrics['train_reg-anchor'] == pytest.approx(expected, rel=1e-5)
+
+
+# --- layers a regularizer cannot read: run twice, not [B, D], not one tensor ---
+
+
+class Siamese(nn.Module):
+    """The same bottleneck module runs twice per forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(3, 4)
+        self.bottleneck = L2Norm()
+        self.dec = nn.Linear(8, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.bottleneck(self.enc(x))
+        b = self.bottleneck(self.enc(1 - x))
+        return self.dec(torch.cat([a, b], -1))
+
+
+def test_a_layer_that_runs_twice_per_forward_is_refused_at_the_first_step():
+    model = Siamese()
+    regularizers = [RegularizerConfig('r', AngularAnchor(E0), {'red': 1.0}, ['bottleneck'])]
+    module = TrainingModule(model, sheet(3), nn.MSELoss(), regularizers)
+    batch = (torch.rand(6, 3), {'red': torch.ones(6)})
+    with pytest.raises(ValueError, match=r"^layer 'bottleneck' ran 2 times in one forward pass; .*its own module$"):
+        fit_one(module, batch, steps=3)
+    assert module.global_step == 0
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+class Sequence3D(nn.Module):
+    """`[B, T, F]` → a `[B, T, K]` latent (`latent`) → `[B, T, F]`; `lstm` outputs a tuple."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent = nn.Linear(N_FEATURES, K)
+        self.lstm = nn.LSTM(K, K, batch_first=True)
+        self.out = nn.Linear(K, N_FEATURES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, _ = self.lstm(self.latent(x))
+        return self.out(h)
+
+
+class Conv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, kernel_size=3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x).mean(dim=1, keepdim=True)  # [B, 1, H, W], like x
+
+
+@pytest.mark.parametrize(
+    ('model', 'x', 'layer', 'says'),
+    [
+        (Sequence3D(), torch.randn(4, 7, N_FEATURES), 'latent', r'\[4, 7, 4\], but feature_dim=-1 .*expects \[B, D\]'),
+        # T == B with labels used to train silently, taking the batch for an ensemble dim.
+        (Sequence3D(), torch.randn(6, 6, N_FEATURES), 'latent', r'\[6, 6, 4\], but feature_dim=-1'),
+        (Conv(), torch.randn(6, 1, 5, 5), 'conv', r'\[6, 3, 5, 5\], but feature_dim=-1'),
+    ],
+)
+def test_a_layer_not_b_by_d_with_the_default_feature_dim_is_one_line_naming_feature_dim(model, x, layer, says):
+    regularizers = [RegularizerConfig('r', Unitarity(), {'c0': 1.0}, [layer])]
+    module = TrainingModule(model, sheet(1), nn.MSELoss(), regularizers)
+    with pytest.raises(ValueError, match=rf"^regularizer 'r': layer '{layer}' outputs {says}") as caught:
+        fit_one(module, (x, {'c0': torch.ones(x.shape[0])}))
+    message = str(caught.value)
+    assert '\n' not in message
+    assert 'pass feature_dim=' in message and '2 for [B, T, D], 1 for [B, C, H, W]' in message
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_the_same_layers_train_with_feature_dim():
+    for model, x, layer, feature_dim in (
+        (Sequence3D(), torch.randn(6, 6, N_FEATURES), 'latent', 2),
+        (Conv(), torch.randn(6, 1, 5, 5), 'conv', 1),
+    ):
+        regularizers = [RegularizerConfig('r', Unitarity(), {'c0': 1.0}, [layer], feature_dim=feature_dim)]
+        module = TrainingModule(model, sheet(1), nn.MSELoss(), regularizers)
+        fit_one(module, (x, {'c0': torch.ones(x.shape[0])}))
+        assert module.global_step == 1
+
+
+def test_a_tuple_output_layer_is_one_line_naming_the_module_to_use():
+    regularizers = [RegularizerConfig('r', Unitarity(), None, ['lstm'])]
+    module = TrainingModule(Sequence3D(), sheet(1), nn.MSELoss(), regularizers)
+    with pytest.raises(
+        TypeError,
+        match=r"^regularizer 'r': layer 'lstm' outputs a tuple of 2 \(Tensor, tuple\); .*"
+        r'must output one tensor: name the module that computes the part you mean',
+    ) as caught:
+        fit_one(module, (torch.randn(4, 7, N_FEATURES), {}))
+    assert '\n' not in str(caught.value)
+
+
+def test_a_layer_whose_first_dim_is_not_the_batch_is_refused():
+    class Transposed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.latent = nn.Linear(N_FEATURES, K)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.latent(x.transpose(0, 1))  # [T, B, K]
+
+    regularizers = [RegularizerConfig('r', Unitarity(), None, ['latent'], feature_dim=-1)]
+    module = TrainingModule(Transposed(), sheet(1), lambda out, x: out.mean(), regularizers)
+    with pytest.raises(
+        ValueError,
+        match=r"^regularizer 'r': layer 'latent' outputs a tensor \[7, 4, 4\]; expected "
+        r'the batch first, \[B, \.\.\.\] with B = 4',
+    ):
+        fit_one(module, (torch.randn(4, 7, N_FEATURES), {}))
+
+
+# --- constructor arguments ---
+
+
+def test_planned_steps_must_be_at_least_one():
+    with pytest.raises(ValueError, match=r'^planned_steps must be a whole number >= 1, got 0$'):
+        TrainingModule(Classifier(), sheet(4), nn.CrossEntropyLoss(), [], output=0, planned_steps=0)
+    TrainingModule(Classifier(), sheet(4), nn.CrossEntropyLoss(), [], output=0, planned_steps=1)
+
+
+def test_duplicate_regularizer_names_are_refused_at_construction():
+    regularizers = [
+        RegularizerConfig('reg-unit', Unitarity(), None, ['encoder']),
+        RegularizerConfig('reg-unit', Unitarity(), None, ['bottleneck']),
+    ]
+    with pytest.raises(ValueError, match=r"^regularizer names must be unique .*repeated: \['reg-unit'\]$"):
+        TrainingModule(Classifier(), sheet(4), nn.CrossEntropyLoss(), regularizers, output=0)
+
+
+def test_complement_labels_that_weigh_nothing_say_every_sample_carried_the_label(caplog):
+    regularizers = [RegularizerConfig('reg-away', AngularAnchor(E0), {'~c3': 1.0}, ['bottleneck'])]
+    x, y, _ = labelled_batch()
+    module = TrainingModule(Classifier(), sheet(2), nn.CrossEntropyLoss(), regularizers, output=0)
+    with caplog.at_level(logging.WARNING, logger='ex_color'):
+        fit_one(module, (x, y, {'c3': torch.ones(6)}), steps=2)
+    assert (
+        "regularizer 'reg-away' weighed every sample 0 in the first 2 steps: every sample carried 'c3', "
+        "so '~c3' is 0 everywhere"
+    ) in caplog.text
+    assert 'no sample carried' not in caplog.text
+
+
+def test_a_regularizer_named_loss_is_refused_at_construction():
+    """Its term would be logged as train_loss, the total's key: Lightning used to fail at the first step."""
+    regularizers = [RegularizerConfig('loss', Unitarity(), None, ['encoder'])]
+    with pytest.raises(
+        ValueError, match=r"^regularizer name 'loss' is taken: its term would be logged as 'train_loss'"
+    ):
+        TrainingModule(Classifier(), sheet(4), nn.CrossEntropyLoss(), regularizers, output=0)

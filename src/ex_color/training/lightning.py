@@ -7,7 +7,9 @@ to the objective and logs each term. Use it with `L.Trainer(max_steps=len(dopesh
 Mistakes that would otherwise train silently are reported (as warnings, or errors with
 `strict=True`): a regularizer in a phase training never uses, a regularizer whose labels
 never weigh a sample in the first steps, a trainer whose step budget is not the
-dopesheet's length. A batch in the wrong format is a one-line error at the first step.
+dopesheet's length. A batch in the wrong format is a one-line error at the first step, and
+so is a regularized layer that runs twice per forward pass or whose output the regularizer
+cannot read (a tuple, or not `[B, D]` with the default `feature_dim`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ OutputSelector = int | str | Callable[[Any], Tensor]
 field), or a function of the whole output."""
 
 BATCH_FORMAT = '(x, {name: [B] tensor}) or (x, y, {name: [B] tensor})'
+TOTAL_LOSS = 'loss'
+"""Logged as `train_loss`, the total; each term is logged as `train_<name>`, so no regularizer may be called this."""
 LABEL_CHECK_STEPS = 100
 """By default, a regularizer whose labels weigh no sample in this many first steps is reported."""
 
@@ -64,7 +68,9 @@ class TrainingModule(L.LightningModule):
             row i; steps past the end hold the last row.
         objective: `(output, target) → scalar`, e.g. `torch.nn.MSELoss()` for
             reconstruction or `torch.nn.CrossEntropyLoss()` with class indices `y`.
-        regularizers: the terms to add, each applied to the layers it names.
+        regularizers: the terms to add, each applied to the layers it names; names must be
+            unique and not 'loss'. Each named layer must run once per forward pass and output
+            one tensor `[B, ...]`: `[B, D]` unless the regularizer's `feature_dim` says otherwise.
         output: what the objective reads when the model returns a tuple, list or dict: an
             index, a key (or a named tuple's field) or a callable taking the raw output.
             Required for such models; a model returning a tensor needs none.
@@ -77,7 +83,7 @@ class TrainingModule(L.LightningModule):
             is a mistake, such as a label spelt differently in the data.
         planned_steps: the number of steps you mean to train, when deliberately not the
             whole dopesheet (e.g. a short trial); the trainer's step budget is checked
-            against it (default: `len(dopesheet)`).
+            against it (at least 1; default: `len(dopesheet)`).
     """
 
     def __init__(
@@ -97,9 +103,20 @@ class TrainingModule(L.LightningModule):
             raise TypeError(
                 f'output must be None, an index, a key or a callable, got {type(output).__name__} {output!r}'
             )
-        for name, value in (('label_check_steps', label_check_steps), ('planned_steps', planned_steps)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f'{name} must be a whole number >= 0, got {value!r}')
+        for name, value, least in (('label_check_steps', label_check_steps, 0), ('planned_steps', planned_steps, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ValueError(f'{name} must be a whole number >= {least}, got {value!r}')
+        names = [r.name for r in regularizers]
+        if TOTAL_LOSS in names:  # its term would be logged as train_loss, the total's key
+            raise ValueError(
+                f"regularizer name {TOTAL_LOSS!r} is taken: its term would be logged as 'train_{TOTAL_LOSS}', the "
+                'total loss; expected another name, e.g. a prefix like reg-'
+            )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f'regularizer names must be unique (each names its term and weight column); repeated: {repeated}'
+            )
         self.model = model
         self.dopesheet = dopesheet
         self.objective = objective
@@ -115,7 +132,9 @@ class TrainingModule(L.LightningModule):
             self._report(problem)
         self.label_check_steps = min(label_check_steps, len(self.schedule))
         self._coverage: LabelCoverage | None = None
-        self._captured: dict[str, Tensor] = {}
+        self._captured: dict[str, Any] = {}
+        self._runs: dict[str, int] = {}
+        """Layer name → how many times it ran in the current forward pass."""
 
     def _report(self, problem: str) -> None:
         if self.strict:
@@ -195,6 +214,25 @@ class TrainingModule(L.LightningModule):
         if frame.is_phase_start:
             log.info('Starting phase: %s', frame.phase)
 
+    def _capture(self, layer: str, output: Any) -> None:
+        """Forward-hook callback: keep the layer's output and count its runs (checked after the pass)."""
+        self._runs[layer] = self._runs.get(layer, 0) + 1
+        self._captured.setdefault(layer, output)
+
+    def _check_captured(self, batch_size: int) -> None:
+        """Each captured layer ran once and gives the regularizers reading it what they need (shapes only)."""
+        active = [r for r in self.regularizers if r.phase == TRAIN_PHASE]
+        for layer in dict.fromkeys(layer for r in active for layer in r.layer_affinities):
+            if self._runs.get(layer, 0) > 1:
+                raise ValueError(
+                    f'layer {layer!r} ran {self._runs[layer]} times in one forward pass; a regularizer needs one '
+                    'activation per sample: give each use its own module'
+                )
+        for regularizer in active:
+            for layer in regularizer.layer_affinities:
+                if layer in self._captured:  # a layer that never ran is total_loss's KeyError
+                    check_activation(regularizer, layer, self._captured[layer], batch_size)
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         x, target, labels = unpack_batch(batch)
         step = self._schedule_step()
@@ -202,23 +240,25 @@ class TrainingModule(L.LightningModule):
             self._coverage.update(labels)
             if self._coverage.steps >= self.label_check_steps:
                 self._check_coverage()
-        # Hooks only around the forward pass: a failed step leaves the model as it was, unhooked.
-        with forward_hooks(self.model, self.layer_names, self._captured.__setitem__):
-            raw = self.model(x)
-        output = select_output(raw, self.output)
-        objective = self.objective(output, target)
-        if not isinstance(objective, Tensor) or objective.ndim != 0:
-            shape = list(objective.shape) if isinstance(objective, Tensor) else type(objective).__name__
-            raise ValueError(f'the objective returned {shape}; expected a scalar tensor (e.g. reduction="mean")')
         try:
+            # Hooks only around the forward pass: a failed step leaves the model as it was, unhooked.
+            with forward_hooks(self.model, self.layer_names, self._capture):
+                raw = self.model(x)
+            self._check_captured(x.shape[0])
+            output = select_output(raw, self.output)
+            objective = self.objective(output, target)
+            if not isinstance(objective, Tensor) or objective.ndim != 0:
+                shape = list(objective.shape) if isinstance(objective, Tensor) else type(objective).__name__
+                raise ValueError(f'the objective returned {shape}; expected a scalar tensor (e.g. reduction="mean")')
             loss, terms = total_loss(
                 objective, self.regularizers, self._captured, labels, self.schedule.weights_at(step), phase=TRAIN_PHASE
             )
         finally:
             self._captured.clear()
+            self._runs.clear()
         check_finite(terms, self.regularizers, step)
         batch_size = x.shape[0]
-        self.log('train_loss', loss, prog_bar=True, batch_size=batch_size)
+        self.log(f'train_{TOTAL_LOSS}', loss, prog_bar=True, batch_size=batch_size)
         for name, value in terms.items():
             self.log(f'train_{name}', value, batch_size=batch_size)
         self.log('lr', float(self.schedule.lr[step]), batch_size=batch_size)
@@ -261,6 +301,33 @@ def unpack_batch(batch: object) -> tuple[Tensor, Tensor, Mapping[str, Tensor]]:
                 f'in {BATCH_FORMAT}'
             )
     return x, target, labels
+
+
+def check_activation(regularizer: RegularizerConfig, layer: str, activation: object, batch_size: int) -> None:
+    """A one-line error unless `activation` is a tensor the regularizer can read (shapes only, no device sync).
+
+    It must be one tensor `[B, ...]` with B = `batch_size`; with the default `feature_dim=-1`,
+    exactly `[B, D]`, since more dims would be taken for ensemble members.
+    """
+    where = f'regularizer {regularizer.name!r}: layer {layer!r}'
+    if not isinstance(activation, Tensor):
+        raise TypeError(
+            f'{where} outputs {_describe(activation)}; a regularized layer must output one tensor: name the module '
+            'that computes the part you mean (wrap it in a module of its own if none does)'
+        )
+    shape = list(activation.shape)
+    if activation.ndim == 0 or shape[0] != batch_size:
+        raise ValueError(
+            f'{where} outputs a tensor {shape}; expected the batch first, [B, ...] with B = {batch_size} '
+            '(the batch size of x)'
+        )
+    if regularizer.feature_dim == -1 and activation.ndim != 2:
+        hint = (
+            'a layer with one value per sample has no features to regularize'
+            if activation.ndim == 1
+            else "pass feature_dim= with the features' axis (e.g. 2 for [B, T, D], 1 for [B, C, H, W])"
+        )
+        raise ValueError(f'{where} outputs {shape}, but feature_dim=-1 (the default) expects [B, D]; {hint}')
 
 
 def select_output(raw: Any, selector: OutputSelector | None) -> Tensor:
