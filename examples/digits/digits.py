@@ -57,6 +57,8 @@ N_PIXELS = 64
 RESULT_COLUMNS = ('seed', 'digit', 'mse_before', 'mse_after', 'ratio')
 MIN_STEPS = 100
 """Fewer steps would squeeze the dopesheet's warm-up (1 % of the first stretch) onto step 0."""
+MAX_SEEDS = 1000
+"""The most seeds one run takes (each trains a model for seconds to minutes)."""
 INSTALL_HINT = "scikit-learn is needed for the digits example: pip install 'ex-color[digits]'"
 
 
@@ -279,23 +281,52 @@ def write_results(results: Sequence[SeedResult], path: Path) -> None:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-4' → [0, 1, 2, 3, 4]; '1,3,7-9' → [1, 3, 7, 8, 9]."""
-    seeds: list[int] = []
+    """'0-4' → [0, 1, 2, 3, 4]; '1,3,7-9' → [1, 3, 7, 8, 9]; at most `MAX_SEEDS` seeds."""
+    ranges: list[range] = []
     for part in text.split(','):
         lo, sep, hi = part.strip().partition('-')
         if not (lo.isdigit() and (not sep or hi.isdigit())) or (sep and int(hi) < int(lo)):
             raise argparse.ArgumentTypeError(f"cannot read seeds {text!r}; expected e.g. '0-4' or '1,3,7-9'")
-        seeds.extend(range(int(lo), int(hi if sep else lo) + 1))
+        ranges.append(range(int(lo), int(hi if sep else lo) + 1))
+    count = sum(len(r) for r in ranges)  # before expanding: '0-1000000000' would not fit in memory
+    if count > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f'seeds {text!r} are {count:,} seeds; expected at most {MAX_SEEDS:,}')
+    seeds = [seed for r in ranges for seed in r]
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f'seeds {text!r} list a seed twice')
     return seeds
 
 
-def _steps(text: str) -> int:
-    value = int(text)
-    if value < MIN_STEPS:
-        raise argparse.ArgumentTypeError(f'--steps must be at least {MIN_STEPS}, got {value}')
+def _whole_number(text: str, least: int) -> int:
+    """`text` as an int ≥ `least`, or a one-line error (argparse prefixes the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f'expected at least {least}, got {value}')
     return value
+
+
+def _steps(text: str) -> int:
+    return _whole_number(text, MIN_STEPS)
+
+
+def _threads(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _out_path(text: str) -> Path:
+    """A CSV file path whose folder exists and is writable, checked before training (not after it)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f'{text!r} is a directory; expected a file path, e.g. {text}/digits.csv')
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f'{text!r}: folder {str(folder)!r} does not exist; create it first')
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f'{text!r} is not writable; expected a file path you can write')
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,8 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         '--steps', type=_steps, help=f'training steps; {DOPESHEET.name} is scaled to fit (default: its length)'
     )
-    parser.add_argument('--out', type=Path, help='write per-seed, per-digit results to this CSV file')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: 1; the model is tiny)')
+    parser.add_argument('--out', type=_out_path, help='write per-seed, per-digit results to this CSV file')
+    parser.add_argument(
+        '--threads', type=_threads, default=1, help='torch CPU threads, at least 1 (default: 1; the model is tiny)'
+    )
     args = parser.parse_args(argv)
 
     import warnings
@@ -317,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ('lightning', 'lightning.pytorch', 'lightning.fabric', 'ex_color'):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings('ignore', message=r'.*isinstance\(treespec, LeafSpec\).*')  # Lightning's, not ours
-    torch.set_num_threads(max(1, min(args.threads, os.cpu_count() or 1)))
+    torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     console = Console()
 
     try:

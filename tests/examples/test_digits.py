@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,3 +185,42 @@ def test_missing_scikit_learn_is_one_line_naming_the_extra(
     assert digits.main(['--steps', str(digits.MIN_STEPS)]) == 2
     err = capsys.readouterr().err
     assert err.strip().count('\n') == 0 and "pip install 'ex-color[digits]'" in err
+
+
+def test_too_many_seeds_are_refused_without_expanding_them() -> None:
+    assert len(digits.parse_seeds(f'0-{digits.MAX_SEEDS - 1}')) == digits.MAX_SEEDS
+    with pytest.raises(Exception, match=r"^seeds '0-1000000000' are 1,000,000,001 seeds; expected at most 1,000$"):
+        digits.parse_seeds('0-1000000000')
+
+
+@pytest.mark.parametrize(
+    ('argv', 'says'),
+    [
+        (
+            ['--out', '/nonexistent/dir/d.csv'],
+            r"argument --out: '/nonexistent/dir/d\.csv': folder '/nonexistent/dir' does not exist",
+        ),
+        (['--out', '{tmp}'], r"argument --out: '.*' is a directory; expected a file path"),
+        (['--seeds', '0-1000000000'], r'are 1,000,000,001 seeds; expected at most 1,000'),
+        (['--steps', 'x'], r"argument --steps: expected a whole number, got 'x'"),
+        (['--steps', '5'], r'argument --steps: expected at least 100, got 5'),
+        (['--threads', '0'], r'argument --threads: expected at least 1, got 0'),
+        (['--threads', 'two'], r"argument --threads: expected a whole number, got 'two'"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_training(
+    argv: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError('trained despite a bad argument')
+
+    monkeypatch.setattr(digits, 'run_seed', no_training)
+    monkeypatch.setattr(digits, 'load_data', no_training)
+    with pytest.raises(SystemExit) as caught:
+        digits.main([a.replace('{tmp}', str(tmp_path)) for a in argv])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if 'error:' in line]  # argparse: the usage, then the one-line error
+    assert err[0].startswith('usage:') and errors == [err[-1]]
+    assert re.search(says, err[-1]), err[-1]
+    assert '_steps' not in err[-1] and '_threads' not in err[-1]
