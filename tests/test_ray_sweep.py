@@ -183,6 +183,7 @@ def test_ray_cpus_beyond_the_largest_node_is_refused(ray_cluster, tmp_path: Path
     assert (
         capsys.readouterr().err.strip().endswith('error: --ray-cpus 3: the largest node of the Ray cluster has 2 CPUs')
     )
+    assert not (tmp_path / 's').exists()  # a cluster that cannot run the sweep leaves no directory behind
 
 
 def test_ray_cpus_needs_ray_and_a_positive_number(tmp_path: Path, capsys):
@@ -226,6 +227,7 @@ def test_an_unreachable_address_is_one_line(tmp_path: Path):
     )
     line = assert_one_line_error(proc, 2)
     assert line.startswith(f'ex-color: error: --ray 127.0.0.1:{port}: no Ray cluster answers there'), line
+    assert not (tmp_path / 'sweep').exists()  # nothing written for a sweep that could not start
 
 
 def test_nothing_imports_ray_without_the_flag(tmp_path: Path):

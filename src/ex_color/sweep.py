@@ -138,9 +138,12 @@ def run_sweep(
         trainer = LocalChunks(experiment, steps, directory / CHUNK_CHECKPOINT)
     else:
         trainer = _ray_sweep().RayChunks(experiment, steps, address=ray, num_cpus=ray_cpus)
-    claim(directory, 'sweep', identity(experiment, engine='fast', steps=steps))
-    with lock(directory), trainer:
-        return _sweep(experiment, seeds, directory, chunk, steps, progress, trainer, loggers)
+    work = identity(experiment, engine='fast', steps=steps)
+    claim(directory, 'sweep', work, write=False)  # a wrong --out fails before a cluster starts
+    with trainer:  # a cluster that cannot be reached fails before the directory is written
+        claim(directory, 'sweep', work)
+        with lock(directory):
+            return _sweep(experiment, seeds, directory, chunk, steps, progress, trainer, loggers)
 
 
 class ChunkTrainer(Protocol):

@@ -43,11 +43,12 @@ def fingerprint(config: dict[str, Any], dopesheet: bytes, **fields: Any) -> dict
     return {'config': config, 'dopesheet_sha256': hashlib.sha256(dopesheet).hexdigest(), **fields}
 
 
-def claim(directory: Path, kind: str, identity: dict[str, Any]) -> None:
+def claim(directory: Path, kind: str, identity: dict[str, Any], *, write: bool = True) -> None:
     """Make `directory` a `kind` directory of `identity`, or check that it already is one.
 
     Raises DirectoryError (nothing written) when the path is not a directory we may use,
-    or holds other work.
+    or holds other work. With `write=False` it only checks, so that work which may still
+    fail to start (e.g. connecting to a cluster) leaves no trace.
     """
     try:
         check_writable_path(directory)
@@ -64,7 +65,8 @@ def claim(directory: Path, kind: str, identity: dict[str, Any]) -> None:
                 f'{directory} is not empty and is not an ex-color {kind} directory (no {MANIFEST_FILE}); '
                 'choose a new or empty --out'
             )
-        write_manifest(directory, kind, identity)
+        if write:
+            write_manifest(directory, kind, identity)
     except OSError as e:
         raise DirectoryError(f'{_short(directory)}: cannot write there ({e.strerror}); choose another --out') from None
 
