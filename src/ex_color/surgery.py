@@ -159,18 +159,23 @@ def ablate(
     dims = check_indices(dims, 'ablate: dims', width, layer_id)
     producer_name = _producer(model, trace, producer, width, 'ablate')
     consumer_name = _consumer(model, trace, consumer, width, 'ablate')
+    return _zeroed(model, trace, dims, sample, producer_name, consumer_name)
 
+
+def _zeroed(model: M, trace: LayerTrace, dims: list[int], sample: Any, producer: str, consumer: str | None) -> M:
+    """The ablated copy: the producer's rows `dims` (and the consumer's columns) zeroed, checked on the sample."""
     ablated = copy.deepcopy(model)
-    linear = get_layer(ablated, producer_name)
+    linear = get_layer(ablated, producer)
     index = torch.tensor(dims, dtype=torch.long, device=linear.weight.device)
     with torch.no_grad():
         linear.weight.index_fill_(0, index, 0.0)  # [out, in]: rows
         if linear.bias is not None:
             linear.bias.index_fill_(0, index, 0.0)
-        if consumer_name is not None:
-            get_layer(ablated, consumer_name).weight.index_fill_(1, index, 0.0)  # [out, in]: columns
-    _verify(ablated, layer_id, sample, trace, 'ablate', lambda out: _zero_in(out, dims, width))
-    log.debug('ablated dims %s of %r (rows of %r, columns of %r)', dims, layer_id, producer_name, consumer_name)
+        if consumer is not None:
+            get_layer(ablated, consumer).weight.index_fill_(1, index, 0.0)  # [out, in]: columns
+    width = trace.output.shape[-1]
+    _verify(ablated, trace.layer, sample, trace, 'ablate', lambda out: _zero_in(out, dims, width))
+    log.debug('ablated dims %s of %r (rows of %r, columns of %r)', dims, trace.layer, producer, consumer)
     return ablated
 
 
@@ -229,7 +234,8 @@ def prune(
     consumer_name = _consumer(model, trace, consumer, width, 'prune')
     if consumer_name is None:
         raise SurgeryError(f'prune: cannot narrow layer {layer_id!r}: {_why_no_consumer(model, trace, width)}')
-    prunes_bottleneck = _is_bottleneck_of(model, producer_name, sample)
+    prunes_bottleneck = _is_bottleneck_of(model, trace, producer_name, sample)
+    ablated = _zeroed(model, trace, dims, sample, producer_name, consumer_name)
 
     pruned = copy.deepcopy(model)
     linear = get_layer(pruned, producer_name)
@@ -239,22 +245,14 @@ def prune(
     if prunes_bottleneck:
         pruned.k_bottleneck = len(keep)
     _verify(pruned, layer_id, sample, trace, 'prune', lambda out: _narrower(out, len(keep)))
-    _same_as_ablated(pruned, model, layer_id, dims, sample, producer_name, consumer_name)
+    _same_as_ablated(pruned, ablated, layer_id, sample)
     log.debug('pruned dims %s of %r: width %d → %d', dims, layer_id, width, len(keep))
     return pruned
 
 
-def _same_as_ablated(
-    pruned: nn.Module, model: nn.Module, layer: str, dims: list[int], sample: Any, producer: str, consumer: str
-) -> None:
+def _same_as_ablated(pruned: nn.Module, ablated: nn.Module, layer: str, sample: Any) -> None:
     """Prune must compute what ablate computes (the dropped channels were zeros nobody read): checked on the sample."""
-    ablated = ablate(model, layer, dims, sample=sample, producer=producer, consumer=consumer)
-    with torch.no_grad():
-        arguments = sample if isinstance(sample, tuple) else (sample,)
-        expected = list(tensors_in(ablated.eval()(*arguments)))
-        got = list(tensors_in(pruned.eval()(*arguments)))
-    ablated.train(model.training)
-    pruned.train(model.training)
+    expected, got = _outputs(ablated, sample), _outputs(pruned, sample)
     if len(expected) != len(got) or not all(
         torch.allclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True) for a, b in zip(got, expected, strict=True)
     ):
@@ -264,11 +262,23 @@ def _same_as_ablated(
         )
 
 
-def _is_bottleneck_of(model: nn.Module, producer: str, sample: Any) -> bool:
+def _outputs(model: nn.Module, sample: Any) -> list[Tensor]:
+    """The tensors of `model(sample)` in eval mode, without gradients; every module's mode is restored after."""
+    modes = {m: m.training for m in model.modules()}
+    try:
+        with torch.no_grad():
+            return list(tensors_in(model.eval()(*(sample if isinstance(sample, tuple) else (sample,)))))
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
+def _is_bottleneck_of(model: nn.Module, trace: LayerTrace, producer: str, sample: Any) -> bool:
     """Whether `producer` writes the model's `bottleneck` layer, for models that record its width (`k_bottleneck`)."""
     if not hasattr(model, 'k_bottleneck') or 'bottleneck' not in dict(model.named_modules()):
         return False
-    return trace_layer(model, 'bottleneck', sample).producer == producer
+    bottleneck = trace if trace.layer == 'bottleneck' else trace_layer(model, 'bottleneck', sample)
+    return bottleneck.producer == producer
 
 
 def prune_equals_ablate(model: nn.Module, layer_id: str, *, sample: Any = None) -> bool:
