@@ -1,5 +1,9 @@
+import dataclasses
+import re
+
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -632,3 +636,131 @@ def test_a_tuple_sample_is_passed_as_arguments():
     assert torch.equal(ablated.enc.weight[0], torch.zeros(4))
     with pytest.raises(SurgeryError, match=r'pass sample= .*a tuple is passed as several arguments'):
         ablate(model, 'latent', [0])
+
+
+# A second pass: ways the trace could be fooled, and ordinary models it must not refuse.
+
+
+class _EncDec(nn.Module):
+    """`enc → act → dec` with a `forward` given per test."""
+
+    def __init__(self, forward=None, act: nn.Module | None = None) -> None:
+        super().__init__()
+        self.enc, self.act, self.dec, self.side = nn.Linear(6, 4), act or nn.ReLU(), nn.Linear(4, 3), nn.Linear(4, 3)
+        self._forward = forward
+
+    def forward(self, x: torch.Tensor):
+        return self._forward(self, x)
+
+
+class _BiasedReLU(nn.ReLU):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shift = nn.Parameter(torch.full((4,), 0.3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.shift)
+
+
+@dataclasses.dataclass
+class _Out:
+    y: torch.Tensor
+    z: torch.Tensor
+
+
+class _Opaque:
+    def __init__(self, y: torch.Tensor) -> None:
+        self.y = y
+
+
+SILENT_BEFORE = [
+    (
+        lambda: _EncDec(lambda s, x: (lambda h: _Out(s.dec(s.act(h)), h))(s.enc(x))),
+        'act',
+        r'part of the model output',
+    ),
+    (lambda: _EncDec(lambda s, x: s.dec(s.act(s.enc(x))), act=_BiasedReLU()), 'enc', None),
+    (
+        lambda: _EncDec(lambda s, x: s.dec(s.enc(x)) + F.linear(x, s.enc.weight).sum(-1, keepdim=True)),
+        'enc',
+        r"the weights of 'enc' are also read by code in the forward of _EncDec \(linear\)",
+    ),
+    (lambda: _EncDec(lambda s, x: s.dec(s.act(s.enc(x))) + s.side(input=s.enc(x))), 'act', None),
+    (lambda: _EncDec(lambda s, x: _Opaque(s.dec(s.act(s.enc(x))))), 'act', r'returns a _Opaque, which surgery cannot'),
+]
+
+
+@pytest.mark.parametrize(('make', 'layer', 'message'), SILENT_BEFORE)
+def test_what_once_passed_silently_is_now_exact_or_refused(make, layer, message):
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.rand(8, 6)
+    for operation in (ablate, prune):
+        try:
+            edited = operation(model, layer, [0], sample=x)
+        except SurgeryError as error:
+            assert message is None or re.search(message, str(error)), str(error)
+            assert '\n' not in str(error)
+            continue
+        assert message is None, f'{operation.__name__} should have refused'
+        # Exact: the layer's own Linear output with dim 0 zeroed by a hook, everything else as it was.
+        producer = 'enc'
+        reference = _hooked_reference(model, producer, [0], x)
+        got = edited(x)
+        torch.testing.assert_close(got, reference)
+
+
+def test_a_hook_on_a_layer_between_makes_it_unsafe():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)).eval()
+    model[1].register_forward_hook(lambda m, i, o: o + 0.5)
+    x = torch.rand(8, 6)
+    ablated = ablate(model, '0', [0])  # the hooked ReLU is a reader, not a zero-keeping link: no columns zeroed
+    torch.testing.assert_close(ablated(x), _hooked_reference(model, '0', [0], x))
+    with pytest.raises(SurgeryError, match=r"read by '1' \(ReLU\), which prune cannot narrow"):
+        prune(model, '0', [0])
+
+
+def test_functional_activations_pass_like_their_modules():
+    torch.manual_seed(0)
+    model = _EncDec(lambda s, x: s.dec(F.relu(s.enc(x)))).eval()
+    x = torch.rand(8, 6)
+    pruned = prune(model, 'enc', [0, 2])
+    torch.testing.assert_close(pruned(x), _hooked_reference(model, 'enc', [0, 2], x))
+    assert pruned.dec.in_features == 2
+
+
+def test_an_in_place_residual_after_the_layer_does_not_fail_the_check():
+    torch.manual_seed(0)
+
+    def residual(s, x):
+        out = s.dec(s.act(s.enc(x)))
+        out += x[:, :3]
+        return out
+
+    model = _EncDec(residual).eval()
+    x = torch.rand(8, 6)
+    torch.testing.assert_close(ablate(model, 'dec', [1])(x), _hooked_reference(model, 'dec', [1], x))
+
+
+def test_tracing_leaves_the_model_as_it_was():
+    class Counting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.act, self.dec = nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)
+            self.register_buffer('calls', torch.zeros(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return self.dec(self.act(self.enc(x))) * self.calls
+
+    model = Counting()
+    ablated, pruned = ablate(model, 'act', [0]), prune(model, 'act', [0])
+    assert float(model.calls) == float(ablated.calls) == float(pruned.calls) == 0
+
+
+def test_a_script_module_is_refused_and_leaves_no_hooks():
+    model = nn.Sequential(nn.Linear(6, 4), torch.jit.script(nn.ReLU()), nn.Linear(4, 3))
+    with pytest.raises(SurgeryError, match=r"cannot trace '1' \(RecursiveScriptModule\)"):
+        ablate(model, '0', [0])
+    assert not model[0]._forward_hooks and not model[0]._forward_pre_hooks

@@ -17,6 +17,7 @@ through the layer, or the edit would change more than the layer: that is checked
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -34,7 +35,11 @@ __all__ = [
     'LayerTrace',
     'SurgeryError',
     'default_sample',
+    'left_as_it_was',
+    'opaque_part',
     'output_shapes',
+    'parameter_use',
+    'passes_zero',
     'run_traced',
     'shared_weights',
     'tensors_in',
@@ -54,6 +59,12 @@ ZERO_PRESERVING: tuple[type[nn.Module], ...] = (
 """Parameter-free layers that map a zero channel to zero and ignore it otherwise (`L2Norm` mixes channels, but a
 zero channel adds nothing to the norm), so a dimension zeroed before them stays zero and can be dropped."""
 
+ZERO_PRESERVING_OPS = frozenset(
+    {'relu', 'relu_', 'relu6', 'gelu', 'silu', 'tanh', 'tanh_', 'leaky_relu', 'leaky_relu_', 'elu', 'selu', 'mish'}
+    | {'hardtanh', 'softsign', 'dropout'}
+)
+"""Elementwise torch functions that map 0 to 0, written in a `forward`: passed through like the modules above."""
+
 METADATA_OPS = frozenset({'__get__', 'size', 'dim', 'ndimension', 'numel', 'is_floating_point', 'stride', '__len__'})
 """Operations that read a tensor's shape or type, not its values: not data flow."""
 
@@ -72,10 +83,24 @@ class Call:
     """The module, or None for an operation."""
     inputs: tuple[Tensor, ...]
     output: Any
+    op: str | None = None
+    """The operation's name (e.g. 'relu'), for an operation."""
+    snapshot: tuple[Tensor | None, Tensor | None] | None = None
+    """For watched modules: copies of the first input and the output as they were when the module ran."""
 
     @property
     def label(self) -> str:
         return self.name if self.module is None else f'{self.name!r} ({type(self.module).__name__})'
+
+
+def passes_zero(call: Call) -> bool:
+    """Whether a call keeps a zero channel at zero and ignores it otherwise: a plain `ZERO_PRESERVING` module (its
+    exact type, no parameters, no hooks of its own) or a `ZERO_PRESERVING_OPS` function of one tensor."""
+    module = call.module
+    if module is None:
+        return call.op in ZERO_PRESERVING_OPS and len(call.inputs) == 1
+    plain = next(module.parameters(), None) is None and not (module._forward_hooks or module._forward_pre_hooks)
+    return type(module) in ZERO_PRESERVING and plain
 
 
 def default_sample(model: nn.Module, rows: int = 4) -> Tensor:
@@ -99,6 +124,8 @@ def output_shapes(output: Any) -> Any:
     """The shapes of a model's output, keeping its structure: a Tensor's shape, or a list/dict of them."""
     if isinstance(output, Tensor):
         return tuple(output.shape)
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        return {f.name: output_shapes(getattr(output, f.name)) for f in dataclasses.fields(output)}
     if isinstance(output, Mapping):
         return {key: output_shapes(value) for key, value in output.items()}
     if isinstance(output, Sequence) and not isinstance(output, str):
@@ -110,12 +137,30 @@ def tensors_in(value: Any) -> Iterator[Tensor]:
     """Every tensor inside a (nested) value."""
     if isinstance(value, Tensor):
         yield value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from tensors_in(getattr(value, f.name))
     elif isinstance(value, Mapping):
         for item in value.values():
             yield from tensors_in(item)
     elif isinstance(value, Sequence) and not isinstance(value, str):
         for item in value:
             yield from tensors_in(item)
+
+
+def opaque_part(value: Any) -> str | None:
+    """The type name of the first part of a (nested) output that `tensors_in` cannot look inside, or None."""
+    if value is None or isinstance(value, Tensor | str | bytes | int | float | complex | bool | torch.Size):
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    elif isinstance(value, Mapping):
+        parts = list(value.values())
+    elif isinstance(value, Sequence):
+        parts = list(value)
+    else:
+        return type(value).__name__
+    return next((found for part in parts if (found := opaque_part(part)) is not None), None)
 
 
 def _leaf_names(model: nn.Module) -> set[str]:
@@ -136,58 +181,97 @@ class _Recorder(TorchFunctionMode):
     def __init__(self, calls: list[Call], stack: list[tuple[str, bool]], root: str) -> None:
         super().__init__()
         self.calls, self.stack, self.root = calls, stack, root
+        self.paused = False
+        """Set while the tracer's own hooks copy tensors: those operations are not the model's."""
 
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
         result = func(*args, **(kwargs or {}))
         op = getattr(func, '__name__', str(func))
-        if self.stack and self.stack[-1][1]:  # inside a leaf module: part of its node
+        if self.paused or (self.stack and self.stack[-1][1]):  # the tracer's own copies, or inside a leaf module
             return result
         if op in METADATA_OPS and not any(True for _ in tensors_in(result)):  # reads a shape or type, not values
             return result
+        if op == '__get__':  # a property such as `.T`: name the attribute
+            op = getattr(getattr(func, '__self__', None), '__name__', op)
         owner = repr(self.stack[-1][0]) if self.stack else self.root
         inputs = tuple(tensors_in((list(args), dict(kwargs or {}))))
-        self.calls.append(Call(f'code in the forward of {owner} ({op})', None, inputs, result))
+        self.calls.append(Call(f'code in the forward of {owner} ({op})', None, inputs, result, op=op))
         return result
 
 
-def run_traced(model: nn.Module, sample: Any, layer: str, *, edited: bool = False) -> tuple[list[Call], Any]:
+@contextlib.contextmanager
+def left_as_it_was(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block the model is in eval mode; afterwards every module's mode and every buffer are as before,
+    so running it on a sample leaves no trace (counters, running statistics)."""
+    modes = {m: m.training for m in model.modules()}
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield model.eval()
+    finally:
+        for module, training in modes.items():
+            module.training = training
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+
+
+def run_traced(
+    model: nn.Module, sample: Any, layer: str, *, edited: bool = False, watch: Sequence[str] = ()
+) -> tuple[list[Call], Any]:
     """Run `model(sample)` (`model(*sample)` for a tuple) in eval mode without gradients, recording the graph.
 
     Returns the calls in the order they finished, plus the model's output. The layer's own call is
-    recorded too, even when it is a container. Every tensor stays referenced until the caller drops
-    the list, so object identity is a faithful record of the data flow.
+    recorded too, even when it is a container; it and the modules named in `watch` also keep copies
+    of their first input and output as they were then. Every tensor stays referenced until the
+    caller drops the list, so object identity is a faithful record of the data flow. Modes and
+    buffers are restored afterwards, so tracing leaves the model as it was.
     """
     target = get_layer(model, layer)
     leaves = _leaf_names(model)
+    watched = {layer, *watch}
     calls: list[Call] = []
     stack: list[tuple[str, bool]] = []
+    recorder = _Recorder(calls, stack, type(model).__name__)
 
     def enter(name: str) -> Any:
-        def push(_module: nn.Module, _inputs: Any) -> None:
+        def push(_module: nn.Module, _args: Any, _kwargs: Any) -> None:
             stack.append((name, name in leaves))
 
         return push
 
     def leave(name: str) -> Any:
-        def pop(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        def pop(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
             stack.pop()
             if name in leaves or module is target:
-                calls.append(Call(name, module, tuple(tensors_in(list(inputs))), output))
+                inputs = tuple(tensors_in([list(args), dict(kwargs)]))
+                snapshot = None
+                if name in watched:
+                    recorder.paused = True
+                    first = inputs[0].detach().clone() if inputs else None
+                    snapshot = (first, output.detach().clone() if isinstance(output, Tensor) else None)
+                    recorder.paused = False
+                calls.append(Call(name, module, inputs, output, snapshot=snapshot))
 
         return pop
 
-    modes = {m: m.training for m in model.modules()}
     inside_leaf = tuple(f'{leaf}.' for leaf in leaves)  # a parametrized module's parametrizations are part of it
     handles = []
-    for name, module in model.named_modules():
-        if name and not name.startswith(inside_leaf):
-            handles.append(module.register_forward_pre_hook(enter(name)))
-            handles.append(module.register_forward_hook(leave(name)))
     arguments = sample if isinstance(sample, tuple) else (sample,)
     try:
-        model.eval()
-        with torch.no_grad(), _Recorder(calls, stack, type(model).__name__):
+        for name, module in model.named_modules():
+            if name and not name.startswith(inside_leaf):
+                try:
+                    handles.append(module.register_forward_pre_hook(enter(name), with_kwargs=True))
+                    handles.append(module.register_forward_hook(leave(name), with_kwargs=True))
+                except RuntimeError as error:  # e.g. a ScriptModule
+                    raise SurgeryError(
+                        f'cannot trace {name!r} ({type(module).__name__}): {str(error).splitlines()[0]}; '
+                        'use an Ablation intervention instead'
+                    ) from None
+        with left_as_it_was(model), torch.no_grad(), recorder:
             output = model(*arguments)
+    except SurgeryError:
+        raise
     except Exception as error:
         first_line = str(error).splitlines()[0] if str(error) else ''
         if edited:
@@ -203,9 +287,19 @@ def run_traced(model: nn.Module, sample: Any, layer: str, *, edited: bool = Fals
     finally:
         for handle in handles:
             handle.remove()
-        for module, training in modes.items():
-            module.training = training
     return calls, output
+
+
+def parameter_use(model: nn.Module, name: str, calls: Sequence[Call]) -> str | None:
+    """Why module `name`'s weights are read elsewhere in the forward pass (e.g. `F.linear(x, self.enc.weight)`)."""
+    module = get_layer(model, name)
+    own = [p for p in module.parameters()]
+    for call in calls:
+        if call.module is module:
+            continue
+        if any(x is p for x in call.inputs for p in own):
+            return f'the weights of {name!r} are also read by {call.label}'
+    return None
 
 
 def shared_weights(model: nn.Module, name: str) -> str | None:
@@ -312,6 +406,12 @@ def trace_layer(model: nn.Module, layer: str, sample: Any = None) -> LayerTrace:
     if sample is None:
         sample = default_sample(model)
     calls, model_output = run_traced(model, sample, layer)
+    opaque = opaque_part(model_output)
+    if opaque is not None:
+        raise SurgeryError(
+            f'{type(model).__name__} returns a {opaque}, which surgery cannot look inside to check the edit; '
+            'return tensors in tuples, lists, dicts or dataclasses'
+        )
     runs = [i for i, c in enumerate(calls) if c.module is module]
     if not runs:
         hint = (
@@ -396,7 +496,7 @@ def _find_readers(graph: _Graph, node: int, model_output: Any) -> tuple[list[str
     while todo:
         for child in sorted(graph.children[todo.pop()]):
             call = graph.calls[child]
-            if isinstance(call.module, ZERO_PRESERVING) and len(call.inputs) == 1 and child not in chain:
+            if passes_zero(call) and len(call.inputs) == 1 and child not in chain:
                 chain.add(child)
                 todo.append(child)
             elif call.name not in readers:

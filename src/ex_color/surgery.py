@@ -36,7 +36,9 @@ from ex_color.dataflow import (
     LayerTrace,
     SurgeryError,
     default_sample,
+    left_as_it_was,
     output_shapes,
+    parameter_use,
     run_traced,
     shared_weights,
     tensors_in,
@@ -81,6 +83,11 @@ def _producer(model: nn.Module, trace: LayerTrace, named: str | None, width: int
                 f'{operation}: cannot cut layer {trace.layer!r} at {name!r}: {side}; {INTERVENTION_HINT}'
             )
     _refuse_shared(model, name, operation)
+    elsewhere = parameter_use(model, name, trace.graph.calls)
+    if elsewhere is not None:
+        raise SurgeryError(
+            f'{operation}: {elsewhere}, so editing them would change more than the layer; {INTERVENTION_HINT}'
+        )
     return name
 
 
@@ -101,7 +108,7 @@ def _why_not_consumer(model: nn.Module, trace: LayerTrace, name: str, width: int
         return f'its output is read by {name!r} ({type(module).__name__}), which prune cannot narrow'
     if module.in_features != width:
         return f'{name!r} has {module.in_features} inputs; the layer has {width} dims'
-    return shared_weights(model, name)
+    return shared_weights(model, name) or parameter_use(model, name, trace.graph.calls)
 
 
 def _traced_consumer(model: nn.Module, trace: LayerTrace, width: int) -> str | None:
@@ -174,7 +181,7 @@ def _zeroed(model: M, trace: LayerTrace, dims: list[int], sample: Any, producer:
         if consumer is not None:
             get_layer(ablated, consumer).weight.index_fill_(1, index, 0.0)  # [out, in]: columns
     width = trace.output.shape[-1]
-    _verify(ablated, trace.layer, sample, trace, 'ablate', lambda out: _zero_in(out, dims, width))
+    _verify(ablated, trace.layer, sample, trace, 'ablate', lambda out: _zero_in(out, dims, width), consumer, dims)
     log.debug('ablated dims %s of %r (rows of %r, columns of %r)', dims, trace.layer, producer, consumer)
     return ablated
 
@@ -191,15 +198,30 @@ def _narrower(output: Tensor, width: int) -> str | None:
     return None if output.shape[-1] == width else f'its width is {output.shape[-1]}, expected {width}'
 
 
-def _verify(edited: nn.Module, layer: str, sample: Any, trace: LayerTrace, operation: str, check: Any) -> None:
-    """Run the edited model on the sample: the layer's output must pass `check`, the model's output keep its shape."""
-    calls, output = run_traced(edited, sample, layer, edited=True)
-    layer_output = next(c.output for c in calls if c.name == layer)
-    problem = check(layer_output)
-    if problem is None and output_shapes(output) != output_shapes(trace.model_output):
-        problem = f'the model output changed shape from {output_shapes(trace.model_output)} to {output_shapes(output)}'
-    elif problem is not None:
+def _verify(
+    edited: nn.Module,
+    layer: str,
+    sample: Any,
+    trace: LayerTrace,
+    operation: str,
+    check: Any,
+    consumer: str | None = None,
+    dims: list[int] | None = None,
+) -> None:
+    """Run the edited model on the sample: the layer's output (as it was when the layer ran) must pass `check`,
+    the model's output keep its shape, and a consumer whose columns were zeroed must have read zeros there."""
+    calls, output = run_traced(edited, sample, layer, edited=True, watch=[consumer] if consumer else [])
+    snapshot = next(c.snapshot for c in calls if c.name == layer)
+    assert snapshot is not None
+    problem = check(snapshot[1])
+    if problem is not None:
         problem = f'layer {layer!r}: {problem}'
+    elif output_shapes(output) != output_shapes(trace.model_output):
+        problem = f'the model output changed shape from {output_shapes(trace.model_output)} to {output_shapes(output)}'
+    elif consumer is not None and dims is not None:
+        read = next(c.snapshot for c in calls if c.name == consumer)
+        if read is None or read[0] is None or bool((read[0][..., dims] != 0).any()):
+            problem = f'consumer {consumer!r} does not read zeros in dims {dims}'
     if problem is not None:
         raise SurgeryError(f'{operation} of {layer!r} is not exact on this model ({problem}); {INTERVENTION_HINT}')
 
@@ -263,14 +285,9 @@ def _same_as_ablated(pruned: nn.Module, ablated: nn.Module, layer: str, sample: 
 
 
 def _outputs(model: nn.Module, sample: Any) -> list[Tensor]:
-    """The tensors of `model(sample)` in eval mode, without gradients; every module's mode is restored after."""
-    modes = {m: m.training for m in model.modules()}
-    try:
-        with torch.no_grad():
-            return list(tensors_in(model.eval()(*(sample if isinstance(sample, tuple) else (sample,)))))
-    finally:
-        for module, training in modes.items():
-            module.training = training
+    """The tensors of `model(sample)` in eval mode, without gradients, leaving the model as it was."""
+    with left_as_it_was(model), torch.no_grad():
+        return list(tensors_in(model(*(sample if isinstance(sample, tuple) else (sample,)))))
 
 
 def _is_bottleneck_of(model: nn.Module, trace: LayerTrace, producer: str, sample: Any) -> bool:
