@@ -366,34 +366,38 @@ class LayerTrace:
     """Whether the layer's output (or a zero-preserving function of it) is part of the model's output."""
     model_output: Any
     """The model's output on the sample, for comparison after an edit."""
-    runs: dict[str, int]
-    """How many times each leaf module ran."""
-    graph: Any = None
-    layer_node: int = -1
+    graph: _Graph
+    layer_node: int
+    """The graph node whose output is the layer's output."""
+
+    def runs(self, name: str) -> int:
+        """How many times module `name` ran (0 for an operation, or a module that did not run)."""
+        return sum(1 for c in self.graph.calls if c.name == name and c.module is not None)
 
     def side_effect(self, producer: str) -> str | None:
         """Why zeroing `producer`'s rows would change more than the layer's output, or None."""
-        graph: _Graph = self.graph
-        nodes = [i for i, c in enumerate(graph.calls) if c.name == producer and c.module is not None]
-        if len(nodes) != 1:
-            runs = len(nodes)
-            return f'{producer!r} runs {runs} times in one forward pass' if runs else f'{producer!r} did not run'
-        start = nodes[0]
-        below = graph.reach(start, graph.children)
-        above = graph.reach(self.layer_node, graph.parents)
-        if self.layer_node not in below:
-            return f'{producer!r} does not feed layer {self.layer!r}'
-        path = below & above
-        inner = {i for i in path if i != self.layer_node}
-        for i in sorted(inner):  # every edge out of the chain must stay in it: anything else sees the zeroed rows
-            for child in sorted(graph.children[i] - path):
-                return (
-                    f'the output of {graph.calls[i].label} also reaches {graph.calls[child].label}, '
-                    'which zeroing the rows would change'
-                )
-        if any(graph.writer.get(id(t)) in inner for t in tensors_in(self.model_output)):
-            return f'the output of {producer!r} is also part of the model output, which zeroing its rows would change'
-        return None
+        return _side_effect(self.graph, self.layer_node, self.layer, self.model_output, producer)
+
+
+def _side_effect(graph: _Graph, layer_node: int, layer: str, model_output: Any, producer: str) -> str | None:
+    nodes = [i for i, c in enumerate(graph.calls) if c.name == producer and c.module is not None]
+    if len(nodes) != 1:
+        return f'{producer!r} runs {len(nodes)} times in one forward pass' if nodes else f'{producer!r} did not run'
+    below = graph.reach(nodes[0], graph.children)
+    above = graph.reach(layer_node, graph.parents)
+    if layer_node not in below:
+        return f'{producer!r} does not feed layer {layer!r}'
+    path = below & above
+    inner = {i for i in path if i != layer_node}
+    for i in sorted(inner):  # every edge out of the chain must stay in it: anything else sees the zeroed rows
+        for child in sorted(graph.children[i] - path):
+            return (
+                f'the output of {graph.calls[i].label} also reaches {graph.calls[child].label}, '
+                'which zeroing the rows would change'
+            )
+    if any(graph.writer.get(id(t)) in inner for t in tensors_in(model_output)):
+        return f'the output of {producer!r} is also part of the model output, which zeroing its rows would change'
+    return None
 
 
 def trace_layer(model: nn.Module, layer: str, sample: Any = None) -> LayerTrace:
@@ -435,23 +439,13 @@ def trace_layer(model: nn.Module, layer: str, sample: Any = None) -> LayerTrace:
     layer_node = runs[0] if is_leaf else _writer_of(calls, output, runs[0])
     if layer_node is None:
         raise SurgeryError(f'layer {layer!r} returns the model input unchanged; name the module that computes it')
-    counts: dict[str, int] = {}
-    for call in calls:
-        if call.module is not None:
-            counts[call.name] = counts.get(call.name, 0) + 1
 
     producer, problem = _find_producer(graph, layer_node, sample)
-    trace = LayerTrace(layer, output, producer, problem, [], False, model_output, counts, graph, layer_node)
     if producer is not None:
-        side = trace.side_effect(producer)
-        if side is not None:
-            trace = _replace(trace, producer=None, problem=side)
+        problem = _side_effect(graph, layer_node, layer, model_output, producer)
+        producer = None if problem else producer
     readers, reaches_output = _find_readers(graph, layer_node, model_output)
-    return _replace(trace, readers=readers, reaches_output=reaches_output)
-
-
-def _replace(trace: LayerTrace, **changes: Any) -> LayerTrace:
-    return dataclasses.replace(trace, **changes)
+    return LayerTrace(layer, output, producer, problem, readers, reaches_output, model_output, graph, layer_node)
 
 
 def _writer_of(calls: list[Call], tensor: Tensor, before: int) -> int | None:

@@ -101,8 +101,8 @@ def _why_not_consumer(model: nn.Module, trace: LayerTrace, name: str, width: int
     """Why module `name` cannot have its input columns cut for this layer, or None."""
     if name not in trace.readers:
         return f'{name!r} does not read layer {trace.layer!r}'
-    if trace.runs.get(name, 0) != 1:
-        return f'{name!r} runs {trace.runs.get(name, 0)} times in one forward pass'
+    if trace.runs(name) != 1:
+        return f'{name!r} runs {trace.runs(name)} times in one forward pass'
     module = get_layer(model, name)
     if not isinstance(module, nn.Linear):
         return f'its output is read by {name!r} ({type(module).__name__}), which prune cannot narrow'
@@ -125,7 +125,7 @@ def _why_no_consumer(model: nn.Module, trace: LayerTrace, width: int) -> str:
         return 'nothing the trace can see reads its output'
     if len(trace.readers) > 1:
         return f'its output is read by several modules or operations ({", ".join(trace.readers)})'
-    if trace.readers[0] not in trace.runs:
+    if trace.runs(trace.readers[0]) == 0:  # an operation in some forward, not a module
         return f'its output is read by {trace.readers[0]}, which prune cannot narrow'
     why = _why_not_consumer(model, trace, trace.readers[0], width)
     assert why is not None
