@@ -27,6 +27,7 @@ from ex_color.evaluation import (
     display_cube,
     error_cube,
     evaluate,
+    evaluate_versions,
     evaluation_columns,
     latent_cube,
     per_colour_error,
@@ -34,9 +35,10 @@ from ex_color.evaluation import (
     squared_correlation,
     target_profile,
 )
-from ex_color.inference import INFER_BATCH
+from ex_color.inference.versions import VERSIONS_BATCH, Version
 from ex_color.intervention import BoundedFalloff, InterventionConfig, Suppression
 from ex_color.model import CNColorMLP
+from ex_color.surgery import ablate
 
 RED = Target('red', (0.0, 1.0, 1.0))
 
@@ -419,8 +421,27 @@ def test_evaluate_intervention_changes_the_figures(mlp_runs):
 def test_evaluate_runs_in_a_few_large_forward_passes(mlp_runs, suppress_red):
     counter = mlp_runs.counters[suppress_red]
     assert counter.rows == N_ERROR_CUBE + 17 + 512  # every colour exactly once
-    # The error cube in chunks of INFER_BATCH rows, then the named colours and the grid: not 64-row batches.
-    assert counter.calls <= math.ceil(N_ERROR_CUBE / INFER_BATCH) + 2
+    # The error cube, the named colours and the grid in one pass of VERSIONS_BATCH-row chunks: not 64-row batches.
+    assert counter.calls == math.ceil((N_ERROR_CUBE + 17 + 512) / VERSIONS_BATCH)
+
+
+def test_versions_evaluated_together_get_each_ones_own_figures(mlp_runs):
+    """Sharing the layers the versions have in common changes no figure: each is what evaluating it alone gives."""
+    model = mlp_runs.model
+    suppression = InterventionConfig(Suppression([1, 0, 0, 0, 0], BoundedFalloff(0, 1, power=0)), ['bottleneck'])
+    ablated = ablate(model, 'bottleneck', [0])
+    versions = [Version(model), Version(ablated), Version(model, [suppression])]
+    targets = [[], [RED], [RED]]
+    counter = ForwardCounter(model)
+    together = evaluate_versions(versions, targets)
+    counter.remove()
+    alone = [evaluate(v.model, v.interventions, t) for v, t in zip(versions, targets, strict=True)]
+    assert together == alone
+    assert together[2] == mlp_runs.results[True]  # and what the module's fixture measured, with its own model
+    assert counter.rows == N_ERROR_CUBE + 17 + 512  # the model ran every colour once: the suppressed version ran a copy
+    assert len({e.mse_median for e in together}) == 3  # three different functions
+    with pytest.raises(ValueError, match='2 versions but 1 lists of targets'):
+        evaluate_versions(versions[:2], targets[:1])
 
 
 def test_evaluation_row_names_every_figure_as_sweep_columns():

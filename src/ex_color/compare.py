@@ -48,9 +48,10 @@ from ex_color.config import (
     build_regularizers,
     build_variants,
     control_weight_scale,
+    evaluate_variants,
     training_data,
 )
-from ex_color.evaluation import Evaluation, Removal, bootstrap_interval, evaluate, hue_ring, measure_removal
+from ex_color.evaluation import Removal, bootstrap_interval, hue_ring, measure_removal
 from ex_color.experiment import checked_steps, stop_on_signals
 from ex_color.files import write_atomic
 from ex_color.rundir import identity, resolved_config, write_inputs
@@ -154,15 +155,14 @@ def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: Expe
     variants = build_variants(prepared, config, control, failures=failures)
     for why in failures.values():
         log.warning('Seed %d: %s; its figures are left empty for this seed', seed, why)
-    measured: dict[str, tuple[Evaluation, Removal]] = {}
+    evaluated = evaluate_variants(variants)
+    removals: dict[str, Removal] = {}
     for name, v in variants.items():
         if v.same_as is not None:  # the same function as an earlier variant (see `Variant.same_as`)
-            measured[name] = measured[v.same_as]
+            removals[name] = removals[v.same_as]
         else:
-            measured[name] = (
-                evaluate(v.model, v.interventions, v.targets),
-                measure_removal(v.model, v.interventions, v.targets),
-            )
+            removals[name] = measure_removal(v.model, v.interventions, v.targets)
+    measured = {name: (evaluated[name], removals[name]) for name in variants}
     order = [BASELINE, *(e.name for e in config.prepared_evaluations())]
     order += [CONTROL, *(e.name for e in config.control_evaluations())]
     rows = []

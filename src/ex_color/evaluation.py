@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ex_color.data import ColorCube, arange_cyclic, hsv_similarity, hsv_to_rgb, named_colors_rgb, rgb_to_hsv
 from ex_color.data.labels import ConceptLabel
 from ex_color.inference import infer
+from ex_color.inference.versions import Version, infer_versions
 from ex_color.intervention import InterventionConfig
 from ex_color.loss import RegularizerConfig, regularization_loss
 
@@ -136,24 +137,33 @@ class Evaluation:
 def evaluate(
     model: nn.Module, interventions: Sequence[InterventionConfig] = (), targets: Sequence[Target] = ()
 ) -> Evaluation:
-    """Error-cube max and median, the named-colour table and selectivity against `targets`, in three passes."""
-    cube_colours = torch.tensor(error_cube().rgb_grid.reshape(-1, 3), dtype=torch.float32)
-    cube_error = per_colour_error(infer(model, cube_colours, interventions).outputs, cube_colours)
+    """Error-cube max and median, the named-colour table and selectivity against `targets`."""
+    return evaluate_versions([Version(model, interventions)], [targets])[0]
 
+
+def evaluate_versions(versions: Sequence[Version], targets: Sequence[Sequence[Target]]) -> list[Evaluation]:
+    """`evaluate` of several versions of one model (each measured against its own targets), computing the layers
+    they share once per colour (`infer_versions`): the figures are exactly those of evaluating each alone."""
+    if len(versions) != len(targets):
+        raise ValueError(f'evaluate_versions: {len(versions)} versions but {len(targets)} lists of targets')
     names, named_rgb = named_colors_rgb()
+    cube = torch.tensor(error_cube().rgb_grid.reshape(-1, 3), dtype=torch.float32)
     named = torch.tensor(named_rgb, dtype=torch.float32)
-    named_error = per_colour_error(infer(model, named, interventions).outputs, named)
-
-    grid = selectivity_grid()
-    grid_error = per_colour_error(infer(model, grid, interventions).outputs, grid)
-
-    return Evaluation(
-        mse_max=float(cube_error.max()),
-        mse_median=float(cube_error.median()),
-        selectivity_r2=squared_correlation(grid_error.numpy(), target_profile(targets)),
-        named_colors={name: float(e) for name, e in zip(names, named_error.tolist(), strict=True)},
-        targets=[t.name for t in targets],
-    )
+    colours = torch.cat([cube, named, selectivity_grid()])  # one pass: each row's output does not depend on the others
+    errors = [
+        per_colour_error(output, colours).split([len(cube), len(named), len(selectivity_grid())])
+        for output in infer_versions(versions, colours)
+    ]
+    return [
+        Evaluation(
+            mse_max=float(cube_error.max()),
+            mse_median=float(cube_error.median()),
+            selectivity_r2=squared_correlation(grid_error.numpy(), target_profile(version_targets)),
+            named_colors={name: float(e) for name, e in zip(names, named_error.tolist(), strict=True)},
+            targets=[t.name for t in version_targets],
+        )
+        for (cube_error, named_error, grid_error), version_targets in zip(errors, targets, strict=True)
+    ]
 
 
 COLLATERAL_SIMILARITY = 0.2

@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,10 +28,11 @@ from ex_color.config import (
     build_model,
     build_regularizers,
     build_variants,
+    evaluate_variants,
     training_data,
     validation_regularizers,
 )
-from ex_color.evaluation import Evaluation, evaluate, validation_losses
+from ex_color.evaluation import Evaluation, validation_losses
 from ex_color.rundir import (
     CHECKPOINT_FILE,
     RESULTS_FILE,
@@ -275,12 +276,7 @@ def train_seeds(
 def assess(seed: int, model: nn.Module, metrics: pd.DataFrame, config: ExperimentConfig) -> SeedOutcome:
     """Build every variant of a trained model and evaluate it; add the validation losses."""
     started = time.perf_counter()
-    evaluations: dict[str, Evaluation] = {}
-    for name, v in build_variants(model, config).items():
-        if v.same_as is not None:  # the same function as an earlier variant: its figures, not a second pass
-            evaluations[name] = evaluations[v.same_as]
-        else:
-            evaluations[name] = replace(evaluate(v.model, v.interventions, v.targets), edit=v.edit)
+    evaluations = evaluate_variants(build_variants(model, config))
     validation = validation_losses(model, validation_regularizers(config), build_labels(config))
     return SeedOutcome(seed, model, metrics, evaluations, validation, time.perf_counter() - started)
 

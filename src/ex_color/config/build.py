@@ -6,7 +6,7 @@ one kind of object from it, so the schema stays a description and the trainers n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,9 @@ from ex_color.data.cube_sampler import cube_training_tensors
 from ex_color.data.labels import ConceptLabel
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.erasure import Erasure, ErasureError, fit_erasure
-from ex_color.evaluation import Target, evaluation_columns, validation_column
+from ex_color.evaluation import Evaluation, Target, evaluate_versions, evaluation_columns, validation_column
 from ex_color.inference import infer
+from ex_color.inference.versions import Version
 from ex_color.intervention import BoundedFalloff, InterventionConfig, Suppression
 from ex_color.loss import (
     RECON_TERM,
@@ -210,6 +211,21 @@ def build_variants(
                 raise
             failures[e.name] = str(error)
     return variants
+
+
+def evaluate_variants(variants: Mapping[str, Variant]) -> dict[str, Evaluation]:
+    """Each variant's figures (with its `edit`), in the variants' order.
+
+    A `same_as` variant gets its twin's figures without a pass of its own; the others are measured
+    together (`evaluate_versions`), so the layers they share run once per colour.
+    """
+    measured = {name: v for name, v in variants.items() if v.same_as is None}
+    figures = evaluate_versions(
+        [Version(v.model, v.interventions) for v in measured.values()],
+        [v.targets for v in measured.values()],
+    )
+    evaluations = {name: replace(f, edit=v.edit) for (name, v), f in zip(measured.items(), figures, strict=True)}
+    return {name: evaluations[v.same_as if v.same_as is not None else name] for name, v in variants.items()}
 
 
 def _with_twin(variant: Variant, evaluation: EvaluationSection, config: ExperimentConfig, model: nn.Module) -> Variant:
