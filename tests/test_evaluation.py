@@ -438,7 +438,7 @@ def test_versions_evaluated_together_get_each_ones_own_figures(mlp_runs):
     alone = [evaluate(v.model, v.interventions, t) for v, t in zip(versions, targets, strict=True)]
     assert together == alone
     assert together[2] == mlp_runs.results[True]  # and what the module's fixture measured, with its own model
-    assert counter.rows == N_ERROR_CUBE + 17 + 512  # the model ran every colour once: the suppressed version ran a copy
+    assert counter.rows == 2 * (N_ERROR_CUBE + 17 + 512)  # the model object serves the baseline and the suppression
     assert len({e.mse_median for e in together}) == 3  # three different functions
     with pytest.raises(ValueError, match='2 versions but 1 lists of targets'):
         evaluate_versions(versions[:2], targets[:1])

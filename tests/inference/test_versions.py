@@ -15,26 +15,12 @@ from ex_color.model import CNColorMLP
 from ex_color.surgery import ablate, prune
 
 
-class Counted(nn.Module):
-    """A leaf Linear that counts the rows it computes (how often the work was really done)."""
-
-    def __init__(self, k_in: int, k_out: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(k_out, k_in) / k_in**0.5)
-        self.bias = nn.Parameter(torch.zeros(k_out))
-        self.rows = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.rows += x.shape[0]
-        return nn.functional.linear(x, self.weight, self.bias)
-
-
 class Chain(nn.Module):
     """x → a → GELU → b → c; `in_place` adds 1 to b's output in place, as custom forward code may."""
 
     def __init__(self, in_place: bool = False) -> None:
         super().__init__()
-        self.a, self.act, self.b, self.c = Counted(3, 8), nn.GELU(), Counted(8, 8), Counted(8, 2)
+        self.a, self.act, self.b, self.c = nn.Linear(3, 8), nn.GELU(), nn.Linear(8, 8), nn.Linear(8, 2)
         self.in_place = in_place
 
     def forward(self, x: Tensor) -> Tensor:
@@ -42,6 +28,20 @@ class Chain(nn.Module):
         if self.in_place:
             h.add_(1.0)
         return self.c(h)
+
+
+@pytest.fixture
+def computed_rows(monkeypatch) -> dict[int, int]:
+    """id(Linear) → the rows it really computed (Linear.forward counted, as the remembering forward calls it)."""
+    rows: dict[int, int] = {}
+    compute = nn.Linear.forward
+
+    def counted(self: nn.Linear, x: Tensor) -> Tensor:
+        rows[id(self)] = rows.get(id(self), 0) + x.shape[0]
+        return compute(self, x)
+
+    monkeypatch.setattr(nn.Linear, 'forward', counted)
+    return rows
 
 
 def _suppress(layer: str, v: list[float]) -> InterventionConfig:
@@ -78,7 +78,7 @@ def test_ex29_variants_are_exactly_what_infer_gives(colours):
     _assert_exact(infer_versions(versions, colours, batch_size=300), _expected(versions, colours, 300))
 
 
-def test_shared_calls_are_made_once_per_chunk(colours):
+def test_shared_calls_are_made_once_per_chunk(colours, computed_rows):
     torch.manual_seed(0)
     model = Chain()
     edited = Chain()
@@ -91,12 +91,25 @@ def test_shared_calls_are_made_once_per_chunk(colours):
         Version(model, [InterventionConfig(apply=torch.tanh, layer_affinities=['b'])]),
     ]
     expected = _expected(versions, colours, 400)
-    for m in (model, edited):
-        m.a.rows = m.b.rows = m.c.rows = 0
+    computed_rows.clear()
     _assert_exact(infer_versions(versions, colours, batch_size=400), expected)
-    # a and b run once for all three versions; c runs in each (the third version runs on a copy of model)
-    assert (model.a.rows, model.b.rows, model.c.rows) == (1000, 1000, 1000)
-    assert (edited.a.rows, edited.b.rows, edited.c.rows) == (0, 0, 1000)
+    rows = {
+        name: (computed_rows.get(id(getattr(model, name)), 0), computed_rows.get(id(getattr(edited, name)), 0))
+        for name in 'abc'
+    }
+    # a and b run once for all three versions; c runs for each (the third version's c sees tanh of b)
+    assert rows == {'a': (1000, 0), 'b': (1000, 0), 'c': (2000, 1000)}
+
+
+def test_an_in_place_layer_costs_a_recomputation_not_a_rerun(colours, computed_rows):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+    versions = [Version(model), Version(model, [InterventionConfig(apply=torch.tanh, layer_affinities=['2'])])]
+    expected = _expected(versions, colours)
+    computed_rows.clear()
+    _assert_exact(infer_versions(versions, colours), expected)
+    # the in-place ReLU changed the first Linear's remembered output, so it is computed again (not reused stale)
+    assert computed_rows == {id(model[0]): 2000, id(model[2]): 2000}
 
 
 def test_a_tensor_changed_in_place_is_not_reused(colours):
@@ -194,7 +207,7 @@ def test_no_versions_and_no_rows():
 def test_any_edits_match_infer_exactly(k, hidden, depth, dims, rows, batch, seed):
     torch.manual_seed(seed)
     model = CNColorMLP(k, k_codec=hidden, n_nonlinear=depth)
-    dims = [d for d in dims if d < k] or [0]
+    dims = ([d for d in dims if d < k] or [0])[: k - 1]  # prune keeps at least one dim
     direction = torch.randn(k).tolist()
     versions = [
         Version(model),
@@ -205,3 +218,65 @@ def test_any_edits_match_infer_exactly(k, hidden, depth, dims, rows, batch, seed
     ]
     x = torch.rand(rows, 3)
     _assert_exact(infer_versions(versions, x, batch_size=batch), _expected(versions, x, batch))
+
+
+def test_versions_that_share_a_submodule_keep_their_own_interventions(colours):
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Linear(3, 6), nn.GELU())
+    first = nn.Sequential(encoder, nn.Linear(6, 3))
+    second = nn.Sequential(encoder, nn.Linear(6, 3))  # the same encoder object, another head
+    zero = InterventionConfig(apply=torch.zeros_like, layer_affinities=['0'])
+    versions = [Version(first), Version(second, [zero]), Version(first, [zero])]
+    _assert_exact(infer_versions(versions, colours), _expected(versions, colours))
+
+
+def test_custom_leaves_always_run(colours):
+    class Scale(nn.Module):
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            self._scale = scale  # private: not a setting a comparison of public attributes would see
+
+        def forward(self, x: Tensor) -> Tensor:
+            return x * self._scale
+
+    torch.manual_seed(0)
+    linear = nn.Linear(3, 3)
+    versions = [Version(nn.Sequential(linear, Scale(1.0))), Version(nn.Sequential(linear, Scale(0.5)))]
+    _assert_exact(infer_versions(versions, colours), _expected(versions, colours))
+    assert not interchangeable(Scale(1.0), Scale(1.0))  # not a REUSABLE type
+
+
+def test_reused_leaves_have_bitwise_equal_weights(colours):
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    with torch.no_grad():
+        a.weight.fill_(0.0)
+        b.weight.fill_(-0.0)
+        a.bias.fill_(1.0)
+        b.bias.fill_(1.0)
+    assert torch.equal(a.weight, b.weight) and not interchangeable(a, b)
+    versions = [Version(nn.Sequential(a)), Version(nn.Sequential(b))]
+    _assert_exact(infer_versions(versions, colours), _expected(versions, colours))
+
+
+def test_in_place_and_lazy_modules_are_not_reused():
+    assert not interchangeable(nn.ReLU(inplace=True), nn.ReLU(inplace=True))
+    assert not interchangeable(nn.LazyLinear(3), nn.LazyLinear(3))
+
+
+def test_a_model_in_place_of_a_version_is_refused(colours):
+    model = CNColorMLP(5)
+    with pytest.raises(TypeError, match=r'version 1 is a CNColorMLP; expected Version\(model, interventions\)'):
+        infer_versions([Version(model), model], colours)
+
+
+def test_inference_mode_input_and_caller(colours, computed_rows):
+    torch.manual_seed(0)
+    model = Chain()
+    versions = [Version(model), Version(model, [InterventionConfig(apply=torch.tanh, layer_affinities=['b'])])]
+    expected = _expected(versions, colours)
+    with torch.inference_mode():
+        frozen = colours.clone()
+        computed_rows.clear()
+        actual = infer_versions(versions, frozen)
+    _assert_exact(actual, expected)
+    assert computed_rows[id(model.a)] == 1000  # reused all the same
