@@ -149,7 +149,7 @@ def _recorded(trained: Path, *, hold_back: int | None = None):
 
 
 def test_an_interrupted_ray_sweep_continues_without_retraining(
-    ray_cluster, experiment, local, tmp_path: Path, monkeypatch
+    ray_cluster, experiment, local, tmp_path: Path, monkeypatch, caplog
 ):
     first, again = tmp_path / 'first', tmp_path / 'again'
     first.mkdir(), again.mkdir()
@@ -167,6 +167,7 @@ def test_an_interrupted_ray_sweep_continues_without_retraining(
     out = tmp_path / 'sweep'
     with pytest.raises(TrainingInterrupted, match=r'after 1 of 2 Ray tasks'):
         run_sweep(experiment, SEEDS, out=out, chunk=2, steps=STEPS, progress=False, ray='local')
+    assert 'Received SIGINT; cancelling the running Ray tasks and stopping (finished seeds are kept)' in caplog.text
     assert saved == [0, 1]  # the first chunk's seeds were saved; the other chunk was still running
     assert list(pd.read_csv(out / 'sweep.csv')['seed']) == [0, 1]
 

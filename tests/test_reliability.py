@@ -362,8 +362,16 @@ def test_each_case_is_one_line_with_its_exit_code_and_changes_nothing(outcomes, 
 # Concurrency and signals: these watch a live process -----------------------------------------------
 
 
+CTRL_C_ABLE = (
+    'import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); '
+    "runpy.run_module('ex_color', run_name='__main__')"
+)
+"""`python -m ex_color` with Python's own Ctrl-C handler, also when this suite runs as a background job (which
+starts with SIGINT ignored, and Python then leaves it ignored in its children)."""
+
+
 def _start(args: list[object], cwd: Path) -> subprocess.Popen[str]:
-    command = [sys.executable, '-m', 'ex_color', *(str(a) for a in args)]
+    command = [sys.executable, '-c', CTRL_C_ABLE, *(str(a) for a in args)]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -303,8 +303,9 @@ def train_chunk(
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[Callable[[], bool]]:
-    """Turn SIGINT/SIGTERM into a flag the training loop polls, so it can checkpoint first."""
+def stop_on_signals(stopping: str = 'checkpointing and stopping') -> Iterator[Callable[[], bool]]:
+    """Turn SIGINT/SIGTERM into a flag the training loop polls, so it can checkpoint first; `stopping` says
+    what happens next, in the warning logged on the first signal."""
     requested = False
 
     def handler(signum: int, _frame: object) -> None:
@@ -312,7 +313,7 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
         if requested:  # a second signal: stop now
             raise KeyboardInterrupt
         requested = True
-        log.warning('Received %s; checkpointing and stopping', signal.Signals(signum).name)
+        log.warning('Received %s; %s', signal.Signals(signum).name, stopping)
 
     try:
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

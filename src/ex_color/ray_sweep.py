@@ -101,6 +101,7 @@ class RayChunks:
         self.cluster = cluster(address)
         self.cpus = 0.0
         self.description: str | None = None
+        self.stopping = 'cancelling the running Ray tasks and stopping (finished seeds are kept)'
 
     def __enter__(self) -> RayChunks:
         self.cpus = self.cluster.__enter__()

@@ -152,6 +152,9 @@ class ChunkTrainer(Protocol):
     description: str | None
     """Where the chunks run, for sweep.json: None here, else e.g. 'Ray: 2 CPUs, 1 per task'."""
 
+    stopping: str
+    """What a SIGINT or SIGTERM does, for the warning logged when one arrives."""
+
     def __enter__(self) -> Any: ...
 
     def __exit__(self, *exc: object) -> Any: ...
@@ -173,6 +176,7 @@ class LocalChunks:
     def __init__(self, experiment: Experiment, steps: int, checkpoint: Path) -> None:
         self.experiment, self.steps, self.checkpoint = experiment, steps, checkpoint
         self.description = None
+        self.stopping = 'checkpointing the chunk and stopping'
 
     def __enter__(self) -> LocalChunks:
         return self
@@ -238,7 +242,7 @@ def _sweep(
     train_seconds = 0.0
     with (
         SweepProgress(len(seeds) * steps, len(done) * steps, progress) as bar,
-        stop_on_signals() as stop,
+        stop_on_signals(trainer.stopping) as stop,
         contextlib.closing(trainer.train(chunks, bar, stop)) as finished,
     ):
         for outcomes, chunk_train_seconds in finished:
