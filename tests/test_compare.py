@@ -277,6 +277,7 @@ def test_a_method_removes_its_target_only_well_above_the_untouched_models_error(
                     'method': m,
                     'model': model,
                     'kind': kind,
+                    'targets': 'red',
                     'target_error_mean': e,
                     'collateral_max_mean': 0.01,
                     'collateral_median_mean': 0.001,
@@ -290,6 +291,39 @@ def test_a_method_removes_its_target_only_well_above_the_untouched_models_error(
     assert trained['removes'] == ['ablated', 'control-leace']
     barely_trained = comparison_facts(experiment, [0], summary(untouched=0.35, edited=0.4), {})
     assert barely_trained['removes'] == ['control-leace']  # 0.4 is not 10x the untouched 0.35
+
+
+def test_only_methods_with_the_baselines_targets_are_ranked(experiment):
+    """Collateral is measured away from each method's own targets: a method removing cyan is not ranked with red's."""
+    from ex_color.compare import comparison_facts
+
+    rows = [
+        ('baseline', 'prepared', 'baseline', 'red', 1e-4, 0.01),
+        ('ablated', 'prepared', 'ablate', 'red', 0.3, 0.02),
+        ('control-leace', 'control', 'leace', 'red', 0.3, 0.03),
+        ('cyan-ablated', 'prepared', 'ablate', 'cyan', 0.3, 0.001),  # the least collateral, of another target
+        ('control', 'control', 'baseline', 'red', 1e-4, 0.01),
+    ]
+    summary = pd.DataFrame(
+        [
+            {
+                'method': m,
+                'model': model,
+                'kind': kind,
+                'targets': targets,
+                'target_error_mean': error,
+                'collateral_max_mean': collateral,
+                'collateral_median_mean': collateral / 10,
+                'baseline_median_mean': 1e-5,
+            }
+            for m, model, kind, targets, error, collateral in rows
+        ]
+    )
+    facts = comparison_facts(experiment, [0], summary, {})
+    assert facts['removes'] == ['ablated', 'control-leace', 'cyan-ablated']
+    assert facts['compared_targets'] == 'red'
+    assert facts['other_targets'] == ['cyan-ablated']
+    assert facts['least_collateral'] == 'ablated'
 
 
 def _linear_r2(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:

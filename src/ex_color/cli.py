@@ -297,11 +297,13 @@ def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
         f'Control (keeps {", ".join(control["keep"]) or "nothing"}): median error {control["baseline_median"]:.2g} '
         f'vs prepared {control["prepared_baseline_median"]:.2g} ({control["ratio"]:.2f}×, {fair})'
     )
-    least = facts['least_collateral']
+    least, target = facts['least_collateral'], facts['compared_targets']
     if least is None:
-        print(f'No method removes the target (mean target error >= {facts["removal_threshold"]}).')
+        print(f'No method removes {target} (mean target error >= {facts["removal_threshold"]}).')
     else:
-        print(f'Removes the target with the least collateral damage: {least}')
+        print(f'Removes {target} with the least collateral damage: {least}')
+    if facts['other_targets']:
+        print(f'Not ranked against these (other targets): {", ".join(facts["other_targets"])}')
     print(f'Results: {result.directory}')
     if args.report:
         from ex_color.vis.compare_report import write_compare_report

@@ -342,8 +342,9 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
 def comparison_facts(
     experiment: Experiment, seeds: Sequence[int], summary: pd.DataFrame, edits: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    """compare.json: which methods remove the target, the one with least collateral damage, the control's fairness,
-    and each method's settings."""
+    """compare.json: which methods remove their target, the one with least collateral damage among those with the
+    first evaluation's targets (`compared_targets`; methods with other targets are listed in `other_targets`),
+    the control's fairness, and each method's settings."""
     config = experiment.config
     by_method = summary.set_index('method')
     edited = by_method[by_method['kind'] != 'baseline']
@@ -356,11 +357,15 @@ def comparison_facts(
         (edited['target_error_mean'] >= REMOVAL_THRESHOLD)
         & (edited['target_error_mean'] >= UNTOUCHED_FACTOR * untouched_error)
     ]
+    # Collateral damage is measured away from each method's own targets: only methods with the baseline's
+    # targets (the first evaluation's) are ranked against each other.
+    compared_targets = by_method.loc[BASELINE, 'targets']
+    comparable = removes[removes['targets'] == compared_targets]
     least = None
-    if len(removes):
+    if len(comparable):
         # Equal up to rounding (ablate and prune are the same edit of a unit-norm bottleneck): the first in file order.
-        lowest = removes['collateral_max_mean'].min()
-        least = removes.index[np.isclose(removes['collateral_max_mean'], lowest, rtol=1e-6, atol=0)][0]
+        lowest = comparable['collateral_max_mean'].min()
+        least = comparable.index[np.isclose(comparable['collateral_max_mean'], lowest, rtol=1e-6, atol=0)][0]
     control_median = float(by_method.loc[CONTROL, 'baseline_median_mean'])
     prepared_median = float(by_method.loc[BASELINE, 'baseline_median_mean'])
     ratio = control_median / prepared_median if prepared_median > 0 else float('inf')
@@ -380,6 +385,8 @@ def comparison_facts(
         'seeds': list(seeds),
         'removal_threshold': REMOVAL_THRESHOLD,
         'removes': list(removes.index),
+        'compared_targets': compared_targets,
+        'other_targets': list(edited.index[edited['targets'] != compared_targets]),
         'least_collateral': least,
         'control': {
             'keep': list(config.control.keep) if config.control else [],

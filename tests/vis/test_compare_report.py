@@ -232,6 +232,28 @@ def test_verdict_when_a_prepared_method_wins():
     assert 'so the comparison is fair' in sentences[-1]
 
 
+def test_verdict_ranks_only_methods_with_the_baselines_targets():
+    summary = summary_of(
+        BASELINES
+        | {
+            'ablated': ('prepared', 'ablate', 0.45, 0.9, 2e-3, 4e-5),
+            'control-leace': ('control', 'leace', 0.3, 0.5, 4e-3, 2e-5),
+            'cyan-ablated': ('prepared', 'ablate', 0.5, 0.9, 1e-4, 1e-6),  # least collateral, but of cyan
+        }
+    )
+    summary.loc[summary['method'] == 'cyan-ablated', 'targets'] = 'cyan'
+    meta = meta_of(summary)
+    assert meta['least_collateral'] == 'cyan-ablated'  # a ranking over every target would pick it
+    sentences = verdict(summary, meta)
+    assert sentences[0] == (
+        'Only methods that remove red are compared here. cyan-ablated removes cyan, measured against other colours: '
+        'see the table.'
+    )
+    assert sentences[1].startswith('ablated (ablation on the prepared model) removes red with the least collateral')
+    assert 'of the 2 methods that remove their target (also control-leace)' in sentences[1]
+    assert not [s for s in sentences[1:] if 'cyan' in s]
+
+
 def test_verdict_says_plainly_when_a_control_method_wins():
     summary = summary_of(
         BASELINES

@@ -210,14 +210,29 @@ def verdict(summary: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
 
     Args:
         summary: summary.csv (one row per method: `method, model, kind, targets, seeds, F_mean, F_low, F_high`).
-        meta: compare.json (`removal_threshold`, `removes`, `least_collateral`, `control`).
+        meta: compare.json (`removal_threshold`, `removes`, `least_collateral`, `control`). Methods whose targets
+            differ from the baselines' are named, not ranked.
     """
     rows = summary.set_index('method', drop=False)
     edits = rows[rows['kind'] != BASELINE_KIND]
     threshold = meta['removal_threshold']
-    removes = [m for m in meta['removes'] if m in rows.index]
     seeds = sig(summary['seeds'].max())
     sentences = []
+
+    # Collateral damage is measured away from each method's own targets: methods are ranked only against those
+    # with the first evaluation's targets (the baselines'), and the others are named, not compared.
+    baselines = rows[rows['kind'] == BASELINE_KIND]
+    if len(baselines) and len(edits):
+        compared = baselines['targets'].iloc[0]
+        elsewhere = edits[edits['targets'] != compared]
+        if len(elsewhere):
+            named = [f'{m} removes {_targets(r)}' for m, r in elsewhere.iterrows()]
+            sentences.append(
+                f'Only methods that remove {_targets(baselines.iloc[0])} are compared here. '
+                f'{join(named)}, measured against other colours: see the table.'
+            )
+            edits = edits[edits['targets'] == compared]
+    removes = [m for m in meta['removes'] if m in edits.index]
 
     best_name = meta.get('least_collateral')
     if removes and best_name not in removes:
@@ -258,7 +273,6 @@ def verdict(summary: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
             if ours is not None and theirs is not None:
                 sentences.append(_figure_sentence(figure, ours, theirs))
 
-    baselines = rows[rows['kind'] == BASELINE_KIND]
     if len(baselines):
         parts = [f'{_possessive(r["model"])} {interval(r, "target_error")}' for _, r in baselines.iterrows()]
         parts[0] = parts[0].replace("'s ", "'s target error is ", 1)
