@@ -517,6 +517,31 @@ def test_damaged_files_and_absent_directories_are_named(fake_dir, tmp_path):
         write_compare_report(directory)
 
 
+def test_a_summary_of_other_numbers_is_refused(fake_dir, tmp_path):
+    """summary.csv must summarise the compare.csv beside it: never report one run's means beside another's rows."""
+    directory = tmp_path / 'mixed'
+    directory.mkdir()
+    for file in ('compare.json', 'compare.csv', 'summary.csv'):
+        (directory / file).write_bytes((fake_dir / file).read_bytes())
+    summary = pd.read_csv(fake_dir / 'summary.csv', keep_default_na=False)
+    method = summary.loc[1, 'method']
+    recorded = summary.loc[1, 'collateral_max_mean']
+    summary.loc[1, 'collateral_max_mean'] = recorded * 1.01
+    summary.to_csv(directory / 'summary.csv', index=False)
+    with pytest.raises(
+        RunArtifactsError, match=rf'summary\.csv: {method} collateral_max_mean is .* but compare\.csv averages'
+    ):
+        write_compare_report(directory)
+    summary.loc[1, 'collateral_max_mean'] = recorded
+    summary.iloc[[0, 1]] = summary.iloc[[1, 0]].to_numpy()  # the same numbers, two methods swapped
+    summary.to_csv(directory / 'summary.csv', index=False)
+    with pytest.raises(RunArtifactsError, match=r"summary\.csv: methods .* do not match compare\.csv's"):
+        write_compare_report(directory)
+    summary.iloc[[0, 1]] = summary.iloc[[1, 0]].to_numpy()
+    summary.to_csv(directory / 'summary.csv', index=False)
+    assert write_compare_report(directory).is_file()  # restored: accepted
+
+
 # In a browser ---------------------------------------------------------------------------------
 
 

@@ -106,12 +106,37 @@ def load_comparison(directory: str | Path) -> Comparison:
     table = _read_table(directory / TABLE_FILE, ['seed', *TEXT_COLUMNS, *BOX_FIGURES])
     summary_columns = [*TEXT_COLUMNS, 'seeds', *(f'{f}_{s}' for f in FIGURES for s in ('mean', 'low', 'high'))]
     summary = _read_table(directory / SUMMARY_FILE, summary_columns)
+    _check_summary_matches(directory, table, summary)
     hue = (
         _read_table(directory / HUE_FILE, ['seed', 'method', 'hue', 'error'])
         if (directory / HUE_FILE).is_file()
         else None
     )
     return Comparison(directory, meta, table, summary, hue)
+
+
+def _check_summary_matches(directory: Path, table: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """summary.csv must summarise this compare.csv: the same methods in the same order, and each figure's mean
+    the mean over seeds of compare.csv's (a summary left from other work would put other numbers beside the rows)."""
+    table_methods = list(dict.fromkeys(table['method']))
+    if list(summary['method']) != table_methods:
+        raise RunArtifactsError(
+            f"{directory / SUMMARY_FILE}: methods {list(summary['method'])} do not match {TABLE_FILE}'s "
+            f'{table_methods}; expected the summary of this comparison (run ex-color compare again)'
+        )
+    means = table.groupby('method', sort=False).mean(numeric_only=True)
+    for figure in (f for f in FIGURES if f in table.columns):
+        recorded, recomputed = (
+            summary[f'{figure}_mean'].to_numpy(float),
+            means.loc[table_methods, figure].to_numpy(float),
+        )
+        wrong = ~np.isclose(recorded, recomputed, rtol=1e-9, atol=0, equal_nan=True)
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            raise RunArtifactsError(
+                f'{directory / SUMMARY_FILE}: {table_methods[i]} {figure}_mean is {recorded[i]:.6g}, but {TABLE_FILE} '
+                f'averages {recomputed[i]:.6g}; expected the summary of this comparison (run ex-color compare again)'
+            )
 
 
 def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
