@@ -29,7 +29,7 @@ from ex_color.config import (
     training_data,
 )
 from ex_color.data import named_colors_rgb
-from ex_color.evaluation import error_cube, evaluate
+from ex_color.evaluation import error_cube, evaluate, selectivity_grid
 from ex_color.experiment import run_experiment, train_chunk, train_lightning_seed
 from ex_color.inference import infer
 from ex_color.sweep import run_sweep
@@ -84,7 +84,9 @@ def variant_colours_per_second(experiment, repeats: int = 4) -> dict[str, float]
     config = experiment.config
     model = init_models(lambda: build_model(config), [0])[0]
     variants = build_variants(model, config)
-    colours = len(variants) * (error_cube().rgb_grid.reshape(-1, 3).shape[0] + len(named_colors_rgb()[0]) + 512)
+    colours = len(variants) * (
+        error_cube().rgb_grid.reshape(-1, 3).shape[0] + len(named_colors_rgb()[0]) + len(selectivity_grid())
+    )
 
     def alone() -> None:
         for v in variants.values():

@@ -280,3 +280,18 @@ def test_inference_mode_input_and_caller(colours, computed_rows):
         actual = infer_versions(versions, frozen)
     _assert_exact(actual, expected)
     assert computed_rows[id(model.a)] == 1000  # reused all the same
+
+
+def test_an_output_changed_by_a_later_version_is_computed_again(colours, computed_rows):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2))
+
+    def double_in_place(h: Tensor) -> Tensor:
+        return h.mul_(2.0)
+
+    # The second version gets the first one's remembered output object, and its hook doubles it in place.
+    versions = [Version(model), Version(model, [InterventionConfig(apply=double_in_place, layer_affinities=['0'])])]
+    expected = _expected(versions, colours)
+    computed_rows.clear()
+    _assert_exact(infer_versions(versions, colours), expected)
+    assert computed_rows == {id(model[0]): 3000}  # once with reuse, then both versions again without it

@@ -107,7 +107,7 @@ def infer_versions(
 def interchangeable(a: nn.Module, b: nn.Module) -> bool:
     """Whether leaf modules `a` and `b` compute the same function by construction: both of one `REUSABLE` type,
     not set to work in place, with equal attributes and bitwise-equal parameters and buffers."""
-    return a is b or (_reusable(a) and _reusable(b) and _Signature.of(a).matches(_Signature.of(b)))
+    return _reusable(a) and _reusable(b) and (a is b or _Signature.of(a).matches(_Signature.of(b)))
 
 
 def _as_version(version: object, index: int) -> Version:
@@ -284,20 +284,23 @@ class _Reuse:
         chunk_version = _version(chunk)
         self.calls = _Calls(chunk, self.unstable)
         try:
-            outputs, output_versions = [], []
-            for version in versions:
-                with apply_interventions(version.model, version.interventions):
-                    outputs.append(version.model(chunk))
-                output_versions.append(_version(outputs[-1]) if isinstance(outputs[-1], Tensor) else None)
+            outputs, returned = [], []  # each output, and its version counter as it was returned
+            for output in _each(versions, chunk):
+                outputs.append(output)
+                returned.append(_version(output) if isinstance(output, Tensor) else None)
         finally:
             self.calls = None
         if _version(chunk) != chunk_version:
             raise ValueError('infer_versions: a model changed its input in place; versions would not see the same rows')
-        if all(_version(o) == v for o, v in zip(outputs, output_versions, strict=True) if v is not None):
+        if all(_version(o) == v for o, v in zip(outputs, returned, strict=True) if v is not None):
             return outputs
         log.debug('infer_versions: an output was changed in place by a later version; running the chunk again')
-        outputs = []
-        for version in versions:
-            with apply_interventions(version.model, version.interventions):
-                outputs.append(version.model(chunk))
-        return outputs
+        return list(_each(versions, chunk))
+
+
+def _each(versions: list[Version], chunk: Tensor) -> Iterator[Any]:
+    """Each version's output on `chunk`, with its interventions hooked on while it runs (one at a time)."""
+    for version in versions:
+        with apply_interventions(version.model, version.interventions):
+            output = version.model(chunk)
+        yield output
