@@ -7,12 +7,17 @@ import pytest
 from ex_color.temporal import Dopesheet, DopesheetError
 from ex_color.training.schedule import MAX_SCHEDULE_VALUE, TrainingSchedule, check_schedule_values
 
+from .conftest import SHORT_SHEET
+
 
 def test_lr_and_weights_match_the_dopesheet_at_every_step(short_sheet, regularizers):
     schedule = TrainingSchedule.from_dopesheet(short_sheet, regularizers)
     assert len(schedule) == len(short_sheet) == 301
+    alone = Dopesheet.from_string(SHORT_SHEET)  # no table yet: each frame is computed for its step alone
     for step in range(len(short_sheet)):
+        # the schedule, a frame and a step alone come from one computation (Track.values_at): bit for bit
         props = short_sheet[step].props
+        assert alone[step].props == props
         assert schedule.lr[step] == props['lr']
         for name, weight in schedule.weights_at(step).items():
             assert weight == props[name]

@@ -2,7 +2,8 @@
 
 A sheet is a pure function of the step: `sheet[t]` gives the frame at step t, and
 `sheet.table()` gives every property at every step as one `[steps, props]` array, computed
-once. See DESIGN.md §3 "Dopesheet and timeline" for the file format.
+once; both come from one computation, so they agree bit for bit. The file format is described in
+docs/experiment-file.md ("The dopesheet CSV") and the curves in docs/maths.md ("The dopesheet").
 """
 
 from __future__ import annotations
@@ -200,12 +201,22 @@ class Dopesheet:
             raise KeyError(f'unknown property {prop!r}: expected one of {self.props}') from None
 
     def value(self, prop: str, t: SupportsIndex) -> float:
-        """Value of property `prop` at step `t`."""
-        return self.track(prop).value_at(self._check_step(t))
+        """Value of property `prop` at step `t`: `table().column(prop)[t]`, bit for bit (see `__getitem__`)."""
+        track = self.track(prop)
+        t = self._check_step(t)
+        if self._table is not None:
+            return float(self._table[t, self.props.index(prop)])
+        return track.value_at(t)
 
     def __getitem__(self, t: SupportsIndex) -> Frame:
-        """The frame at step `t`, its props evaluated directly (no table needed)."""
+        """The frame at step `t`; its props are row t of `table()`, bit for bit.
+
+        Row t is read from the table once it has been built; before that, the step is computed alone by the
+        same code that fills the table (`Track.values_at`), so a single lookup never builds a long sheet's table.
+        """
         t = self._check_step(t)
+        if self._table is not None:
+            return self._frame(t, dict(zip(self.props, self._table[t].tolist(), strict=True)))
         return self._frame(t, {name: track.value_at(t) for name, track in self._tracks.items()})
 
     def __iter__(self) -> Iterator[Frame]:

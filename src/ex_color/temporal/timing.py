@@ -42,8 +42,10 @@ def minjerk(tau: float | ArrayLike) -> FloatOrArray:
     Vectorised: `tau` of shape `[...]` gives `[...]` (a float for a float); τ is clipped to [0, 1].
     """
     tau = _as_tau(tau)
-    # Horner form of 10τ³ − 15τ⁴ + 6τ⁵; exact at τ = 0, 0.5 and 1.
-    eased = tau**3 * (10.0 + tau * (-15.0 + 6.0 * tau))
+    # Horner form of 10τ³ − 15τ⁴ + 6τ⁵; exact at τ = 0, 0.5 and 1. Products only, no `**`: a power is a
+    # libm call for a float and a SIMD kernel for an array, which differ in the last bit on some CPUs,
+    # while a product rounds the same everywhere, so the easing is the same number on every path.
+    eased = tau * tau * tau * (10.0 + tau * (-15.0 + 6.0 * tau))
     # Rounding can overshoot 1 by an ulp or two just below τ = 1; an overshoot would push a
     # weight easing down to 0 slightly negative.
     if isinstance(eased, float):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -34,21 +33,22 @@ class Track:
         self._value_array = np.asarray(self.values, dtype=np.float64)
 
     def value_at(self, t: int) -> float:
-        """The value at step `t` (any integer; outside the keyframes it holds the end values)."""
-        steps, values = self.steps, self.values
-        if t <= steps[0]:
-            return values[0]
-        if t >= steps[-1]:
-            return values[-1]
-        i = bisect_right(steps, t) - 1
-        tau = (t - steps[i]) / (steps[i + 1] - steps[i])
-        return float(interpolate(values[i], values[i + 1], float(self._timing(tau)), self.spec.space))
+        """The value at step `t` (any integer; outside the keyframes it holds the end values).
+
+        Computed by `values_at`, the code that fills `sample`, so it is `sample(n)[t]` bit for bit.
+        """
+        return float(self.values_at(np.array([t], dtype=np.int64))[0])
 
     def sample(self, length: int) -> NDArray[np.float64]:
         """Values at steps `0 … length − 1` in one vectorised pass: `[length]` float64."""
         if len(self.steps) == 1:
             return np.full(length, self.values[0], dtype=np.float64)
-        t = np.arange(length, dtype=np.int64)
+        return self.values_at(np.arange(length, dtype=np.int64))
+
+    def values_at(self, t: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Values at the integer steps `t [n]`: `[n]` float64. Every per-step value is computed here."""
+        if len(self.steps) == 1:
+            return np.full(t.shape, self.values[0], dtype=np.float64)
         # Segment i spans steps[i] .. steps[i + 1]; steps outside all segments clamp to the end ones,
         # where τ clipped to 0 or 1 gives exactly the first or last keyed value.
         i = np.clip(np.searchsorted(self._step_array, t, side='right') - 1, 0, len(self.steps) - 2)
