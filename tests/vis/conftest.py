@@ -13,6 +13,8 @@ import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from tests.browser import Chromium, chromium, require_chromium
+
 
 @pytest.fixture(autouse=True)
 def forbid_show(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,6 +51,13 @@ def luminance(color) -> float:
 
 EX29 = Path(__file__).resolve().parents[2] / 'experiments' / 'ex-2.9'
 SHORT_RUN_STEPS = 200
+
+
+@pytest.fixture(scope='session')
+def browser() -> Iterator[Chromium]:
+    """One headless Chromium for every browser test (skips without one, unless CI is set)."""
+    with chromium(require_chromium()) as browser:
+        yield browser
 
 
 @pytest.fixture(scope='session')

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -36,9 +35,8 @@ from ex_color.vis.compare_report import (
     verdict,
     write_compare_report,
 )
-from tests.browser import Chromium, find_chromium
+from tests.browser import Chromium, assert_page_clean
 from tests.vis.conftest import EX29
-from tests.vis.test_report_browser import assert_page_clean, ci_is_set
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 SEEDS = [0, 1, 2]
@@ -543,18 +541,6 @@ def test_a_summary_of_other_numbers_is_refused(fake_dir, tmp_path):
 
 
 # In a browser ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope='module')
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    executable = find_chromium()
-    if executable is None:
-        message = 'chromium is not installed (make test installs it with apt-get when run as root)'
-        if ci_is_set():
-            pytest.fail(f'{message}; CI is set, so the browser test must run')
-        pytest.skip(message)
-    with Chromium(executable, work_dir=tmp_path_factory.mktemp('chromium')) as chromium:
-        yield chromium
 
 
 def test_compare_report_renders_in_chromium(browser: Chromium, report: Path, tmp_path: Path):

@@ -2,23 +2,21 @@
 
 The first tests prove the harness on tiny pages written here (a clean page, a broken image,
 a console error, an uncaught exception), so the report test is known to be able to fail.
-Without Chromium the tests skip, except under CI (env CI set), where a missing browser fails.
+Without Chromium the tests skip, except under CI (env CI set), where a missing browser fails
+(the `browser` fixture in conftest.py; Playwright drives Debian's chromium, see tests/browser.py).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from tests.browser import Chromium, PageReport, find_chromium
+from tests.browser import Chromium, assert_page_clean
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-LOCAL_SCHEMES = ('file:', 'data:', 'blob:', 'about:')
 
 # A page whose background follows the colour scheme, with one figure in a light and a dark version.
 OK_PAGE = """<!doctype html>
@@ -41,35 +39,6 @@ CONSOLE_ERROR_PAGE = (
     "<!doctype html><html><body><p>hi</p><script>console.error('boom from console')</script></body></html>"
 )
 EXCEPTION_PAGE = "<!doctype html><html><body><p>hi</p><script>throw new Error('kaboom uncaught')</script></body></html>"
-
-
-def ci_is_set() -> bool:
-    return os.environ.get('CI', '').strip().lower() not in ('', '0', 'false', 'no')
-
-
-@pytest.fixture(scope='module')
-def chromium_executable() -> str:
-    executable = find_chromium()
-    if executable is None:
-        message = 'chromium is not installed (make test installs it with apt-get when run as root)'
-        if ci_is_set():
-            pytest.fail(f'{message}; CI is set, so the browser test must run')
-        pytest.skip(message)
-    return executable
-
-
-@pytest.fixture(scope='module')
-def browser(chromium_executable: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    with Chromium(chromium_executable, work_dir=tmp_path_factory.mktemp('chromium')) as chromium:
-        yield chromium
-
-
-def assert_page_clean(report: PageReport) -> None:
-    """Every image loaded, no console error or uncaught exception, nothing fetched from the network."""
-    assert not report.broken_images, f'{report.url}: broken images {report.broken_images}'
-    assert not report.errors, f'{report.url}: errors in the page: {report.errors}'
-    remote = [url for url in report.requests if not url.startswith(LOCAL_SCHEMES)]
-    assert not remote, f'{report.url}: not offline, requested {remote}'
 
 
 def read_screenshot(path: Path) -> np.ndarray:
