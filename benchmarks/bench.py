@@ -23,18 +23,17 @@ from ex_color.compare import compare_chunk
 from ex_color.config import (
     build_model,
     build_regularizers,
-    build_variants,
-    evaluate_variants,
     load_experiment,
     training_data,
 )
 from ex_color.data import named_colors_rgb
-from ex_color.evaluation import error_cube, evaluate, selectivity_grid
+from ex_color.evaluation import error_cube, evaluate, evaluate_variants, selectivity_grid
 from ex_color.experiment import run_experiment, train_chunk, train_lightning_seed
 from ex_color.inference import infer
 from ex_color.sweep import run_sweep
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
+from ex_color.variants import build_variants
 from ex_color.vis.report import write_run_report
 from ex_color.vis.run_figures import default_workers
 

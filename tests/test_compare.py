@@ -12,10 +12,11 @@ import pytest
 import torch
 
 import ex_color.compare as compare_module
-from ex_color.compare import FIGURES, ROW_COLUMNS, bootstrap_interval, run_compare, summarise, train_pairs
+from ex_color.compare import FIGURES, ROW_COLUMNS, run_compare, summarise, train_pairs
 from ex_color.config import ConfigError, load_experiment, parse_config
 from ex_color.evaluation import evaluate, measure_removal, target_similarity
 from ex_color.experiment import train_seeds
+from ex_color.statistics import bootstrap_interval
 from ex_color.training.engine import EngineOptions, TrainingInterrupted
 from ex_color.workdir import DirectoryError
 
@@ -99,7 +100,8 @@ def test_compare_writes_a_row_per_seed_and_method(compared):
 
 def test_rows_are_the_figures_of_the_saved_models(experiment, compared):
     """Reload seed 1's saved control, refit its erasure and measure it again: the row's figures, exactly."""
-    from ex_color.config import build_model, build_variants
+    from ex_color.config import build_model
+    from ex_color.variants import build_variants
 
     state = torch.load(compared.directory / 'seeds' / 'seed-1.pt', weights_only=False)
     prepared, control = build_model(experiment.config), build_model(experiment.config)
@@ -337,9 +339,10 @@ def _linear_r2(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
 def test_leace_leaves_no_linear_trace_and_renormalising_lets_some_back(experiment, compared):
     """What the decoder reads after LEACE on a trained control: nothing linear about red without
     renormalisation; with it (a nonlinear step) a linear read-out recovers more than before erasure."""
-    from ex_color.config import build_labels, build_model, build_variants, training_cube
+    from ex_color.config import build_labels, build_model, training_cube
     from ex_color.data.cube_sampler import cube_training_tensors
     from ex_color.inference import infer
+    from ex_color.variants import build_variants
 
     state = torch.load(compared.directory / 'seeds' / 'seed-0.pt', weights_only=False)
     prepared, control = build_model(experiment.config), build_model(experiment.config)

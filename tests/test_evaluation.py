@@ -21,14 +21,14 @@ from hypothesis.extra.numpy import arrays
 from matplotlib.colors import hsv_to_rgb as mpl_hsv_to_rgb
 from torch import Tensor, nn
 
+from ex_color.columns import evaluation_columns
+from ex_color.data.target import Target
 from ex_color.evaluation import (
     Evaluation,
-    Target,
     display_cube,
     error_cube,
     evaluate,
     evaluate_versions,
-    evaluation_columns,
     latent_cube,
     per_colour_error,
     selectivity_grid,

@@ -12,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ex_color.sweep as sweep_module
+from ex_color.columns import color_column
 from ex_color.config import ConfigError, load_experiment, run_columns, sweep_objectives
 from ex_color.data.labels import seed_labels
-from ex_color.evaluation import color_column, pareto_front, validation_set
+from ex_color.evaluation import validation_set
 from ex_color.experiment import run_experiment
+from ex_color.statistics import pareto_front
 from ex_color.sweep import parse_seeds, pick_best, run_sweep
 from ex_color.training.engine import TrainingInterrupted
 from ex_color.workdir import DirectoryError

@@ -46,20 +46,20 @@ from ex_color.config import (
     ExperimentConfig,
     build_model,
     build_regularizers,
-    build_variants,
     control_weight_scale,
-    evaluate_variants,
     training_data,
 )
-from ex_color.evaluation import Removal, bootstrap_interval, hue_ring, measure_removal
+from ex_color.evaluation import Removal, evaluate_variants, hue_ring, measure_removal
 from ex_color.experiment import checked_steps, stop_on_signals
 from ex_color.files import write_atomic
 from ex_color.rundir import identity, resolved_config, write_inputs
+from ex_color.statistics import bootstrap_interval
 from ex_color.sweep import CHUNK_CHECKPOINT, MAX_CHUNK, SweepProgress, drop_stale_checkpoint, read_seed_file
 from ex_color.temporal import Dopesheet
 from ex_color.tracking import check_trackers, track_seed
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
+from ex_color.variants import build_variants
 from ex_color.workdir import claim, lock
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: Expe
         seed=seed,
         rows=rows,
         hue_error={name: removal.hue_error.tolist() for name, (_, removal) in measured.items()},
-        edits={name: v.edit for name, v in variants.items() if v.edit},
+        edits={name: v.edit.to_dict() for name, v in variants.items() if v.edit is not None},
         prepared=prepared,
         control=control,
     )

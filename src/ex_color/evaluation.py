@@ -12,33 +12,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
-from typing import NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from ex_color.data import ColorCube, arange_cyclic, hsv_similarity, hsv_to_rgb, named_colors_rgb, rgb_to_hsv
+from ex_color.columns import METRICS, VALIDATION_RECON, evaluation_columns, validation_column
+from ex_color.data import ColorCube, arange_cyclic, hsv_to_rgb, named_colors_rgb
 from ex_color.data.labels import ConceptLabel
+from ex_color.data.target import Target, target_similarity
 from ex_color.inference import infer
 from ex_color.inference.versions import Version, infer_versions
 from ex_color.intervention import InterventionConfig
 from ex_color.loss import RegularizerConfig, regularization_loss
+from ex_color.variants import ErasureEdit, Variant
 
 ArrayT = TypeVar('ArrayT', Tensor, np.ndarray)
-METRICS = ('mse_max', 'mse_median', 'selectivity_r2')
-"""The per-variant figures besides the named-colour table."""
-
-
-class Target(NamedTuple):
-    """A concept an edit removes: its name and its colour in HSV (hue in turns)."""
-
-    name: str
-    hsv: tuple[float, float, float]
 
 
 @cache
@@ -73,28 +66,9 @@ def selectivity_grid() -> Tensor:
     return torch.tensor(selectivity_grid_rgb(), dtype=torch.float32)
 
 
-def target_similarity(colors: np.ndarray | Tensor, targets: Sequence[Target]) -> np.ndarray:
-    """Each colour's similarity to its nearest target, `hsv_similarity` (angular, hemi): `[N, 3]` RGB → `[N]`."""
-    hsv = rgb_to_hsv(np.asarray(colors, dtype=np.float64))
-    if not targets:
-        return np.zeros(hsv.shape[:-1])
-    similarity = [hsv_similarity(hsv, np.array(t.hsv), hemi=True, mode='angular') for t in targets]
-    return np.max(np.stack(similarity), axis=0)
-
-
 def target_profile(targets: Sequence[Target]) -> np.ndarray:
     """The selectivity grid's target profile: similarity to the nearest target, cubed `[512]`."""
     return target_similarity(selectivity_grid_rgb(), targets) ** 3
-
-
-def evaluation_columns(name: str, colors: Iterable[str]) -> list[str]:
-    """A variant's columns in a sweep's table: `<name>_<metric>` and `<name>_<colour>` (spaces → '_')."""
-    return [f'{name}_{metric}' for metric in METRICS] + [color_column(name, c) for c in colors]
-
-
-def color_column(variant: str, color: str) -> str:
-    """`('ablated', 'dark gray')` → `'ablated_dark_gray'`."""
-    return f'{variant}_{color.replace(" ", "_")}'
 
 
 def per_colour_error(outputs: ArrayT, targets: ArrayT) -> ArrayT:
@@ -122,11 +96,17 @@ class Evaluation:
     named_colors: dict[str, float]
     targets: list[str] = field(default_factory=list)
     """The concepts selectivity is measured against."""
-    edit: dict = field(default_factory=dict)
-    """How a fitted edit came out, e.g. an erasure's kind, label and whether it renormalises; empty otherwise."""
+    edit: ErasureEdit | None = None
+    """How a fitted edit came out (an erasure's kind, label, whether it renormalises); None otherwise."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """As results.json and seed files hold it (an edit as a dict, {} for none)."""
+        return {**asdict(replace(self, edit=None)), 'edit': self.edit.to_dict() if self.edit is not None else {}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        edit = data.get('edit') or None
+        return cls(**{**data, 'edit': ErasureEdit.from_dict(edit) if edit is not None else None})
 
     def row(self, name: str) -> dict[str, float]:
         """This variant's columns of a sweep's table (see `evaluation_columns`)."""
@@ -164,6 +144,21 @@ def evaluate_versions(versions: Sequence[Version], targets: Sequence[Sequence[Ta
         )
         for (cube_error, named_error, grid_error), version_targets in zip(errors, targets, strict=True)
     ]
+
+
+def evaluate_variants(variants: Mapping[str, Variant]) -> dict[str, Evaluation]:
+    """Each variant's figures (with its `edit`), in the variants' order.
+
+    A `same_as` variant gets its twin's figures without a pass of its own; the others are measured
+    together (`evaluate_versions`), so the layers they share run once per colour.
+    """
+    measured = {name: v for name, v in variants.items() if v.same_as is None}
+    figures = evaluate_versions(
+        [Version(v.model, v.interventions) for v in measured.values()],
+        [v.targets for v in measured.values()],
+    )
+    evaluations = {name: replace(f, edit=v.edit) for (name, v), f in zip(measured.items(), figures, strict=True)}
+    return {name: evaluations[v.same_as if v.same_as is not None else name] for name, v in variants.items()}
 
 
 COLLATERAL_SIMILARITY = 0.2
@@ -239,11 +234,6 @@ def validation_set(labels: Mapping[str, ConceptLabel]) -> tuple[Tensor, dict[str
     return colors, {name: label.validation_labels(colors) for name, label in labels.items() if label.scale}
 
 
-def validation_column(regularizer_name: str) -> str:
-    """`'reg-anchor'` → `'val_anchor'`."""
-    return 'val_' + regularizer_name.removeprefix('reg-')
-
-
 def validation_losses(
     model: nn.Module, regularizers: Sequence[RegularizerConfig], labels: Mapping[str, ConceptLabel]
 ) -> dict[str, float]:
@@ -255,49 +245,8 @@ def validation_losses(
     colours, labels = validation_set(labels)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
     result = infer(model, colours, capture_layers=layers)
-    losses = {'val_recon': float(per_colour_error(result.outputs, colours).mean())}
+    losses = {VALIDATION_RECON: float(per_colour_error(result.outputs, colours).mean())}
     for r in regularizers:
         _, terms = regularization_loss([r], result.captured, labels, {})
         losses[validation_column(r.name)] = float(terms[r.name]) if r.name in terms else float('nan')
     return losses
-
-
-BOOTSTRAP_RESAMPLES = 10_000
-
-
-def bootstrap_interval(
-    values: np.ndarray,
-    statistic: Callable[..., np.ndarray] = np.mean,
-    *,
-    level: float = 0.95,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The percentile bootstrap interval of `statistic` over seeds: `values` `[n, ...]` (one row per seed) →
-    (low, high), each `[...]` (floats for 1-D values).
-
-    Seeds are resampled with replacement, the same resamples for every column, from a fixed
-    `seed`, so the interval is the same every time it is computed. NaN for no seeds.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape[0] == 0:
-        nan = np.full(values.shape[1:], np.nan)
-        return nan, nan
-    picks = np.random.default_rng(seed).integers(0, values.shape[0], size=(resamples, values.shape[0]))
-    estimates = statistic(values[picks], axis=1)  # [resamples, ...]
-    tail = (1 - level) / 2
-    low, high = np.quantile(estimates, [tail, 1 - tail], axis=0)
-    return low, high
-
-
-def pareto_front(table: pd.DataFrame, minimise: Sequence[str], maximise: Sequence[str]) -> pd.Series:
-    """Which rows no other row dominates (at least as good on every column, better on one).
-
-    A NaN counts as the worst value of its column, so a row cannot reach the front by a missing figure.
-    """
-    scores = np.concatenate([table[list(minimise)].to_numpy(float), -table[list(maximise)].to_numpy(float)], axis=1)
-    scores = np.where(np.isnan(scores), np.inf, scores)
-    no_worse = (scores[:, None, :] <= scores[None, :, :]).all(-1)  # [i, j]: i is no worse than j everywhere
-    better = (scores[:, None, :] < scores[None, :, :]).any(-1)
-    dominated = (no_worse & better).any(axis=0)
-    return pd.Series(~dominated, index=table.index)

@@ -27,12 +27,10 @@ from ex_color.config import (
     build_labels,
     build_model,
     build_regularizers,
-    build_variants,
-    evaluate_variants,
     training_data,
     validation_regularizers,
 )
-from ex_color.evaluation import Evaluation, validation_losses
+from ex_color.evaluation import Evaluation, evaluate_variants, validation_losses
 from ex_color.rundir import (
     CHECKPOINT_FILE,
     RESULTS_FILE,
@@ -52,6 +50,7 @@ from ex_color.training.engine import (
     train_ensemble,
 )
 from ex_color.training.schedule import TrainingSchedule
+from ex_color.variants import build_variants
 from ex_color.workdir import claim, lock
 
 if TYPE_CHECKING:

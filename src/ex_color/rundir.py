@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +62,13 @@ class RunResults:
     final_train_loss: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + '\n'
+        data = asdict(replace(self, evaluations={}))
+        data['evaluations'] = {name: e.to_dict() for name, e in self.evaluations.items()}
+        return json.dumps(data, indent=2) + '\n'
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResults:
-        return cls(**{**data, 'evaluations': {n: Evaluation(**e) for n, e in data['evaluations'].items()}})
+        return cls(**{**data, 'evaluations': {n: Evaluation.from_dict(e) for n, e in data['evaluations'].items()}})
 
 
 def resolved_config(experiment: Experiment, seed: int) -> dict[str, Any]:

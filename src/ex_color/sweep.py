@@ -34,10 +34,11 @@ import pandas as pd
 import torch
 
 from ex_color.config import ConfigError, Experiment, build_model, sweep_objectives
-from ex_color.evaluation import Evaluation, pareto_front
+from ex_color.evaluation import Evaluation
 from ex_color.experiment import SeedOutcome, check_seed, checked_steps, stop_on_signals, train_chunk
 from ex_color.files import read_torch, write_atomic
 from ex_color.rundir import RunArtifactsError, identity, resolved_config, write_inputs, write_run
+from ex_color.statistics import pareto_front
 from ex_color.tracking import check_trackers, track_seed
 from ex_color.training.engine import EngineOptions
 from ex_color.workdir import claim, lock
@@ -366,7 +367,7 @@ def _load_seed(directory: Path, seed: int, experiment: Experiment, work: dict[st
         seed=seed,
         model=model,
         metrics=pd.DataFrame(state['metrics']),
-        evaluations={name: Evaluation(**e) for name, e in state['evaluations'].items()},
+        evaluations={name: Evaluation.from_dict(e) for name, e in state['evaluations'].items()},
         validation=state['validation'],
     )
     return outcome, state['train_seconds']

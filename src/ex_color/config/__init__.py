@@ -1,7 +1,6 @@
 """The experiment file: its schema (`schema`), the objects it describes (`build`) and loading it (`load`)."""
 
 from ex_color.config.build import (
-    Variant,
     baseline_targets,
     build_intervention,
     build_label,
@@ -10,10 +9,7 @@ from ex_color.config.build import (
     build_regularizer,
     build_regularizers,
     build_targets,
-    build_variants,
     control_weight_scale,
-    evaluate_variants,
-    fit_erasure_of,
     run_columns,
     sweep_objectives,
     training_cube,
@@ -53,7 +49,6 @@ __all__ = [
     'RegularizerSection',
     'SuppressEvaluation',
     'SweepSection',
-    'Variant',
     'baseline_targets',
     'build_intervention',
     'build_label',
@@ -62,11 +57,8 @@ __all__ = [
     'build_regularizer',
     'build_regularizers',
     'build_targets',
-    'build_variants',
     'check_layers',
     'control_weight_scale',
-    'evaluate_variants',
-    'fit_erasure_of',
     'layer_widths',
     'load_experiment',
     'parse_config',

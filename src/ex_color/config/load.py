@@ -22,6 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from ex_color.columns import validation_column
 from ex_color.config.build import (
     build_intervention,
     build_model,
@@ -42,7 +43,6 @@ from ex_color.config.schema import (
     SuppressEvaluation,
     parse_config,
 )
-from ex_color.evaluation import validation_column
 from ex_color.indices import check_indices
 from ex_color.loss import expected_weight_problems, parse_label_key
 from ex_color.model import forward_hooks, get_layer

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from ex_color.columns import validation_column
 from ex_color.data.labels import PRIMARY_CHANNELS
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
-from ex_color.evaluation import validation_column
 from ex_color.loss.config import COMPLEMENT, parse_label_key
 
 EXPERIMENT_FILE = 'experiment.toml'

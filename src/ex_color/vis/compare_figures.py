@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ex_color.evaluation import bootstrap_interval
+from ex_color.statistics import bootstrap_interval
 from ex_color.vis.describe import g, hue_name, join
 from ex_color.vis.sweep import seed_jitter
 from ex_color.vis.theme import Palette, get_palette, new_figure, set_title

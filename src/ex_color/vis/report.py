@@ -30,7 +30,7 @@ import pandas as pd
 
 from ex_color.config import ConfigError, load_experiment, sweep_objectives
 from ex_color.data import NAMED_COLORS, NAMED_COLORS_HSV
-from ex_color.evaluation import Target
+from ex_color.data.target import Target
 from ex_color.files import write_atomic
 from ex_color.rundir import RunArtifactsError, check_inputs, identity, load_run, read_json
 from ex_color.vis.describe import describe_pareto, describe_sweep_boxes

@@ -27,10 +27,9 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
-from ex_color.config import build_variants
 from ex_color.data import ColorCube, rgb_to_hsv
+from ex_color.data.target import Target
 from ex_color.evaluation import (
-    Target,
     display_cube,
     error_cube,
     latent_cube,
@@ -41,6 +40,7 @@ from ex_color.evaluation import (
 )
 from ex_color.inference import infer
 from ex_color.rundir import Run
+from ex_color.variants import build_variants
 from ex_color.vis.colors import plot_colors
 from ex_color.vis.describe import (
     describe_colors,

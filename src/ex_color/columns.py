@@ -1,0 +1,33 @@
+"""Column names of what a run reports: one place, so the experiment file's checks, the sweep table
+and the reports agree on every name.
+
+- a variant's figures: `<variant>_<metric>` for each of `METRICS`, `<variant>_<colour>` for each
+  named colour (spaces become '_');
+- validation losses: `val_recon` and `val_<regularizer>` (the `reg-` prefix dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+METRICS = ('mse_max', 'mse_median', 'selectivity_r2')
+"""The per-variant figures besides the named-colour table."""
+VALIDATION_RECON = 'val_recon'
+
+
+def color_column(variant: str, color: str) -> str:
+    """`('ablated', 'dark gray')` → `'ablated_dark_gray'`."""
+    return f'{variant}_{color.replace(" ", "_")}'
+
+
+def evaluation_columns(name: str, colors: Iterable[str]) -> list[str]:
+    """A variant's columns in a sweep's table: `<name>_<metric>` and `<name>_<colour>`."""
+    return [f'{name}_{metric}' for metric in METRICS] + [color_column(name, c) for c in colors]
+
+
+def validation_column(regularizer_name: str) -> str:
+    """`'reg-anchor'` → `'val_anchor'`."""
+    return 'val_' + regularizer_name.removeprefix('reg-')
+
+
+__all__ = ['METRICS', 'VALIDATION_RECON', 'color_column', 'evaluation_columns', 'validation_column']

@@ -1,0 +1,191 @@
+"""The versions of a trained model that an experiment evaluates: its variants.
+
+A variant is what one `[[evaluations]]` entry does to a model: surgery returns a new model
+(`ablate`, `prune`); suppression and post-hoc erasure leave the model and add an intervention
+(an erasure is first fitted to the model's own activations). The untouched model is the
+variant `baseline` (and, in a comparison, `control`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from torch import nn
+
+from ex_color.config import (
+    BASELINE,
+    CONTROL,
+    AblateEvaluation,
+    EraseEvaluation,
+    EvaluationSection,
+    ExperimentConfig,
+    SuppressEvaluation,
+    baseline_targets,
+    build_intervention,
+    build_labels,
+    build_targets,
+    training_cube,
+)
+from ex_color.data.cube_sampler import cube_training_tensors
+from ex_color.data.target import Target
+from ex_color.erasure import Erasure, ErasureError, fit_erasure
+from ex_color.inference import infer
+from ex_color.intervention import InterventionConfig
+from ex_color.surgery import ablate, prune, prune_equals_ablate
+
+log = logging.getLogger(__name__)
+
+ERASURE_FIT = (
+    "the layer's activations over the training colours, weighted by how often training draws each, "
+    "with the label's probabilities as the concept"
+)
+
+
+@dataclass(frozen=True)
+class ErasureEdit:
+    """How a fitted erasure came out, reported with its figures (results.json, a comparison's seed files)."""
+
+    kind: str
+    """'leace' or 'mean-difference'."""
+    renormalize: bool
+    label: str
+    """The label the erasure was fitted to remove."""
+    layer: str
+    fit: str = ERASURE_FIT
+    """What it was fitted on, in words."""
+    direction: list[float] | None = None
+    """The unit direction a mean-difference erasure projects out (differs between seeds)."""
+    rank: int | None = None
+    """The rank of a LEACE edit (differs between seeds)."""
+
+    @classmethod
+    def of(cls, erasure: Erasure, evaluation: EraseEvaluation) -> ErasureEdit:
+        described = erasure.describe()
+        return cls(
+            kind=described['kind'],
+            renormalize=described['renormalize'],
+            label=evaluation.concept,
+            layer=evaluation.layer,
+            direction=described.get('direction'),
+            rank=described.get('rank'),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """As results.json writes it: kind, renormalize, the fit's outcome (direction or rank), label, layer, fit."""
+        outcome = {k: v for k, v in (('direction', self.direction), ('rank', self.rank)) if v is not None}
+        return {'kind': self.kind, 'renormalize': self.renormalize, **outcome} | {
+            'label': self.label,
+            'layer': self.layer,
+            'fit': self.fit,
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """What every seed shares (the fit's outcome left out): a comparison's settings of the method."""
+        return {k: v for k, v in self.to_dict().items() if k not in ('direction', 'rank')}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErasureEdit:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One evaluated version of a trained model: a surgery's copy, or the model with interventions."""
+
+    name: str
+    model: nn.Module
+    interventions: list[InterventionConfig] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    """What the edit removes (selectivity is measured against it)."""
+    edit: ErasureEdit | None = None
+    """How a fitted edit came out, reported with its figures."""
+    same_as: str | None = None
+    """Another variant that computes the same function by construction (a prune of an ablated
+    bottleneck): evaluating it again would only repeat that variant's figures."""
+
+
+def build_variant(model: nn.Module, evaluation: EvaluationSection, config: ExperimentConfig) -> Variant:
+    """What one evaluation does to `model`: surgery returns a new model; suppression and erasure add an intervention."""
+    e = evaluation
+    targets = build_targets(config, e)
+    match e:
+        case AblateEvaluation(kind='ablate'):
+            return Variant(e.name, ablate(model, e.layer, e.dims), [], targets)
+        case AblateEvaluation(kind='prune'):
+            return Variant(e.name, prune(model, e.layer, e.dims), [], targets)
+        case SuppressEvaluation():
+            return Variant(e.name, model, [build_intervention(e)], targets)
+        case EraseEvaluation():
+            erasure = fit_erasure_of(model, e, config)
+            intervention = InterventionConfig(apply=erasure, layer_affinities=[e.layer])
+            return Variant(e.name, model, [intervention], targets, ErasureEdit.of(erasure, e))
+    raise AssertionError(e)
+
+
+def fit_erasure_of(model: nn.Module, evaluation: EraseEvaluation, config: ExperimentConfig) -> Erasure:
+    """Fit an erasure evaluation to `model`: its layer's activations over the training colours (each weighted as
+    training samples it) against the label's probabilities, the expected value of the label training draws."""
+    samples = cube_training_tensors(training_cube(config))
+    label = build_labels(config)[evaluation.concept]
+    activations = infer(model, samples.colors, capture_layers=[evaluation.layer]).captured[evaluation.layer]
+    return fit_erasure(
+        evaluation.kind,
+        activations.double(),
+        label.probabilities(samples.colors, samples.vibrancies).double(),
+        samples.weights,
+        renormalize=evaluation.renormalize,
+        name=f'evaluation {evaluation.name!r} at layer {evaluation.layer!r}',
+    )
+
+
+def build_variants(
+    model: nn.Module,
+    config: ExperimentConfig,
+    control: nn.Module | None = None,
+    *,
+    failures: dict[str, str] | None = None,
+) -> dict[str, Variant]:
+    """The baseline (the model itself, measured against the first evaluation's targets) and each evaluation.
+
+    Without a `control` model, the control's evaluations are left out (only `ex-color compare` trains
+    one); with it, the control's own baseline ('control') and its evaluations are added. With a
+    `failures` dict, an erasure that cannot be fitted to this model is recorded there (name →
+    why) and left out, instead of raising `ErasureError`.
+    """
+    variants = {BASELINE: Variant(BASELINE, model, [], baseline_targets(config))}
+    edits = [(model, e) for e in config.prepared_evaluations()]
+    if control is not None:
+        variants[CONTROL] = Variant(CONTROL, control, [], baseline_targets(config))
+        edits += [(control, e) for e in config.control_evaluations()]
+    for edited, e in edits:
+        try:
+            variants[e.name] = _with_twin(build_variant(edited, e, config), e, config, edited)
+        except ErasureError as error:
+            if failures is None:
+                raise
+            failures[e.name] = str(error)
+    return variants
+
+
+def _with_twin(variant: Variant, evaluation: EvaluationSection, config: ExperimentConfig, model: nn.Module) -> Variant:
+    """A prune variant marked `same_as` the earlier ablation of the same layer and dims, when the two are
+    the same function by construction (`surgery.prune_equals_ablate`)."""
+    if not (isinstance(evaluation, AblateEvaluation) and evaluation.kind == 'prune'):
+        return variant
+    for other in (o for o in config.evaluations if o.model == evaluation.model):
+        if other is evaluation:
+            break
+        if (
+            isinstance(other, AblateEvaluation)
+            and other.kind == 'ablate'
+            and (other.layer, sorted(other.dims), other.targets)
+            == (evaluation.layer, sorted(evaluation.dims), evaluation.targets)
+            and prune_equals_ablate(model, evaluation.layer)
+        ):
+            return replace(variant, same_as=other.name)
+    return variant
+
+
+__all__ = ['ERASURE_FIT', 'ErasureEdit', 'Variant', 'build_variant', 'build_variants', 'fit_erasure_of']
