@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import copy
+import logging
 import os
 import threading
 import tomllib
@@ -828,6 +829,64 @@ def test_an_ignored_dopesheet_column_is_not_range_checked(tmp_path):
     sheet = target / 'dopesheet.csv'
     sheet.write_text(sheet.read_text().replace('\n1000,,,0.1,0.01,0.05,0.01,', '\n1000,,,0.1,0.01,0.05,-7,'))
     assert len(load_experiment(target).dopesheet) == 3001  # reg-planar-v matches no regularizer
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_ex29_runs_without_a_warning_about_the_column_it_declares_unused(tmp_path, caplog):
+    """The seed's sheet keys reg-planar-v, which nothing reads: unused_columns notes it once at info level."""
+    from ex_color.cli import main
+
+    with caplog.at_level(logging.INFO):
+        assert main(['run', str(EX29), '--steps', '3', '--out', str(tmp_path / 'run'), '--no-report']) == 0
+    assert not any('reg-planar-v' in message for message in _warnings(caplog))
+    notes = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and 'reg-planar-v' in r.getMessage()]
+    assert notes == ["Dopesheet column 'reg-planar-v' is declared unused (experiment.unused_columns) and left out"]
+
+
+def test_a_declared_unused_column_is_left_out_of_the_schedule(caplog):
+    from ex_color.training.schedule import TrainingSchedule
+
+    experiment = load_experiment(EX29)
+    assert experiment.config.experiment.unused_columns == ['reg-planar-v']
+    assert 'reg-planar-v' not in experiment.dopesheet.props
+    assert len(experiment.dopesheet) == 3001 and experiment.dopesheet.phases == {'Train'}
+    with caplog.at_level(logging.INFO):
+        TrainingSchedule.from_dopesheet(experiment.dopesheet, build_regularizers(experiment.config))
+    assert _warnings(caplog) == []
+
+
+def test_an_undeclared_non_zero_column_that_matches_nothing_still_warns(tmp_path, caplog):
+    from ex_color.training.schedule import TrainingSchedule
+
+    target = copy_ex29(tmp_path)
+    toml = target / 'experiment.toml'
+    toml.write_text(toml.read_text().replace('unused_columns = ["reg-planar-v"]', ''))
+    experiment = load_experiment(target)
+    with caplog.at_level(logging.INFO):
+        TrainingSchedule.from_dopesheet(experiment.dopesheet, build_regularizers(experiment.config))
+    assert _warnings(caplog) == ["Dopesheet column 'reg-planar-v' matches no regularizer and is ignored"]
+
+
+@pytest.mark.parametrize(
+    ('columns', 'says'),
+    [
+        ('["reg-planar-x"]', "'reg-planar-x' is not a column of"),
+        ('["lr"]', "'lr' is the learning rate, so it is used; expected columns that nothing reads"),
+        ('["reg-unit"]', "'reg-unit' is the weight of regularizer 'reg-unit', so it is used"),
+        ('["reg-planar-v", "reg-planar-v"]', 'repeats a column; expected each column once'),
+    ],
+)
+def test_unused_columns_must_be_columns_nothing_reads(tmp_path, columns, says):
+    target = copy_ex29(tmp_path)
+    toml = target / 'experiment.toml'
+    toml.write_text(toml.read_text().replace('unused_columns = ["reg-planar-v"]', f'unused_columns = {columns}'))
+    with pytest.raises(ConfigError, match=r'experiment\.unused_columns: ') as caught:
+        load_experiment(target)
+    assert says in str(caught.value)
+    assert '\n' not in str(caught.value)
 
 
 # --- complement labels and regularizers that can never apply ---

@@ -667,3 +667,13 @@ def test_from_csv_does_not_read_a_device():
     assert str(caught.value) == (
         '/dev/zero: is not a regular file (it is a character device): expected a dopesheet CSV file'
     )
+
+
+def test_without_drops_columns_and_keeps_rows_phases_and_the_other_values(phased):
+    fewer = phased.without(['x'])
+    assert fewer.props == ['y', 'z']
+    assert len(fewer) == len(phased) and fewer.steps == phased.steps
+    assert [(f.phase, f.actions) for f in fewer] == [(f.phase, f.actions) for f in phased]
+    assert np.array_equal(fewer.table().values, phased.table().values[:, 1:])  # the same computation per column
+    with pytest.raises(KeyError, match="'w'"):
+        phased.without(['w'])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ex_color.temporal import Dopesheet, DopesheetError
@@ -73,3 +75,18 @@ def test_zero_and_the_limit_itself_are_allowed(regularizers):
     schedule = TrainingSchedule.from_dopesheet(sheet, regularizers)
     assert schedule.lr[[0, 5]].tolist() == [0.0, 1e6]
     assert schedule.weights_at(5)['reg-unit'] == 1e6
+
+
+def test_an_unmatched_column_warns_unless_it_is_zero_at_every_step(regularizers, caplog):
+    # 'extra' is non-zero between its zero keys; 'zeros' could weight nothing, even if a regularizer read it
+    sheet = Dopesheet.from_string('STEP,lr,extra,zeros\n0,0.1,0,0\n5,0.1,0.5,0\n10,0.1,0,0\n')
+    with caplog.at_level(logging.INFO, logger='ex_color.training.schedule'):
+        schedule = TrainingSchedule.from_dopesheet(sheet, regularizers)
+        TrainingSchedule.from_dopesheet(sheet, regularizers)  # the same sheet again (a sweep's next chunk): no repeat
+    assert schedule.ignored_properties == ('extra', 'zeros')
+    about = {(r.levelname, r.getMessage()) for r in caplog.records if 'matches no regularizer' in r.getMessage()}
+    assert about == {
+        ('WARNING', "Dopesheet column 'extra' matches no regularizer and is ignored"),
+        ('INFO', "Dopesheet column 'zeros' matches no regularizer and is zero at every step; ignored"),
+    }
+    assert sum('matches no regularizer' in r.getMessage() for r in caplog.records) == 2

@@ -86,6 +86,30 @@ def resolve_experiment_path(path: str | Path) -> Path:
     return path
 
 
+def _without_unused_columns(dopesheet: Dopesheet, config: ExperimentConfig, *, source: str) -> Dopesheet:
+    """The sheet without the columns `experiment.unused_columns` declares, noted once at info level; a ConfigError
+    for a declared column the sheet lacks or that something reads (`lr` or a regularizer's weight)."""
+    unused = config.experiment.unused_columns
+    if not unused:
+        return dopesheet
+    read = {r.name: f'the weight of regularizer {r.name!r}' for r in config.regularizers}
+    read[LR_PROPERTY] = 'the learning rate'
+    for name in unused:
+        if name not in dopesheet.props:
+            raise ConfigError(
+                f'{source}: experiment.unused_columns: {name!r} is not a column of {dopesheet.source}; expected '
+                f'some of {dopesheet.props}'
+            )
+        if name in read:
+            raise ConfigError(
+                f'{source}: experiment.unused_columns: {name!r} is {read[name]}, so it is used; expected columns '
+                'that nothing reads'
+            )
+    for name in unused:
+        log.info("Dopesheet column '%s' is declared unused (experiment.unused_columns) and left out", name)
+    return dopesheet.without(unused)
+
+
 def load_experiment(path: str | Path, *, strict: bool = False) -> Experiment:
     """Read, validate and cross-check an experiment file and its dopesheet.
 
@@ -126,6 +150,7 @@ def load_experiment(path: str | Path, *, strict: bool = False) -> Experiment:
         check_schedule_values(dopesheet, [r.name for r in config.regularizers])
     except DopesheetError as e:
         raise ConfigError(str(e)) from None
+    dopesheet = _without_unused_columns(dopesheet, config, source=str(path))
     return Experiment(path=path, config=config, dopesheet=dopesheet, dopesheet_path=dopesheet_path)
 
 

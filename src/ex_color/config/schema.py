@@ -76,6 +76,18 @@ class ExperimentSection(_Section):
     dopesheet: str = 'dopesheet.csv'
     """The schedule CSV, relative to the experiment file."""
 
+    unused_columns: list[str] = Field(default_factory=list)
+    """Dopesheet columns kept in the sheet on purpose though nothing reads them: each is noted once at info level
+    and left out of the schedule. Each must be a column of the dopesheet, not `lr` and no regularizer's name.
+    Any other column that matches no regularizer is warned about, unless it is zero at every step."""
+
+    @field_validator('unused_columns')
+    @classmethod
+    def _distinct_columns(cls, columns: list[str]) -> list[str]:
+        if len(set(columns)) != len(columns):
+            raise _value_error(f'{columns} repeats a column; expected each column once')
+        return columns
+
     @field_validator('seed')
     @classmethod
     def _seed_in_range(cls, seed: int) -> int:

@@ -8,12 +8,13 @@ docs/experiment-file.md ("The dopesheet CSV") and the curves in docs/maths.md ("
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import operator
 import os
 import stat
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, NamedTuple, SupportsIndex, TextIO
@@ -173,6 +174,20 @@ class Dopesheet:
         """Parse dopesheet CSV text; `source` names it in error messages."""
         properties, keyframes = parse_dopesheet_csv(text, source)
         return cls(properties, keyframes, source=source)
+
+    def without(self, names: Collection[str]) -> Dopesheet:
+        """This sheet without the property columns `names`: the same rows, steps, phases and actions.
+
+        KeyError for a name that is not a property of this sheet.
+        """
+        for name in names:
+            self.track(name)
+        dropped = set(names)
+        keyframes = [
+            dataclasses.replace(k, values={n: v for n, v in k.values.items() if n not in dropped})
+            for k in self.keyframes
+        ]
+        return Dopesheet([p for p in self.properties if p.name not in dropped], keyframes, source=self.source)
 
     def __len__(self) -> int:
         """Number of steps: the last keyframe's step + 1."""

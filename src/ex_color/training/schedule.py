@@ -2,12 +2,17 @@
 
 Both trainers read the schedule through `TrainingSchedule`, so they agree on which
 dopesheet columns matter and on the weight of a regularizer the sheet does not mention.
+A column that matches no regularizer is ignored: with a warning when it holds a non-zero
+value, with an info note when it is zero at every step (it could weight nothing). An
+experiment file declares the columns it leaves unused on purpose in
+`experiment.unused_columns`; `load_experiment` drops those before a schedule is built.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,15 +24,16 @@ from ex_color.temporal import Dopesheet, DopesheetError, schedule_table
 from ex_color.temporal.keyframes import location
 
 log = logging.getLogger(__name__)
-_warned: set[tuple[int, str, str]] = set()
+_warned: weakref.WeakKeyDictionary[Dopesheet, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
+"""What has been reported about each live sheet (by the sheet itself: a later sheet may reuse a dead one's id)."""
 
 
-def _warn_once(sheet: Dopesheet, kind: str, name: str, message: str) -> None:
+def _warn_once(sheet: Dopesheet, kind: str, name: str, message: str, level: int = logging.WARNING) -> None:
     """A sheet's mismatches are reported once, not again for every chunk of a sweep."""
-    key = (id(sheet), kind, name)
-    if key not in _warned:
-        _warned.add(key)
-        log.warning(message, name)
+    reported = _warned.setdefault(sheet, set())
+    if (kind, name) not in reported:
+        reported.add((kind, name))
+        log.log(level, message, name)
 
 
 LR_PROPERTY = LR_COLUMN
@@ -104,7 +110,17 @@ class TrainingSchedule:
                 )
         ignored = tuple(n for n in names if n != LR_PROPERTY and n not in regularizer_names)
         for name in ignored:
-            _warn_once(dopesheet, 'column', name, "Dopesheet column '%s' matches no regularizer and is ignored")
+            # A column of zeros would weight nothing even if a regularizer read it: a note, not a warning.
+            if columns[name].any():
+                _warn_once(dopesheet, 'column', name, "Dopesheet column '%s' matches no regularizer and is ignored")
+            else:
+                _warn_once(
+                    dopesheet,
+                    'column',
+                    name,
+                    "Dopesheet column '%s' matches no regularizer and is zero at every step; ignored",
+                    logging.INFO,
+                )
         return cls(
             lr=columns[LR_PROPERTY].copy(),
             regularizer_names=regularizer_names,
