@@ -1,17 +1,17 @@
-"""The `ex-color` command, run as a user runs it: a subprocess, its exit code, stdout and stderr.
+"""The `ex-color` command: its exit code, stdout and stderr.
 
 Bad experiment files must exit 2 with one line naming the file and the field, before anything
 is trained or written. Short real runs (`--steps 30`) check the run directory, refusing to
-overwrite, `--resume` of a finished run, and that the written config.toml runs again. All the
-subprocesses run from one fixture, in parallel (each spends most of its time importing torch).
-More kinds of bad file are checked in-process in test_config.py.
+overwrite, `--resume` of a finished run, and that the written config.toml runs again. Every
+command runs once, from one fixture, in process through `cli.main` (`run_cli`); a few run the
+console script in a subprocess too (meanwhile, on the other core), to show that a user sees
+exactly what `main` says. More kinds of bad file are checked in-process in test_config.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,7 +25,7 @@ import torch
 from ex_color.config import load_experiment
 from ex_color.model import CNColorMLP
 
-from .cli import assert_one_line_error, ex_color
+from .cli import assert_one_line_error, ex_color, run_cli
 
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 RESULT_KEYS = {'experiment', 'seed', 'engine', 'steps', 'train_seconds', 'evaluations'}
@@ -172,6 +172,8 @@ class Runs:
     """Bad file name → (its directory DIR, `ex-color run DIR --steps 1 --out DIR/run`)."""
     later: dict[str, subprocess.CompletedProcess[str]]
     """Commands run after the first run finished (empty if it failed)."""
+    processes: dict[str, subprocess.CompletedProcess[str]]
+    """The same commands as some of `bad` and `later`, by the same names, run by the console script."""
 
 
 def files_of(directory: Path) -> dict[str, bytes]:
@@ -179,69 +181,76 @@ def files_of(directory: Path) -> dict[str, bytes]:
     return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob('*')) if p.is_file()}
 
 
+IN_A_PROCESS = ('malformed TOML', 'nonexistent path', 'help')
+"""Commands that also run as a user runs them (`python -m ex_color` in a subprocess)."""
+
+
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory) -> Runs:
-    """Run every command of this module, as many at once as there are cores.
+    """Run every command of this module in process, one after another.
 
-    The 30-step training starts first; the bad files and the flag checks keep the other cores
-    busy meanwhile; the commands that need a finished run go last.
+    The few subprocesses (the installed console script, and `python -m ex_color` for the
+    commands in IN_A_PROCESS) start first and run on the other core meanwhile.
     """
     workdir = tmp_path_factory.mktemp('cli')
     run = workdir / 'run'
     script = Path(sys.executable).with_name('ex-color')
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        first = pool.submit(ex_color, 'run', EX29, '--steps', 30, '--out', run, cwd=workdir)
-        independent = {
-            'steps 0': pool.submit(ex_color, 'run', EX29, '--steps', 0, '--out', 'zero', cwd=workdir),
-            'steps 99999': pool.submit(ex_color, 'run', EX29, '--steps', 99999, '--out', 'many', cwd=workdir),
-            'help': pool.submit(ex_color, '--help', cwd=workdir),
-            'report of nothing': pool.submit(ex_color, 'report', 'no-such-run', cwd=workdir),
-            'sweep': pool.submit(
-                ex_color, 'sweep', EX29, '--seeds', '0-1', '--steps', 30, '--out', 'sweep', cwd=workdir
-            ),
-            'report of a non-run': pool.submit(ex_color, 'report', '.', cwd=workdir),
-            'run --help': pool.submit(ex_color, 'run', '--help', cwd=workdir),
-            'console script': pool.submit(
+    bad_args = {}
+    for i, (name, case) in enumerate(BAD_FILES.items()):
+        directory = workdir / f'bad-{i}'
+        directory.mkdir()
+        (directory / 'experiment.toml').write_text(case.toml)
+        if case.csv is not None:
+            (directory / 'dopesheet.csv').write_text(case.csv)
+        bad_args[name] = directory, directory, ('run', directory, '--steps', 1, '--out', directory / 'run')
+    missing = workdir / 'no-such-experiment'
+    bad_args['nonexistent path'] = missing, workdir, ('run', missing, '--out', 'nowhere')
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        processes = {
+            name: pool.submit(ex_color, *bad_args[name][2], cwd=bad_args[name][1])
+            for name in IN_A_PROCESS
+            if name in bad_args
+        }
+        processes['help'] = pool.submit(ex_color, '--help', cwd=workdir)
+        processes['console script'] = (
+            pool.submit(
                 subprocess.run, [str(script), '--help'], capture_output=True, text=True, cwd=workdir, timeout=60
             )
             if script.exists()
-            else pool.submit(subprocess.CompletedProcess, [str(script)], 127, '', f'{script} is not installed'),
-        }
-        bad = {}
-        for i, (name, case) in enumerate(BAD_FILES.items()):
-            directory = workdir / f'bad-{i}'
-            directory.mkdir()
-            (directory / 'experiment.toml').write_text(case.toml)
-            if case.csv is not None:
-                (directory / 'dopesheet.csv').write_text(case.csv)
-            bad[name] = (
-                directory,
-                pool.submit(ex_color, 'run', directory, '--steps', 1, '--out', directory / 'run', cwd=directory),
-            )
-        missing = workdir / 'no-such-experiment'
-        bad['nonexistent path'] = (missing, pool.submit(ex_color, 'run', missing, '--out', 'nowhere', cwd=workdir))
+            else pool.submit(subprocess.CompletedProcess, [str(script)], 127, '', f'{script} is not installed')
+        )
 
-        first_done = first.result()
-        snapshot = files_of(run) if first_done.returncode == 0 else {}
+        first = run_cli('run', EX29, '--steps', 30, '--out', run, cwd=workdir)
+        snapshot = files_of(run) if first.returncode == 0 else {}
+        independent = {
+            'steps 0': run_cli('run', EX29, '--steps', 0, '--out', 'zero', cwd=workdir),
+            'steps 99999': run_cli('run', EX29, '--steps', 99999, '--out', 'many', cwd=workdir),
+            'help': run_cli('--help', cwd=workdir),
+            'report of nothing': run_cli('report', 'no-such-run', cwd=workdir),
+            'sweep': run_cli('sweep', EX29, '--seeds', '0-1', '--steps', 30, '--out', 'sweep', cwd=workdir),
+            'report of a non-run': run_cli('report', '.', cwd=workdir),
+            'run --help': run_cli('run', '--help', cwd=workdir),
+        }
+        bad = {name: (directory, run_cli(*args, cwd=cwd)) for name, (directory, cwd, args) in bad_args.items()}
         later = {}
         if snapshot:
             later = {
-                'again': pool.submit(ex_color, 'run', EX29, '--steps', 30, '--out', run, cwd=workdir),
+                'again': run_cli('run', EX29, '--steps', 30, '--out', run, cwd=workdir),
                 # Re-renders the report in place: the same files, byte for byte.
-                'resume': pool.submit(ex_color, 'run', EX29, '--steps', 30, '--out', run, '--resume', cwd=workdir),
+                'resume': run_cli('run', EX29, '--steps', 30, '--out', run, '--resume', cwd=workdir),
                 # 30 steps, like the first run, so that the numbers must come out the same (deterministic mode).
-                'from config.toml': pool.submit(
-                    ex_color, 'run', run / 'config.toml', '--steps', 30, '--out', 'other', '--no-report', cwd=workdir
+                'from config.toml': run_cli(
+                    'run', run / 'config.toml', '--steps', 30, '--out', 'other', '--no-report', cwd=workdir
                 ),
             }
-        later |= independent
         return Runs(
             workdir=workdir,
             run=run,
-            first=first_done,
+            first=first,
             snapshot=snapshot,
-            bad={name: (directory, future.result()) for name, (directory, future) in bad.items()},
-            later={name: future.result() for name, future in later.items()},
+            bad=bad,
+            later=later | independent,
+            processes={name: future.result() for name, future in processes.items()},
         )
 
 
@@ -469,7 +478,20 @@ def test_steps_out_of_range_exit_2_before_writing(runs, case, says):
 
 @pytest.mark.parametrize('case', ['help', 'run --help', 'console script'])
 def test_help(runs, case):
-    proc = runs.later[case]
+    proc = runs.processes[case] if case == 'console script' else runs.later[case]
     assert proc.returncode == 0, proc.stderr
     assert 'usage: ex-color' in proc.stdout
     assert ('--steps' in proc.stdout) if case == 'run --help' else ('run' in proc.stdout)
+
+
+@pytest.mark.parametrize('case', IN_A_PROCESS)
+def test_the_command_in_a_process_says_what_main_says(runs, case):
+    """`python -m ex_color` exits with main's code and prints main's words (one line of ours on a failure)."""
+    proc = runs.processes[case]
+    in_process = runs.later[case] if case in runs.later else runs.bad[case][1]
+    if in_process.returncode:
+        assert_one_line_error(proc, in_process.returncode)
+    # Words, not line breaks: argparse wraps --help to the terminal's width, which may differ.
+    said, main_said = ([' '.join(p.stdout.split()), ' '.join(p.stderr.split())] for p in (proc, in_process))
+    assert proc.returncode == in_process.returncode
+    assert said == main_said

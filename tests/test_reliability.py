@@ -1,9 +1,11 @@
 """Runs never mix, overwrite or lose data, and every failure is one clear line.
 
-Each case runs the console script as a user would (a subprocess, short schedules) against
-its own copy of a finished run, sweep or experiment, and checks three things: the exit code
-(2 bad input or artifact, 1 failure during work, 130 interrupted), one line of ours on stderr
-without a traceback, and that every file that existed before is byte-identical after.
+Each case runs the command in process (`run_cli`: `cli.main` with its own stdout, stderr and
+log handler, short schedules) against its own copy of a finished run, sweep or experiment,
+and checks three things: the exit code (2 bad input or artifact, 1 failure during work, 130
+interrupted), one line of ours on stderr without a traceback, and that every file that
+existed before is byte-identical after. What only a live process shows (a second writer,
+Ctrl-C) runs the console script in a subprocess.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pytest
 
 from ex_color import cli
 
-from .cli import assert_one_line_after_logs, ex_color
+from .cli import assert_one_line_after_logs, run_cli
 
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 STEPS = 20
@@ -313,42 +314,25 @@ CASES: dict[str, Case] = {
 def base(tmp_path_factory) -> Path:
     """A finished 20-step run and a 2-seed sweep, which the cases copy and break."""
     root = tmp_path_factory.mktemp('base')
-    with ThreadPoolExecutor(2) as pool:
-        run = pool.submit(ex_color, 'run', EX29, '--steps', STEPS, '--out', root / 'run', '--no-report', cwd=root)
-        sweep = pool.submit(
-            ex_color,
-            'sweep',
-            EX29,
-            '--seeds',
-            '0-1',
-            '--steps',
-            STEPS,
-            '--out',
-            root / 'sweep',
-            '--no-report',
-            cwd=root,
-        )
-        for proc in (run.result(), sweep.result()):
-            assert proc.returncode == 0, proc.stderr
+    run = run_cli('run', EX29, '--steps', STEPS, '--out', root / 'run', '--no-report', cwd=root)
+    sweep = run_cli('sweep', EX29, '--seeds', '0-1', '--steps', STEPS, '--out', root / 'sweep', '--no-report', cwd=root)
+    for proc in (run, sweep):
+        assert proc.returncode == 0, proc.stderr
     return root
 
 
 @pytest.fixture(scope='module')
 def outcomes(base, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess[str], dict, dict]]:
-    """Every case run once, two at a time: name → (process, files before, files after)."""
+    """Every case run once, in process: name → (outcome, files before, files after)."""
     root = tmp_path_factory.mktemp('cases')
-
-    def run(index: int, case: Case) -> tuple[subprocess.CompletedProcess[str], dict, dict]:
+    found = {}
+    for index, (name, case) in enumerate(CASES.items()):
         directory = root / f'case-{index}'
         directory.mkdir()
         args, protected = case.setup(directory, base)
         before = files_of(*protected)
-        proc = ex_color(*args, cwd=directory)
-        return proc, before, files_of(*protected)
-
-    with ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(run, i, case) for i, (name, case) in enumerate(CASES.items())}
-        return {name: future.result() for name, future in futures.items()}
+        found[name] = run_cli(*args, cwd=directory), before, files_of(*protected)
+    return found
 
 
 @pytest.mark.parametrize('name', list(CASES))
@@ -396,7 +380,7 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
     try:
         _wait_for_log(first, 'Training')
         before = files_of(tmp_path / 'run')
-        second = ex_color('run', EX29, '--steps', 3001, '--out', tmp_path / 'run', '--no-report', cwd=tmp_path)
+        second = run_cli('run', EX29, '--steps', 3001, '--out', tmp_path / 'run', '--no-report', cwd=tmp_path)
         line = assert_one_line_after_logs(second.stderr, 2, second.returncode)
         assert 'is being written by another ex-color process' in line
         assert files_of(tmp_path / 'run').keys() >= before.keys()  # the first run's files are still there
@@ -475,7 +459,7 @@ def test_byte_order_marks_and_cr_line_endings_train_as_the_plain_files(base, tmp
         path.write_text('\ufeff' + text, encoding='utf-8')
     else:
         path.write_bytes(text.replace('\n', '\r').encode())
-    proc = ex_color('run', experiment, '--steps', STEPS, '--out', tmp_path / 'run', '--no-report', cwd=tmp_path)
+    proc = run_cli('run', experiment, '--steps', STEPS, '--out', tmp_path / 'run', '--no-report', cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     import json
 
