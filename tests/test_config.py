@@ -1,4 +1,4 @@
-"""The experiment-file schema: Ex 2.9 resolves to DESIGN.md §4, and bad files fail with one line naming the field."""
+"""The experiment-file schema: Ex 2.9 resolves to the seed's set-up, and bad files fail in one line naming the field."""
 
 from __future__ import annotations
 

@@ -70,9 +70,9 @@ class _Section(BaseModel):
 
 class ExperimentSection(_Section):
     name: str
-    """Human-readable title, e.g. 'Ex 2.9: Ablate red (only), 5D'."""
+    """Human-readable title, printed and shown in the report."""
     seed: int = 0
-    """Default seed (overridden by `--seed`), in [0, 2**63)."""
+    """The seed used when `--seed` is not given; 0 ≤ seed < 2⁶³."""
     dopesheet: str = 'dopesheet.csv'
     """The schedule CSV, relative to the experiment file."""
 
@@ -98,10 +98,14 @@ class ExperimentSection(_Section):
 
 class ModelSection(_Section):
     kind: Literal['CNColorMLP'] = 'CNColorMLP'
+    """The model class."""
     # Upper bounds far above any colour model, so that a typo (16000) fails here instead of in the allocator.
     k_bottleneck: int = Field(gt=0, le=1024)
+    """Width of the unit-norm latent."""
     k_codec: int = Field(16, gt=0, le=1024)
+    """Hidden width of encoder and decoder."""
     n_nonlinear: int = Field(1, gt=0, le=16)
+    """GELU layers in each of encoder and decoder."""
 
 
 class DataSection(_Section):
@@ -110,8 +114,11 @@ class DataSection(_Section):
     hues: int = Field(36, gt=0, le=3600)
     """Number of hues, `arange_cyclic(step_size=1/hues)`."""
     saturations: int = Field(10, gt=1, le=1000)
+    """`linspace(0, 1, saturations)`."""
     values: int = Field(10, gt=1, le=1000)
+    """`linspace(0, 1, values)`."""
     batch_size: int = Field(64, gt=0, le=65536)
+    """Samples per training step."""
 
     @model_validator(mode='after')
     def _cube_fits(self) -> DataSection:
@@ -129,9 +136,9 @@ class DataSection(_Section):
 
 class _LabelBase(_Section):
     power: float = Field(1.0, ge=0)
-    """The formula is raised to this power: higher → the label falls off faster away from its concept."""
+    """The formula is raised to this power; higher values make the label fall off faster away from its concept."""
     scale: float = Field(1.0, ge=0, le=1)
-    """Probability = scale × formula^power; 0 turns the label off."""
+    """Probability = `scale × formula^power`; `0` turns the label off."""
 
 
 class PrimaryLabel(_LabelBase):
@@ -187,7 +194,8 @@ class LabelsSection(_Section):
     __pydantic_extra__: dict[str, LabelDefinition] = Field(init=False)  # type: ignore[assignment]
 
     soft: StrictBool = False
-    """True: labels are the probabilities themselves. False: a Bernoulli draw per sample per batch."""
+    """`true`: a sample's label value is its probability. `false`: a fresh Bernoulli draw per sample per batch
+    (noisy labels, as in the seed)."""
 
     @model_validator(mode='before')
     @classmethod
@@ -214,13 +222,19 @@ class LabelsSection(_Section):
 
 class _RegularizerBase(_Section):
     name: str = Field(min_length=1)
+    """Unique among regularizers; also the name of its dopesheet column, of its `loss_<name>` column in
+    `metrics.csv` and of its `train_loss_<name>` column in `sweep.csv`. Must not be `recon`."""
     layers: list[str] = Field(min_length=1)
-    """Module paths whose outputs the term regularizes, e.g. ['bottleneck']."""
+    """Module paths whose outputs the term regularizes, e.g. `["bottleneck"]`; with several layers the per-layer
+    terms add up."""
     labels: dict[str, float] | None = Field(None, min_length=1)
-    """Label affinities (each >= 0), naming labels declared in [labels], or `~name` for the complement of a
-    declared label (weight `1 − label`: "not name"); None → every sample counts equally."""
+    """Label affinities, e.g. `{ red = 1.0 }`. Each name must be a declared label, or `~name` for its complement
+    ("not name": weight `1 − label`; quoted in TOML, `{ "~red" = 1.0 }`), and each affinity ≥ 0 (a sample's weight
+    is `clamp(Σ label × affinity, 0, 1)`, so values above 1 are allowed). Without `labels`, every sample counts
+    equally."""
     validation: bool = False
-    """Also report this term on the held-out validation colours, as `val_<name>`."""
+    """Also report the term on the held-out validation colours, as `val_<name>` with a leading `reg-` dropped
+    (`reg-anchor` → `val_anchor`)."""
 
     @field_validator('labels')
     @classmethod
@@ -302,11 +316,18 @@ RegularizerSection = Annotated[
 
 class _EvaluationBase(_Section):
     name: str = Field(min_length=1)
+    """Unique among evaluations, not `baseline` or `control`; it prefixes the variant's `sweep.csv` columns."""
     target: str | list[str]
-    """The concept the edit removes: a label declared in [labels] (its colour) or a named colour; or a list."""
+    """The concept the edit removes, which is what selectivity is measured against. Each entry is a declared
+    `primary` or `similarity` label (its colour is used) or one of the 17 named colours. A declared label takes
+    precedence over a named colour of the same name (and must then be that colour). A list gives several distinct
+    targets: each colour is compared with its nearest one."""
     layer: str
+    """The module path the edit acts on, e.g. `"bottleneck"`."""
     model: ModelRole = 'prepared'
-    """The model the edit applies to; 'control' evaluations run only in `ex-color compare`, which trains one."""
+    """The model the edit applies to: `"prepared"` (trained with every regularizer) or `"control"` (see
+    [`[control]`](#control)). `run` and `sweep` apply only the prepared model's evaluations; `ex-color compare`
+    applies all of them."""
 
     @property
     def targets(self) -> list[str]:
@@ -356,6 +377,8 @@ class ControlSection(_Section):
     schedule and seed, with only the regularizers named here (none that is label-selective or an anti-anchor)."""
 
     keep: list[str] = Field(default_factory=list)
+    """Names of declared regularizers the control keeps. None may have label affinities or be an anti-anchor:
+    those shape the concept, which is what the control must not have."""
 
 
 class SweepSection(_Section):
@@ -366,11 +389,15 @@ class SweepSection(_Section):
     """
 
     minimise: list[str] = Field(default_factory=list)
+    """Columns where lower is better (default: see below)."""
     maximise: list[str] = Field(default_factory=list)
+    """Columns where higher is better (default: see below)."""
     best: str | None = None
-    """Of the Pareto seeds, the best has the best value of this column (default: the first maximised one)."""
+    """Of the Pareto seeds, the best one has the best value of this column, which must be listed in `minimise` or
+    `maximise`. Default: the first `maximise` column, or else the first `minimise` column."""
     print: list[str] = Field(default_factory=list)
-    """Columns `ex-color sweep` prints for the best seed (default: the objectives)."""
+    """Columns `ex-color sweep` prints for the best seed; the sweep report's seeds table shows them too. Default:
+    the `maximise` columns, then the `minimise` ones."""
 
     @model_validator(mode='after')
     def _objectives(self) -> SweepSection:
@@ -398,11 +425,14 @@ class TrackingSection(_Section):
     """
 
     loggers: list[Tracker] = Field(default_factory=list)
+    """The trackers to log to, each at most once."""
     mlflow_uri: str | None = None
-    """MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else a SQLite store `runs/mlflow.db`."""
+    """The MLflow tracking URI. Default: `$MLFLOW_TRACKING_URI`, else a SQLite store, `sqlite:///runs/mlflow.db`."""
     wandb_project: str = 'ex-color'
+    """The W&B project."""
     wandb_mode: Literal['offline', 'online', 'disabled'] | None = None
-    """Default: $WANDB_MODE, else offline (the run is written under its directory; `wandb sync` uploads it)."""
+    """Default: `$WANDB_MODE`, else `"offline"` (the run is written under its directory; `wandb sync` uploads
+    it)."""
 
     @field_validator('loggers')
     @classmethod
@@ -416,14 +446,23 @@ class ExperimentConfig(_Section):
     """The whole experiment file."""
 
     experiment: ExperimentSection
+    """Title, default seed, dopesheet path, dopesheet columns left unused on purpose."""
     model: ModelSection
+    """The autoencoder's sizes."""
     data: DataSection = DataSection()
+    """The training cube and batch size."""
     labels: LabelsSection = LabelsSection()
+    """`soft`, and one `[labels.<name>]` table per label."""
     regularizers: list[RegularizerSection] = Field(default_factory=list)
+    """One table per loss term (none by default)."""
     evaluations: list[EvaluationSection] = Field(default_factory=list)
+    """One table per edit to evaluate (none by default)."""
     sweep: SweepSection | None = None
+    """How a sweep ranks its seeds."""
     control: ControlSection | None = None
+    """The control model `ex-color compare` trains beside each prepared one; required by `compare`."""
     tracking: TrackingSection = TrackingSection()
+    """Where runs are tracked besides their own directory."""
 
     @model_validator(mode='after')
     def _cross_references(self) -> ExperimentConfig:
