@@ -12,7 +12,7 @@ import pytest
 from ex_color.cli import main
 from ex_color.tracking import metric_key
 
-from .cli import assert_one_line_error, ex_color
+from .cli import assert_one_line_error, run_cli
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 STEPS = 60
@@ -163,7 +163,7 @@ def test_the_experiment_files_tracking_table_is_the_default_and_not_part_of_the_
 
 
 def test_unknown_and_missing_trackers_are_one_line(tmp_path):
-    proc = ex_color('run', EXPERIMENT, '--steps', '5', '--out', tmp_path / 'r', '--logger', 'neptune', cwd=tmp_path)
+    proc = run_cli('run', EXPERIMENT, '--steps', '5', '--out', tmp_path / 'r', '--logger', 'neptune', cwd=tmp_path)
     assert "unknown logger 'neptune'" in assert_one_line_error(proc)
     script = (
         'import sys; sys.modules["mlflow"] = None; from ex_color.cli import entry; '
@@ -245,7 +245,5 @@ def test_a_tracker_that_cannot_be_reached_and_a_repeated_logger_are_one_line(tmp
         [*argv, '--logger', 'mlflow'], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
     )
     assert '--logger mlflow: cannot track there: ' in assert_one_line_error(proc)
-    proc = ex_color(
-        'run', EXPERIMENT, '--steps', '5', '--out', 'r2', '--logger', 'csv', '--logger', 'csv', cwd=tmp_path
-    )
+    proc = run_cli('run', EXPERIMENT, '--steps', '5', '--out', 'r2', '--logger', 'csv', '--logger', 'csv', cwd=tmp_path)
     assert '--logger csv is given twice' in assert_one_line_error(proc)
