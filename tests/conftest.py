@@ -1,4 +1,4 @@
-"""Suite-wide settings: Hypothesis profiles.
+"""Suite-wide settings: Hypothesis profiles, and the `one_thread` fixture.
 
 `make test` (and so CI) uses the 'repeatable' profile: the same examples on every run, so a
 landing never hangs on a newly drawn edge case. Plain `pytest` draws fresh examples each
@@ -7,7 +7,19 @@ run, which is how such edge cases are found; set HYPOTHESIS_PROFILE=repeatable t
 
 import os
 
+import pytest
+import torch
 from hypothesis import settings
 
 settings.register_profile('repeatable', derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'default'))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models train fastest on one thread: with a second, a busy machine's spin-waits make each step up to
+    ten times slower (Lightning tests use it; the engine sets its own threads)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

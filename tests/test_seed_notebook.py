@@ -47,6 +47,8 @@ from ex_color.vis import plot_colors, plot_cube_series, plot_latent_grid_3d
 
 pytestmark = [
     pytest.mark.slow,
+    # Lightning on a tiny model: one torch thread (a second can make each step ten times slower).
+    pytest.mark.usefixtures('one_thread'),
     # Lightning's advice about dataloader workers and logging intervals is noise for a 301-step run.
     pytest.mark.filterwarnings('ignore::UserWarning:lightning.*'),
 ]

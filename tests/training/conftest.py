@@ -41,16 +41,6 @@ def make_model() -> CNColorMLP:
 
 
 @pytest.fixture
-def one_thread():
-    """Tiny models train fastest on one thread: with a second, a busy machine's spin-waits make each step up to
-    ten times slower (Lightning tests use it; the engine sets its own threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
 def short_sheet() -> Dopesheet:
     return Dopesheet.from_string(SHORT_SHEET)
 
