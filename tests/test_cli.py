@@ -28,6 +28,8 @@ from ex_color.model import CNColorMLP
 from .cli import assert_one_line_error, ex_color, run_cli
 
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+# Trains and draws reports (one module fixture, tens of seconds): `pytest -m 'not slow'` leaves it out.
+pytestmark = pytest.mark.slow
 RESULT_KEYS = {'experiment', 'seed', 'engine', 'steps', 'train_seconds', 'evaluations'}
 EVALUATIONS = {'baseline', 'ablated', 'pruned', 'suppressed'}
 FIGURES = {'mse_max', 'mse_median', 'selectivity_r2', 'named_colors'}

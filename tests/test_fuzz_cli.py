@@ -20,6 +20,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,8 @@ from hypothesis import strategies as st
 from .cli import assert_one_line_after_logs, run_cli
 
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+# 60 runs of the command, some of them training: `pytest -m 'not slow'` leaves it out.
+pytestmark = pytest.mark.slow
 BASE = tomllib.loads((EX29 / 'experiment.toml').read_text())
 CSV = (EX29 / 'dopesheet.csv').read_text()
 

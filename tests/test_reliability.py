@@ -28,6 +28,8 @@ from ex_color import cli
 from .cli import assert_one_line_after_logs, run_cli
 
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+# Trains a run and a sweep to break, and interrupts live processes: `pytest -m 'not slow'` leaves it out.
+pytestmark = pytest.mark.slow
 STEPS = 20
 
 

@@ -15,6 +15,8 @@ from ex_color.tracking import metric_key
 from .cli import assert_one_line_error, run_cli
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+# Trains runs, sweeps and comparisons into real trackers: `pytest -m 'not slow'` leaves it out.
+pytestmark = pytest.mark.slow
 STEPS = 60
 
 

@@ -50,6 +50,17 @@ def luminance(color) -> float:
 
 
 EX29 = Path(__file__).resolve().parents[2] / 'experiments' / 'ex-2.9'
+SLOW_FIXTURES = {'browser', 'short_run', 'short_run_report', 'short_sweep'}
+"""A test that needs a trained run or a browser is `slow` (`pytest -m 'not slow'` leaves it out)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)
+
+
 SHORT_RUN_STEPS = 200
 
 
