@@ -4,6 +4,7 @@ an interrupted comparison continues without retraining, and the summary's interv
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +147,7 @@ def test_interrupted_compare_continues_without_retraining(experiment, compared, 
             raise TrainingInterrupted('interrupted by the test')
         return real_chunk(config, dopesheet, seeds, **kwargs)
 
-    monkeypatch.setattr(compare_module, 'compare_chunk', interrupt_second_chunk)
+    monkeypatch.setattr(compare_module, 'COMPARE', replace(compare_module.COMPARE, train_chunk=interrupt_second_chunk))
     out = tmp_path / 'compare'
     with pytest.raises(TrainingInterrupted):
         run_compare(experiment, [0, 1], out=out, chunk=1, steps=STEPS, progress=False)
@@ -225,7 +226,11 @@ def test_a_seed_file_of_other_work_is_refused_before_training(experiment, compar
     out = tmp_path / 'compare'
     shutil.copytree(compared.directory, out)
     trained: list[list[int]] = []
-    monkeypatch.setattr(compare_module, 'compare_chunk', lambda config, dopesheet, seeds, **kw: trained.append(seeds))
+    monkeypatch.setattr(
+        compare_module,
+        'COMPARE',
+        replace(compare_module.COMPARE, train_chunk=lambda config, dopesheet, seeds, **kw: trained.append(seeds)),
+    )
     shutil.copy(out / 'seeds' / 'seed-0.pt', out / 'seeds' / 'seed-1.pt')  # seed 0's results, filed as seed 1
     with pytest.raises(RunArtifactsError, match=r'seed-1.pt: holds the results of seed 0; remove it'):
         run_compare(experiment, [0, 1, 2], out=out, chunk=2, steps=STEPS, progress=False)
@@ -290,9 +295,9 @@ def test_a_method_removes_its_target_only_well_above_the_untouched_models_error(
         )
 
     trained = comparison_facts(experiment, [0], summary(untouched=1e-4, edited=0.3), {})
-    assert trained['removes'] == ['ablated', 'control-leace']
+    assert trained.removes == ['ablated', 'control-leace']
     barely_trained = comparison_facts(experiment, [0], summary(untouched=0.35, edited=0.4), {})
-    assert barely_trained['removes'] == ['control-leace']  # 0.4 is not 10x the untouched 0.35
+    assert barely_trained.removes == ['control-leace']  # 0.4 is not 10x the untouched 0.35
 
 
 def test_only_methods_with_the_baselines_targets_are_ranked(experiment):
@@ -322,10 +327,10 @@ def test_only_methods_with_the_baselines_targets_are_ranked(experiment):
         ]
     )
     facts = comparison_facts(experiment, [0], summary, {})
-    assert facts['removes'] == ['ablated', 'control-leace', 'cyan-ablated']
-    assert facts['compared_targets'] == 'red'
-    assert facts['other_targets'] == ['cyan-ablated']
-    assert facts['least_collateral'] == 'ablated'
+    assert facts.removes == ['ablated', 'control-leace', 'cyan-ablated']
+    assert facts.compared_targets == 'red'
+    assert facts.other_targets == ['cyan-ablated']
+    assert facts.least_collateral == 'ablated'
 
 
 def _linear_r2(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:

@@ -843,7 +843,16 @@ def test_ex29_runs_without_a_warning_about_the_column_it_declares_unused(tmp_pat
         assert main(['run', str(EX29), '--steps', '3', '--out', str(tmp_path / 'run'), '--no-report']) == 0
     assert not any('reg-planar-v' in message for message in _warnings(caplog))
     notes = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and 'reg-planar-v' in r.getMessage()]
-    assert notes == ["Dopesheet column 'reg-planar-v' is declared unused (experiment.unused_columns) and left out"]
+    assert notes == ["Dopesheet column 'reg-planar-v' is declared unused and left out"]
+
+
+def test_the_unused_column_note_does_not_come_before_a_bad_input_error(tmp_path, capsys):
+    """The note is made when training starts: a refusal of the same experiment is still one line."""
+    from ex_color.cli import main
+
+    assert main(['run', str(EX29), '--seed', '-1', '--out', str(tmp_path / 'run'), '--no-report']) == 2
+    err = capsys.readouterr().err.strip()
+    assert 'reg-planar-v' not in err and len(err.splitlines()) == 1, err
 
 
 def test_a_declared_unused_column_is_left_out_of_the_schedule(caplog):

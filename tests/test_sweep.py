@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ def test_interrupted_sweep_continues_without_redoing_seeds(experiment, swept, tm
             raise TrainingInterrupted('interrupted by the test')
         return real_train_chunk(config, dopesheet, seeds, **kwargs)
 
-    monkeypatch.setattr(sweep_module, 'train_chunk', interrupt_second_chunk)
+    monkeypatch.setattr(sweep_module, 'SWEEP', replace(sweep_module.SWEEP, train_chunk=interrupt_second_chunk))
     out = tmp_path / 'sweep'
     with pytest.raises(TrainingInterrupted):
         run_sweep(experiment, [0, 1, 2], out=out, chunk=2, steps=STEPS, progress=False)
@@ -204,7 +205,11 @@ def test_a_seed_file_of_other_work_is_refused_before_training(experiment, swept,
     out = tmp_path / 'sweep'
     shutil.copytree(swept.directory, out)
     trained: list[list[int]] = []
-    monkeypatch.setattr(sweep_module, 'train_chunk', lambda config, dopesheet, seeds, **kw: trained.append(seeds))
+    monkeypatch.setattr(
+        sweep_module,
+        'SWEEP',
+        replace(sweep_module.SWEEP, train_chunk=lambda config, dopesheet, seeds, **kw: trained.append(seeds)),
+    )
     shutil.copy(out / 'seeds' / 'seed-0.pt', out / 'seeds' / 'seed-1.pt')  # seed 0's results, filed as seed 1
     with pytest.raises(RunArtifactsError, match=r'seed-1.pt: holds the results of seed 0; remove it'):
         run_sweep(experiment, [0, 1, 2, 3], out=out, chunk=3, steps=STEPS, progress=False)

@@ -68,17 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument('--out', help='sweep directory (default: runs/<experiment>/sweep/)')
     sweep.add_argument('--chunk', type=_positive_int, help='seeds trained together per ensemble (default: up to 60)')
     sweep.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
-    sweep.add_argument(
-        '--ray',
-        nargs='?',
-        const='local',
-        metavar='ADDRESS',
-        help="train each chunk as a Ray task: on the cluster at ADDRESS ('auto': the one started on this machine), "
-        'else on RAY_ADDRESS or a new local cluster (needs ex-color[ray])',
-    )
-    sweep.add_argument(
-        '--ray-cpus', type=_positive_int, metavar='N', help='CPUs and torch threads per Ray task (default: 1)'
-    )
     compare = commands.add_parser(
         'compare', help='train prepared and control models per seed; compare anchoring with post-hoc erasure'
     )
@@ -89,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument('--out', help='compare directory (default: runs/<experiment>/compare/)')
     compare.add_argument('--chunk', type=_positive_int, help='seeds trained together per ensemble (default: up to 30)')
     compare.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
+    for command in (sweep, compare):
+        command.add_argument(
+            '--ray',
+            nargs='?',
+            const='local',
+            metavar='ADDRESS',
+            help="train each chunk as a Ray task: on the cluster at ADDRESS ('auto': the one started on this "
+            'machine), else on RAY_ADDRESS or a new local cluster (needs ex-color[ray])',
+        )
+        command.add_argument(
+            '--ray-cpus', type=_positive_int, metavar='N', help='CPUs and torch threads per Ray task (default: 1)'
+        )
     for command in (run, sweep, compare):
         command.add_argument(
             '--no-report', dest='report', action='store_false', help='skip the figures and report.html'
@@ -243,7 +244,8 @@ def _loggers(args: argparse.Namespace, experiment: Experiment) -> list[str]:
 
 
 def _sweep(args: argparse.Namespace, experiment: Experiment) -> None:
-    from ex_color.sweep import parse_seeds, run_sweep
+    from ex_color.runner import parse_seeds
+    from ex_color.sweep import run_sweep
 
     result = run_sweep(
         experiment,
@@ -256,19 +258,19 @@ def _sweep(args: argparse.Namespace, experiment: Experiment) -> None:
         loggers=_loggers(args, experiment),
     )
     table, summary = result.table, result.summary
-    where = f' · {summary["ray"]}' if summary.get('ray') else ''
+    where = f' · {summary.ray}' if summary.ray else ''
     print(
-        f'{summary["title"]} · {len(table)} seeds · {summary["steps"]} steps · chunks of {summary["chunk"]}{where} · '
-        f'{summary["wall_seconds_this_call"]:.1f} s'
+        f'{summary.title} · {len(table)} seeds · {summary.steps} steps · chunks of {summary.chunk}{where} · '
+        f'{summary.wall_seconds_this_call:.1f} s'
     )
-    ranked = table[summary['best_column']]
-    best_value = ranked.max() if summary['best_column'] in summary['maximise'] else ranked.min()
+    ranked = table[summary.best_column]
+    best_value = ranked.max() if summary.best_column in summary.maximise else ranked.min()
     print(
-        f'{summary["best_column"]}: median {_figure(ranked.median())}, best {_figure(best_value)}; '
-        f'Pareto seeds: {", ".join(str(s) for s in summary["pareto_seeds"])}'
+        f'{summary.best_column}: median {_figure(ranked.median())}, best {_figure(best_value)}; '
+        f'Pareto seeds: {", ".join(str(s) for s in summary.pareto_seeds)}'
     )
     best = table.set_index('seed').loc[result.best_seed]
-    print(f'best seed {result.best_seed}: ' + ', '.join(f'{c} {_figure(best[c])}' for c in summary['print']))
+    print(f'best seed {result.best_seed}: ' + ', '.join(f'{c} {_figure(best[c])}' for c in summary.print))
     print(f'Results: {result.directory} (best run: {result.directory / "best"})')
     if args.report:
         from ex_color.vis.report import write_sweep_report
@@ -278,7 +280,7 @@ def _sweep(args: argparse.Namespace, experiment: Experiment) -> None:
 
 def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
     from ex_color.compare import run_compare
-    from ex_color.sweep import parse_seeds
+    from ex_color.runner import parse_seeds
 
     result = run_compare(
         experiment,
@@ -286,24 +288,27 @@ def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
         out=args.out,
         chunk=args.chunk,
         steps=args.steps,
+        ray=args.ray,
+        ray_cpus=args.ray_cpus,
         loggers=_loggers(args, experiment),
     )
     facts = result.facts
-    print(f'{facts["title"]} · {len(facts["seeds"])} seeds · {facts["wall_seconds_this_call"]:.1f} s')
+    print(f'{facts.title} · {len(facts.seeds)} seeds · {facts.wall_seconds_this_call:.1f} s')
     print_summary(result.summary)
-    control = facts['control']
-    fair = 'fair' if control['fair'] else 'NOT FAIR: the control reconstructs worse'
-    print(
-        f'Control (keeps {", ".join(control["keep"]) or "nothing"}): median error {control["baseline_median"]:.2g} '
-        f'vs prepared {control["prepared_baseline_median"]:.2g} ({control["ratio"]:.2f}×, {fair})'
-    )
-    least, target = facts['least_collateral'], facts['compared_targets']
+    control = facts.control
+    if control is not None:
+        fair = 'fair' if control.fair else 'NOT FAIR: the control reconstructs worse'
+        print(
+            f'Control (keeps {", ".join(control.keep) or "nothing"}): median error {control.baseline_median:.2g} '
+            f'vs prepared {control.prepared_baseline_median:.2g} ({control.ratio:.2f}×, {fair})'
+        )
+    least, target = facts.least_collateral, facts.compared_targets
     if least is None:
-        print(f'No method removes {target} (mean target error >= {facts["removal_threshold"]}).')
+        print(f'No method removes {target} (mean target error >= {facts.removal_threshold}).')
     else:
         print(f'Removes {target} with the least collateral damage: {least}')
-    if facts['other_targets']:
-        print(f'Not ranked against these (other targets): {", ".join(facts["other_targets"])}')
+    if facts.other_targets:
+        print(f'Not ranked against these (other targets): {", ".join(facts.other_targets)}')
     print(f'Results: {result.directory}')
     if args.report:
         from ex_color.vis.compare_report import write_compare_report
@@ -313,7 +318,7 @@ def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
 
 def print_summary(summary: object) -> None:
     """summary.csv as a table: each figure's mean over seeds, with its 95% interval in brackets."""
-    from ex_color.compare import FIGURES
+    from ex_color.comparedir import FIGURES
 
     print(f'{"method":<28}{"model":<10}' + ''.join(f'{f:>28}' for f in FIGURES))
     for row in summary.to_dict('records'):  # type: ignore[attr-defined]

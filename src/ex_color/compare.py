@@ -5,8 +5,11 @@ regularizer of the experiment) and the *control* (same architecture, data, sched
 keeping only the regularizers `[control] keep` names; the others are turned off for it with the
 engine's per-member `weight_scale`). Every evaluation is then applied to the model it names and
 measured the same way: target error, selectivity r², collateral error (max and median over
-colours far from the target) and the untouched model's median error. A chunk of seeds is one
-call of `compare_chunk`, as a sweep's is one call of `train_chunk`.
+colours far from the target) and the untouched model's median error.
+
+`run_compare` reads as its pipeline: the multi-seed runner (`ex_color.runner`) trains chunks of
+seeds, each one call of `compare_chunk`, here or on Ray, and saves each seed as its chunk
+finishes → compare.csv and hue_error.csv from the seeds → summary.csv → compare.json.
 
 The compare directory holds:
 
@@ -16,7 +19,7 @@ The compare directory holds:
                                  ('baseline' is the prepared model, 'control' the control)
     hue_error.csv                error along hue (saturation and value 1) per seed × method
     summary.csv                  per method: the mean and a 95% bootstrap interval over seeds of
-                                 each of `FIGURES`
+                                 each of `comparedir.FIGURES`
     compare.json                 which methods remove the target, which with the least collateral
                                  damage, and whether the control reconstructs as well as the prepared model
     figures/, report.html        drawn by `ex_color.vis.compare_report`
@@ -24,8 +27,6 @@ The compare directory holds:
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -38,6 +39,17 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ex_color.comparedir import (
+    FAIRNESS_RATIO,
+    FIGURES,
+    MEASURED,
+    REMOVAL_THRESHOLD,
+    ROW_COLUMNS,
+    UNTOUCHED_FACTOR,
+    CompareFacts,
+    ControlFacts,
+    write_tables,
+)
 from ex_color.config import (
     BASELINE,
     CONTROL,
@@ -50,32 +62,15 @@ from ex_color.config import (
     training_data,
 )
 from ex_color.evaluation import Removal, evaluate_variants, hue_ring, measure_removal
-from ex_color.experiment import checked_steps, stop_on_signals
-from ex_color.files import write_atomic
-from ex_color.rundir import identity, resolved_config, write_inputs
+from ex_color.experiment import checked_steps
+from ex_color.runner import SeedJob, SeedRunner
 from ex_color.statistics import bootstrap_interval
-from ex_color.sweep import CHUNK_CHECKPOINT, MAX_CHUNK, SweepProgress, drop_stale_checkpoint, read_seed_file
 from ex_color.temporal import Dopesheet
-from ex_color.tracking import check_trackers, track_seed
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
-from ex_color.variants import build_variants
-from ex_color.workdir import claim, lock
+from ex_color.variants import ErasureEdit, build_variants
 
 log = logging.getLogger(__name__)
-
-FIGURES = ('target_error', 'selectivity_r2', 'collateral_max', 'collateral_median', 'baseline_median')
-"""The per-method figures summary.csv gives a mean and an interval for."""
-ROW_COLUMNS = ('seed', 'method', 'model', 'kind', 'targets', *FIGURES[:4], 'mse_max', 'mse_median', 'baseline_median')
-REMOVAL_THRESHOLD = 0.1
-"""A method removes its target when the mean error at the target is at least this (RMS ≈ 0.32 per channel)..."""
-UNTOUCHED_FACTOR = 10.0
-"""...and at least this many times the untouched model's (an edit of a model that never learnt the target removes
-nothing)."""
-FAIRNESS_RATIO = 2.0
-"""The control is a fair comparison when its median error is at most this many times the prepared model's."""
-COMPARE_CHUNK = MAX_CHUNK // 2
-"""Seeds per ensemble by default: each seed is two members (prepared and control)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +82,24 @@ class SeedComparison:
     hue_error: dict[str, list[float]]
     """Method → error along `hue_ring()`, `[240]`."""
     edits: dict[str, dict[str, Any]]
+    """Method → its fitted edit, as `ErasureEdit.to_dict` gives it."""
     prepared: nn.Module
     control: nn.Module
+    evaluation_seconds: float = 0.0
+
+    def to_state(self) -> dict[str, Any]:
+        """A comparison's seed file (`ex_color.runner.SeedFiles`)."""
+        return {
+            'prepared': self.prepared.state_dict(),
+            'control': self.control.state_dict(),
+            'rows': self.rows,
+            'hue_error': self.hue_error,
+            'edits': self.edits,
+        }
+
+    def tracked(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A tracker's view of this seed: `<method>_<figure>` for each row and measured figure; no metric rows."""
+        return {f'{row["method"]}_{figure}': row[figure] for row in self.rows for figure in ROW_COLUMNS[5:]}, []
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,7 @@ class CompareResult:
     """compare.csv."""
     summary: pd.DataFrame
     """summary.csv."""
-    facts: dict[str, Any]
+    facts: CompareFacts
     """compare.json."""
 
 
@@ -150,6 +161,7 @@ def train_pairs(
 
 def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: ExperimentConfig) -> SeedComparison:
     """Apply every evaluation to the model it names, and measure each variant and both untouched models."""
+    started = time.perf_counter()
     evaluations = {e.name: e for e in config.evaluations}
     failures: dict[str, str] = {}
     variants = build_variants(prepared, config, control, failures=failures)
@@ -179,7 +191,7 @@ def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: Expe
             'baseline_median': untouched.mse_median,
         }
         if name in failures:  # figures left NaN: summary.csv counts this seed as failed for the method
-            row |= dict.fromkeys(ROW_COLUMNS[5:-1], float('nan'))
+            row |= dict.fromkeys(MEASURED, float('nan'))
             rows.append({column: row[column] for column in ROW_COLUMNS})
             continue
         evaluation, removal = measured[name]
@@ -199,6 +211,7 @@ def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: Expe
         edits={name: v.edit.to_dict() for name, v in variants.items() if v.edit is not None},
         prepared=prepared,
         control=control,
+        evaluation_seconds=time.perf_counter() - started,
     )
 
 
@@ -218,6 +231,16 @@ def compare_chunk(
     return [assess_pair(s, p, c, config) for s, p, c in zip(seeds, prepared, control, strict=True)]
 
 
+COMPARE = SeedJob(
+    kind='compare',
+    train_chunk=compare_chunk,
+    keys=('identity', 'prepared', 'control', 'rows', 'hue_error', 'edits'),
+    members=2,
+    label='Compare',
+)
+"""A comparison's unit of work: one ensemble of prepared and control models, each pair assessed."""
+
+
 def run_compare(
     experiment: Experiment,
     seeds: Sequence[int],
@@ -226,90 +249,48 @@ def run_compare(
     chunk: int | None = None,
     steps: int | None = None,
     progress: bool | None = None,
+    ray: str | None = None,
+    ray_cpus: int | None = None,
     loggers: Sequence[str] = (),
 ) -> CompareResult:
     """Compare prepared and control models over `seeds`; write the compare directory (see the module docstring).
 
     Finished seeds found in `out` are skipped, so an interrupted comparison continues where it
-    stopped; the chunk in progress resumes from its checkpoint. With `loggers` (see
-    `ex_color.tracking`), each newly compared seed is also tracked as a run of its own,
-    grouped by the comparison, holding its rows as `final/<method>_<figure>`.
+    stopped; locally the chunk in progress resumes from its checkpoint. With `ray`, each chunk is
+    a Ray task (as for `ex_color.sweep.run_sweep`); the tables are the same as a local run's. With
+    `loggers` (see `ex_color.tracking`), each newly compared seed is also tracked as a run of its
+    own, grouped by the comparison, holding its rows as `final/<method>_<figure>`.
     """
     check_comparable(experiment.config, str(experiment.path))
-    seeds = list(seeds)
-    if not seeds:
-        raise ConfigError('--seeds: no seeds given')
     steps = checked_steps(experiment, steps)
-    chunk = chunk or min(len(seeds), COMPARE_CHUNK)
     directory = Path(out) if out is not None else default_compare_dir(experiment)
-    claim(directory, 'compare', identity(experiment, engine='fast', steps=steps))
-    with lock(directory):
-        return _compare(experiment, seeds, directory, chunk, steps, progress, check_trackers(loggers))
-
-
-def _compare(
-    experiment: Experiment,
-    seeds: list[int],
-    directory: Path,
-    chunk: int,
-    steps: int,
-    progress: bool | None,
-    loggers: list[str],
-) -> CompareResult:
-    write_inputs(directory, experiment, experiment.config.experiment.seed)
     started = time.perf_counter()
-    work = identity(experiment, engine='fast', steps=steps)
-    done = [seed for seed in seeds if _seed_file(directory, seed).exists()]
-    for seed in done:  # before any training: a seed file from other work is refused now, not after
-        _read_seed(directory, seed, work)
-    others = sorted(_seeds_in(directory) - set(seeds))
-    if others:
-        left_out = ', '.join(map(str, others))
-        log.info('%s also holds seeds %s, which --seeds leaves out of this summary', directory, left_out)
-    todo = [seed for seed in seeds if seed not in done]
-    if len(todo) < len(seeds):
-        log.info(
-            '%d of %d seeds already compared in %s; %d to go', len(seeds) - len(todo), len(seeds), directory, len(todo)
+    seeds = list(seeds)
+    with SeedRunner(
+        COMPARE, experiment, directory, steps, seeds, chunk=chunk, loggers=loggers, ray=ray, ray_cpus=ray_cpus
+    ) as runner:
+        runner.run(progress=progress)
+        states = [runner.files.read(seed) for seed in seeds]
+        table = pd.DataFrame([row for state in states for row in state['rows']], columns=list(ROW_COLUMNS))
+        summary = summarise(table)
+        failed = table[table['target_error'].isna()]
+        facts = comparison_facts(
+            experiment,
+            seeds,
+            summary,
+            states[0]['edits'],
+            failed={str(m): [int(x) for x in g['seed']] for m, g in failed.groupby('method', sort=False)},
+            wall_seconds=time.perf_counter() - started,
         )
-    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-    finished = (len(seeds) - len(todo)) * 2 * steps
-    with SweepProgress(len(seeds) * 2 * steps, finished, progress, 'Compare') as bar, stop_on_signals() as stop:
-        for index, chunk_seeds in enumerate(chunks):
-            log.info('Chunk %d/%d: seeds %s (prepared and control)', index + 1, len(chunks), chunk_seeds)
-            options = EngineOptions(
-                checkpoint_path=directory / CHUNK_CHECKPOINT,
-                progress=False,
-                should_stop=stop,
-                on_progress=bar.chunk(2 * len(chunk_seeds)),
-            )
-            drop_stale_checkpoint(directory / CHUNK_CHECKPOINT, chunk_seeds + chunk_seeds)
-            for comparison in compare_chunk(
-                experiment.config, experiment.dopesheet, chunk_seeds, steps=steps, options=options
-            ):
-                _save_seed(directory, comparison, work)
-                if loggers:
-                    _track(experiment, directory, comparison, steps, loggers)
-            (directory / CHUNK_CHECKPOINT).unlink(missing_ok=True)
-
-    states = [_read_seed(directory, seed, work) for seed in seeds]
-    table = pd.DataFrame([row for state in states for row in state['rows']], columns=list(ROW_COLUMNS))
-    hue = _hue_table(states)
-    summary = summarise(table)
-    facts = comparison_facts(experiment, seeds, summary, states[0]['edits'])
-    failed = table[table['target_error'].isna()]
-    facts['failed'] = {str(m): [int(x) for x in g['seed']] for m, g in failed.groupby('method', sort=False)}
-    facts['wall_seconds_this_call'] = time.perf_counter() - started
-    write_atomic(directory / 'compare.csv', table.to_csv(index=False))
-    write_atomic(directory / 'hue_error.csv', hue.to_csv(index=False))
-    write_atomic(directory / 'summary.csv', summary.to_csv(index=False))
-    write_atomic(directory / 'compare.json', json.dumps(facts, indent=2) + '\n')
-    if not facts['control']['fair']:
+        write_tables(directory, table, _hue_table(states), summary)
+        facts.write(directory)
+    if facts.control is not None and not facts.control.fair:
         log.warning(
             'The control reconstructs %.1f× worse than the prepared model (median error %.2g vs %.2g): '
             'the comparison is not fair; keep more regularizers in [control] or check its schedule',
-            facts['control']['ratio'],
-            facts['control']['baseline_median'],
-            facts['control']['prepared_baseline_median'],
+            facts.control.ratio,
+            facts.control.baseline_median,
+            facts.control.prepared_baseline_median,
         )
     return CompareResult(directory, table, summary, facts)
 
@@ -340,8 +321,14 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def comparison_facts(
-    experiment: Experiment, seeds: Sequence[int], summary: pd.DataFrame, edits: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
+    experiment: Experiment,
+    seeds: Sequence[int],
+    summary: pd.DataFrame,
+    edits: dict[str, dict[str, Any]],
+    *,
+    failed: dict[str, list[int]] | None = None,
+    wall_seconds: float | None = None,
+) -> CompareFacts:
     """compare.json: which methods remove their target, the one with least collateral damage among those with the
     first evaluation's targets (`compared_targets`; methods with other targets are listed in `other_targets`),
     the control's fairness, and each method's settings."""
@@ -377,72 +364,28 @@ def comparison_facts(
             'layer': e.layer,
             'targets': e.targets,
             # How one seed's fit came out (direction, rank) stays in its seed file: it differs between seeds.
-            **{k: v for k, v in edits.get(e.name, {}).items() if k not in ('direction', 'rank')},
+            **(ErasureEdit.from_dict(edits[e.name]).settings() if e.name in edits else {}),
         }
-    return {
-        'experiment': experiment.name,
-        'title': config.experiment.name,
-        'seeds': list(seeds),
-        'removal_threshold': REMOVAL_THRESHOLD,
-        'removes': list(removes.index),
-        'compared_targets': compared_targets,
-        'other_targets': list(edited.index[edited['targets'] != compared_targets]),
-        'least_collateral': least,
-        'control': {
-            'keep': list(config.control.keep) if config.control else [],
-            'baseline_median': control_median,
-            'prepared_baseline_median': prepared_median,
-            'ratio': ratio,
-            'fair': bool(ratio <= FAIRNESS_RATIO),
-        },
-        'methods': methods,
-    }
-
-
-def _track(experiment: Experiment, directory: Path, comparison: SeedComparison, steps: int, loggers: list[str]) -> None:
-    figures = {f'{row["method"]}_{figure}': row[figure] for row in comparison.rows for figure in ROW_COLUMNS[5:]}
-    track_seed(
-        loggers,
-        directory=directory,
+    return CompareFacts(
         experiment=experiment.name,
-        group=f'{experiment.name}/{directory.name}',
-        seed=comparison.seed,
-        config=resolved_config(experiment, comparison.seed) | {'steps': steps},
-        figures=figures,
-        step=steps - 1,
-        settings=experiment.config.tracking,
+        title=config.experiment.name,
+        seeds=list(seeds),
+        removal_threshold=REMOVAL_THRESHOLD,
+        removes=list(removes.index),
+        compared_targets=compared_targets,
+        other_targets=list(edited.index[edited['targets'] != compared_targets]),
+        least_collateral=least,
+        control=ControlFacts(
+            keep=list(config.control.keep) if config.control else [],
+            baseline_median=control_median,
+            prepared_baseline_median=prepared_median,
+            ratio=ratio,
+            fair=bool(ratio <= FAIRNESS_RATIO),
+        ),
+        methods=methods,
+        failed=failed or {},
+        wall_seconds_this_call=wall_seconds,
     )
-
-
-def _seed_file(directory: Path, seed: int) -> Path:
-    return directory / 'seeds' / f'seed-{seed}.pt'
-
-
-SEED_KEYS = ('seed', 'identity', 'prepared', 'control', 'rows', 'hue_error', 'edits')
-
-
-def _read_seed(directory: Path, seed: int, work: dict[str, Any]) -> dict[str, Any]:
-    return read_seed_file(_seed_file(directory, seed), seed, work, SEED_KEYS, 'compare')
-
-
-def _seeds_in(directory: Path) -> set[int]:
-    names = (p.stem.removeprefix('seed-') for p in (directory / 'seeds').glob('seed-*.pt'))
-    return {int(n) for n in names if n.isdigit()}
-
-
-def _save_seed(directory: Path, comparison: SeedComparison, work: dict[str, Any]) -> None:
-    state = {
-        'seed': comparison.seed,
-        'identity': work,
-        'prepared': comparison.prepared.state_dict(),
-        'control': comparison.control.state_dict(),
-        'rows': comparison.rows,
-        'hue_error': comparison.hue_error,
-        'edits': comparison.edits,
-    }
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomic(_seed_file(directory, comparison.seed), buffer.getvalue())
 
 
 def _hue_table(states: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -457,8 +400,7 @@ def _hue_table(states: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 __all__ = [
-    'FIGURES',
-    'REMOVAL_THRESHOLD',
+    'COMPARE',
     'CompareResult',
     'SeedComparison',
     'assess_pair',

@@ -8,11 +8,9 @@ for an ensemble of seeds, the unit of work of a sweep.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,12 +19,14 @@ import pandas as pd
 from torch import nn
 
 from ex_color.config import (
+    LIGHTNING_SEED_LIMIT,
     ConfigError,
     Experiment,
     ExperimentConfig,
     build_labels,
     build_model,
     build_regularizers,
+    check_seed,
     training_data,
     validation_regularizers,
 )
@@ -41,6 +41,7 @@ from ex_color.rundir import (
     write_inputs,
     write_run,
 )
+from ex_color.signals import stop_on_signals
 from ex_color.temporal import Dopesheet
 from ex_color.training.engine import (
     EngineOptions,
@@ -103,6 +104,32 @@ class SeedOutcome:
             row.update(e.row(name))
         return row
 
+    def tracked(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A tracker's view of this seed: its sweep.csv row as final figures, and its metric rows."""
+        return self.figures(), self.metrics.to_dict('records')
+
+    def to_state(self) -> dict[str, Any]:
+        """A sweep's seed file (`ex_color.runner.SeedFiles`); `from_state` reads it back."""
+        return {
+            'model': self.model.state_dict(),
+            'metrics': self.metrics.to_dict('list'),
+            'evaluations': {name: e.to_dict() for name, e in self.evaluations.items()},
+            'validation': self.validation,
+            'row': self.figures(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], model: nn.Module) -> SeedOutcome:
+        """A saved seed, its weights loaded into `model` (a freshly built model of its experiment)."""
+        model.load_state_dict(state['model'])
+        return cls(
+            seed=state['seed'],
+            model=model,
+            metrics=pd.DataFrame(state['metrics']),
+            evaluations={name: Evaluation.from_dict(e) for name, e in state['evaluations'].items()},
+            validation=state['validation'],
+        )
+
     def results(self, experiment: Experiment, *, engine: str, steps: int, train_seconds: float) -> RunResults:
         """What results.json holds for this seed."""
         return RunResults(
@@ -151,7 +178,7 @@ def run_experiment(
     if engine not in ENGINES:
         raise ConfigError(f'engine must be one of {ENGINES}, got {engine!r}')
     seed = experiment.config.experiment.seed if seed is None else seed
-    check_seed(seed, '--seed', LIGHTNING_SEED_LIMIT if engine == 'lightning' else SEED_LIMIT)
+    check_seed(seed, '--seed', LIGHTNING_SEED_LIMIT) if engine == 'lightning' else check_seed(seed, '--seed')
     steps = checked_steps(experiment, steps)
     directory = Path(out) if out is not None else default_run_dir(experiment, seed)
     claim(directory, 'run', run_identity(experiment, seed=seed, engine=engine, steps=steps))
@@ -184,19 +211,6 @@ def run_experiment(
             tracker.log_final(outcome.figures(), step=steps - 1)
         checkpoint.unlink(missing_ok=True)
     return RunResult(directory, results)
-
-
-SEED_LIMIT = 2**63
-"""Seeds are in [0, 2⁶³); the Lightning engine (numpy's seeding) takes [0, 2³²)."""
-LIGHTNING_SEED_LIMIT = 2**32
-
-
-def check_seed(seed: int, what: str, limit: int = SEED_LIMIT) -> int:
-    """`seed` if it is an int in [0, limit); a ConfigError naming `what` otherwise."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < limit:
-        bound = f'2**{limit.bit_length() - 1}' if limit & (limit - 1) == 0 else str(limit)
-        raise ConfigError(f'{what}: seed {seed!r} out of range; expected a whole number in [0, {bound})')
-    return seed
 
 
 def checked_steps(experiment: Experiment, steps: int | None) -> int:
@@ -299,31 +313,6 @@ def train_chunk(
         metrics = result.metrics[result.metrics['seed'] == seed].reset_index(drop=True)
         outcomes.append(assess(seed, model, metrics, config))
     return outcomes
-
-
-@contextlib.contextmanager
-def stop_on_signals(stopping: str = 'checkpointing and stopping') -> Iterator[Callable[[], bool]]:
-    """Turn SIGINT/SIGTERM into a flag the training loop polls, so it can checkpoint first; `stopping` says
-    what happens next, in the warning logged on the first signal."""
-    requested = False
-
-    def handler(signum: int, _frame: object) -> None:
-        nonlocal requested
-        if requested:  # a second signal: stop now
-            raise KeyboardInterrupt
-        requested = True
-        log.warning('Received %s; %s', signal.Signals(signum).name, stopping)
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: leave signals alone
-        yield lambda: False
-        return
-    try:
-        yield lambda: requested
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 __all__ = [

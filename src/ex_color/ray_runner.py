@@ -1,11 +1,12 @@
-"""Sweeps on Ray: each chunk of seeds a Ray task, gathered as it finishes (`ex-color sweep --ray`).
+"""Multi-seed jobs on Ray: each chunk of seeds a Ray task, gathered as it finishes (`--ray`).
 
-Only this module imports Ray, and `sweep` imports it only when asked for Ray, so the core
-install never needs Ray (`pip install 'ex-color[ray]'`). A task runs `train_chunk` as a
-local sweep does, on `num_cpus` torch threads and without a checkpoint (it may run on
-another machine); it returns the chunk's outcomes and `sweep` saves them as they arrive.
-The engine trains each member exactly as it would alone, whatever the ensemble or its
-threads, so sweep.csv is the same as a local sweep's, row for row.
+Only this module imports Ray, and `ex_color.runner` imports it only when asked for Ray, so the
+core install never needs Ray (`pip install 'ex-color[ray]'`). A task runs the job's
+`train_chunk` as a local run does (`runner.chunk_task`), on `num_cpus` torch threads and
+without a checkpoint (it may run on another machine); it returns the chunk's records and the
+runner saves them as they arrive. The engine trains each member exactly as it would alone,
+whatever the ensemble or its threads, so a sweep's or comparison's tables are the same as a
+local run's, row for row.
 
 - Cluster: the one at ADDRESS ('auto': the one `ray start` started on this machine), the
   one in RAY_ADDRESS, or else a new local cluster sized to this machine, shut down at the
@@ -14,9 +15,9 @@ threads, so sweep.csv is the same as a local sweep's, row for row.
   environment its processes inherit (nothing is written to ~/.ray). For a cluster at an
   address, Ray reads the user's RAY_AUTH_MODE and RAY_AUTH_TOKEN (or the token file).
 - Chunks: by default one task per free slot (cluster CPUs / num_cpus), each at most
-  MAX_CHUNK seeds, so every CPU works and a lost task costs little.
+  MAX_CHUNK models, so every CPU works and a lost task costs little.
 - A task whose worker dies is retried (up to RETRIES times); an error in the training
-  itself (e.g. a diverging loss) is not, and stops the sweep.
+  itself (e.g. a diverging loss) is not, and stops the job.
 - SIGINT/SIGTERM cancel the tasks still running; the finished seeds are saved, and a
   rerun trains only the others.
 """
@@ -32,21 +33,15 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import ray
-import torch
 
-from ex_color.config import ConfigError, Experiment, ExperimentConfig
-from ex_color.experiment import SeedOutcome, train_chunk
-from ex_color.sweep import MAX_CHUNK, _span
-from ex_color.temporal import Dopesheet
-from ex_color.training.engine import EngineOptions, TrainingInterrupted
-
-if TYPE_CHECKING:
-    from ex_color.sweep import SweepProgress
+from ex_color.config import ConfigError, Experiment
+from ex_color.progress import Progress
+from ex_color.runner import MAX_CHUNK, SeedJob, chunk_task, span
+from ex_color.training.engine import TrainingInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +56,8 @@ POLL_SECONDS = 0.2
 CONNECT_TIMEOUT = 5.0
 
 
-def _train_task(
-    train: Callable[..., list[SeedOutcome]],
-    config: ExperimentConfig,
-    dopesheet: Dopesheet,
-    seeds: list[int],
-    steps: int,
-    threads: int,
-) -> tuple[list[SeedOutcome], float]:
-    """One chunk on a worker: its outcomes and its training seconds (evaluation excluded).
-
-    `train` is `experiment.train_chunk`; the driver passes it so that a test can substitute one.
-    """
-    torch.set_num_threads(threads)  # not left to how Ray started this worker (OMP_NUM_THREADS)
-    started = time.perf_counter()
-    outcomes = train(config, dopesheet, seeds, steps=steps, options=EngineOptions(progress=False))
-    return outcomes, time.perf_counter() - started - sum(o.evaluation_seconds for o in outcomes)
-
-
 class RayChunks:
-    """Trains a sweep's chunks as Ray tasks. Enter it to connect (or start a cluster); exit to let go.
+    """Trains a job's chunks as Ray tasks. Enter it to connect (or start a cluster); exit to let go.
 
     Args:
         address: 'local' (RAY_ADDRESS if set, else a new local cluster), 'auto', or
@@ -115,18 +92,18 @@ class RayChunks:
     def __exit__(self, *exc: object) -> None:
         self.cluster.__exit__(*exc)
 
-    def default_chunk(self, seeds: int, todo: int) -> int:
-        """Seeds per task: the unfinished seeds spread over the cluster's slots, at most MAX_CHUNK."""
+    def default_chunk(self, seeds: int, todo: int, members: int) -> int:
+        """Seeds per task: the unfinished seeds spread over the cluster's slots, at most MAX_CHUNK models."""
         slots = max(1, int(self.cpus // self.num_cpus))
-        return max(1, min(MAX_CHUNK, math.ceil((todo or seeds) / slots)))
+        return max(1, min(MAX_CHUNK // members, math.ceil((todo or seeds) / slots)))
 
     def train(
-        self, chunks: Sequence[list[int]], bar: SweepProgress, should_stop: Callable[[], bool]
-    ) -> Iterator[tuple[list[SeedOutcome], float]]:
+        self, job: SeedJob, chunks: Sequence[list[int]], bar: Progress, should_stop: Callable[[], bool]
+    ) -> Iterator[tuple[list[Any], float]]:
         """Each chunk's outcomes and training seconds, in the order the chunks finish."""
-        task = ray.remote(_train_task).options(num_cpus=self.num_cpus, max_retries=RETRIES, retry_exceptions=False)
+        task = ray.remote(chunk_task).options(num_cpus=self.num_cpus, max_retries=RETRIES, retry_exceptions=False)
         config, dopesheet = ray.put(self.experiment.config), ray.put(self.experiment.dopesheet)
-        pending = {task.remote(train_chunk, config, dopesheet, s, self.steps, self.num_cpus): s for s in chunks}
+        pending = {task.remote(job.train_chunk, config, dopesheet, s, self.steps, self.num_cpus): s for s in chunks}
         if chunks:
             log.info(
                 '%d chunks of up to %d seeds as Ray tasks (%s)', len(chunks), max(map(len, chunks)), self.description
@@ -137,30 +114,30 @@ class RayChunks:
                 for ref in ready:
                     seeds = pending.pop(ref)
                     outcomes, seconds = _result(ref, seeds)
-                    log.info('Chunk %d/%d done: seeds %s', len(chunks) - len(pending), len(chunks), _span(seeds))
-                    bar.chunk(len(seeds))(self.steps)
+                    log.info('Chunk %d/%d done: seeds %s', len(chunks) - len(pending), len(chunks), span(seeds))
+                    bar.part(job.members * len(seeds))(self.steps)
                     yield outcomes, seconds
                 if pending and should_stop():
                     done = len(chunks) - len(pending)
                     raise TrainingInterrupted(
-                        f'sweep stopped after {done} of {len(chunks)} Ray tasks (the others cancelled)'
+                        f'{job.kind} stopped after {done} of {len(chunks)} Ray tasks (the others cancelled)'
                     )
         finally:  # stopped, failed or abandoned: free the cluster
             for ref in pending:
                 ray.cancel(ref, force=True)
 
 
-def _result(ref: Any, seeds: list[int]) -> tuple[list[SeedOutcome], float]:
+def _result(ref: Any, seeds: list[int]) -> tuple[list[Any], float]:
     """A finished task's value; its error as ex-color reports errors."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as error:  # raised by the training itself: the original error
         raise (error.cause or error) from error
     except ray.exceptions.OutOfMemoryError as error:
-        raise MemoryError(f'Ray ran out of memory training seeds {_span(seeds)}') from error
+        raise MemoryError(f'Ray ran out of memory training seeds {span(seeds)}') from error
     except ray.exceptions.RayError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConnectionError(f'Ray lost seeds {_span(seeds)} after {RETRIES} retries: {first}') from error
+        raise ConnectionError(f'Ray lost seeds {span(seeds)} after {RETRIES} retries: {first}') from error
 
 
 @contextlib.contextmanager

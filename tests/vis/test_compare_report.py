@@ -19,6 +19,7 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgb
 
+from ex_color.comparedir import CompareFacts, ControlFacts
 from ex_color.rundir import RunArtifactsError
 from ex_color.vis.compare_figures import (
     MODEL_COLORS,
@@ -166,20 +167,23 @@ def summary_of(rows: dict[str, tuple[str, str, float, float, float, float]]) -> 
     return pd.DataFrame(records)
 
 
-def meta_of(summary: pd.DataFrame, *, ratio: float = 1.2) -> dict:
+def meta_of(summary: pd.DataFrame, *, ratio: float = 1.2) -> CompareFacts:
     edits = summary[(summary['kind'] != 'baseline') & (summary['target_error_mean'] >= 0.1)]
-    return {
-        'removal_threshold': 0.1,
-        'removes': list(edits['method']),
-        'least_collateral': edits.loc[edits['collateral_max_mean'].idxmin(), 'method'] if len(edits) else None,
-        'control': {
-            'keep': ['reg-unit'],
-            'baseline_median': 1.2e-5 * ratio,
-            'prepared_baseline_median': 1.2e-5,
-            'ratio': ratio,
-            'fair': ratio <= 2,
-        },
-    }
+    return CompareFacts(
+        experiment='test',
+        title='Test',
+        seeds=[0, 1],
+        removal_threshold=0.1,
+        removes=list(edits['method']),
+        least_collateral=edits.loc[edits['collateral_max_mean'].idxmin(), 'method'] if len(edits) else None,
+        control=ControlFacts(
+            keep=['reg-unit'],
+            baseline_median=1.2e-5 * ratio,
+            prepared_baseline_median=1.2e-5,
+            ratio=ratio,
+            fair=ratio <= 2,
+        ),
+    )
 
 
 BASELINES = {
@@ -241,7 +245,7 @@ def test_verdict_ranks_only_methods_with_the_baselines_targets():
     )
     summary.loc[summary['method'] == 'cyan-ablated', 'targets'] = 'cyan'
     meta = meta_of(summary)
-    assert meta['least_collateral'] == 'cyan-ablated'  # a ranking over every target would pick it
+    assert meta.least_collateral == 'cyan-ablated'  # a ranking over every target would pick it
     sentences = verdict(summary, meta)
     assert sentences[0] == (
         'Only methods that remove red are compared here. cyan-ablated removes cyan, measured against other colours: '
@@ -262,7 +266,7 @@ def test_verdict_says_plainly_when_a_control_method_wins():
         }
     )
     meta = meta_of(summary)
-    assert meta['least_collateral'] == 'control-leace'
+    assert meta.least_collateral == 'control-leace'
     sentences = verdict(summary, meta)
     assert sentences[0].startswith('control-leace (post-hoc LEACE erasure on the control) removes red')
     assert interval(row(summary, 'control-leace'), 'collateral_max') in sentences[0]
@@ -285,7 +289,7 @@ def test_verdict_when_no_method_removes_the_target():
         }
     )
     meta = meta_of(summary)
-    assert meta['removes'] == []
+    assert meta.removes == []
     sentences = verdict(summary, meta)
     assert sentences[0].startswith('No method removes its target')
     assert '0.1' in sentences[0]
@@ -465,11 +469,11 @@ def test_report_tables_match_the_summary_and_the_verdict_names_the_best(fake_dir
     first_figure = header.index('Target error')
     for method, (cls, cells) in body.items():
         assert cells[first_figure : first_figure + len(FIGURES)] == [interval(summary.loc[method], f) for f in FIGURES]
-        assert (cls == 'marked') == (method == comparison.meta['least_collateral'])
-    assert comparison.meta['least_collateral'] == 'ablated'
+        assert (cls == 'marked') == (method == comparison.facts.least_collateral)
+    assert comparison.facts.least_collateral == 'ablated'
     assert body['ablated'][1][header.index('removes')] == 'yes'
     assert body['control-leace'][1][header.index('removes')] == 'no'
-    assert f'{verdict(comparison.summary, comparison.meta)[0]}' in html.replace('&#39;', "'")
+    assert f'{verdict(comparison.summary, comparison.facts)[0]}' in html.replace('&#39;', "'")
     assert 'unfair' not in page.ids
     # Settings of the methods, and every seed × method row in the collapsed per-seed table.
     assert 'Fitted on the control latents of the training colours.' in html

@@ -21,6 +21,8 @@ from ex_color.config.schema import (
     BASELINE,
     CONTROL,
     EXPERIMENT_FILE,
+    LIGHTNING_SEED_LIMIT,
+    SEED_LIMIT,
     AblateEvaluation,
     ConfigError,
     ControlSection,
@@ -31,6 +33,7 @@ from ex_color.config.schema import (
     RegularizerSection,
     SuppressEvaluation,
     SweepSection,
+    check_seed,
     parse_config,
 )
 
@@ -38,6 +41,8 @@ __all__ = [
     'BASELINE',
     'CONTROL',
     'EXPERIMENT_FILE',
+    'LIGHTNING_SEED_LIMIT',
+    'SEED_LIMIT',
     'AblateEvaluation',
     'ConfigError',
     'ControlSection',
@@ -58,6 +63,7 @@ __all__ = [
     'build_regularizers',
     'build_targets',
     'check_layers',
+    'check_seed',
     'control_weight_scale',
     'layer_widths',
     'load_experiment',

@@ -105,8 +105,6 @@ def _without_unused_columns(dopesheet: Dopesheet, config: ExperimentConfig, *, s
                 f'{source}: experiment.unused_columns: {name!r} is {read[name]}, so it is used; expected columns '
                 'that nothing reads'
             )
-    for name in unused:
-        log.info("Dopesheet column '%s' is declared unused (experiment.unused_columns) and left out", name)
     return dopesheet.without(unused)
 
 

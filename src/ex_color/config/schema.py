@@ -31,6 +31,8 @@ PrimaryColor = Literal[tuple(PRIMARY_CHANNELS)]  # type: ignore[valid-type]
 
 SEED_LIMIT = 2**63
 """Seeds lie in [0, 2**63): the generators take 64-bit seeds, and sweeps store them as int64."""
+LIGHTNING_SEED_LIMIT = 2**32
+"""The Lightning engine seeds numpy, which takes seeds in [0, 2**32)."""
 MAX_CUBE_COLORS = 10_000_000
 """At most this many training colours (hues × saturations × values); building them peaks near 1.5 GB."""
 FLOAT32_MAX = 3.4028234663852886e38
@@ -44,6 +46,14 @@ class ConfigError(ValueError):
 def _field_error(field: str, message: str) -> PydanticCustomError:
     """A validation error whose message names its own field (for checks across fields)."""
     return PydanticCustomError('config_field', message, {'field': field})
+
+
+def check_seed(seed: int, what: str, limit: int = SEED_LIMIT) -> int:
+    """`seed` if it is an int in [0, limit); a ConfigError naming `what` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < limit:
+        bound = f'2**{limit.bit_length() - 1}' if limit & (limit - 1) == 0 else str(limit)
+        raise ConfigError(f'{what}: seed {seed!r} out of range; expected a whole number in [0, {bound})')
+    return seed
 
 
 def _value_error(message: str) -> PydanticCustomError:
@@ -75,7 +85,6 @@ class ExperimentSection(_Section):
     """The seed used when `--seed` is not given; 0 ≤ seed < 2⁶³."""
     dopesheet: str = 'dopesheet.csv'
     """The schedule CSV, relative to the experiment file."""
-
     unused_columns: list[str] = Field(default_factory=list)
     """Dopesheet columns kept in the sheet on purpose though nothing reads them: each is noted once at info level
     and left out of the schedule. Each must be a column of the dopesheet, not `lr` and no regularizer's name.

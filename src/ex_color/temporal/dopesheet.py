@@ -91,6 +91,8 @@ class Dopesheet:
         self.properties: tuple[PropertySpec, ...] = tuple(properties)
         """How each property moves, in column order."""
         self._length = ordered[-1].step + 1
+        self.left_out: tuple[str, ...] = ()
+        """Columns `without` left out of this sheet (noted when a trainer reads the sheet)."""
         self._tracks: dict[str, Track] = {}
         for spec in properties:
             keyed = [k for k in ordered if spec.name in k.values]
@@ -187,7 +189,9 @@ class Dopesheet:
             dataclasses.replace(k, values={n: v for n, v in k.values.items() if n not in dropped})
             for k in self.keyframes
         ]
-        return Dopesheet([p for p in self.properties if p.name not in dropped], keyframes, source=self.source)
+        sheet = Dopesheet([p for p in self.properties if p.name not in dropped], keyframes, source=self.source)
+        sheet.left_out = (*self.left_out, *(n for n in names if n not in self.left_out))
+        return sheet
 
     def __len__(self) -> int:
         """Number of steps: the last keyframe's step + 1."""

@@ -108,6 +108,8 @@ class TrainingSchedule:
                 _warn_once(
                     dopesheet, 'weight', name, "Regularizer '%s' has no dopesheet column; its weight is 1 at every step"
                 )
+        for name in dopesheet.left_out:  # noted when training starts, not when the file is read (an error stays 1 line)
+            _warn_once(dopesheet, 'column', name, "Dopesheet column '%s' is declared unused and left out", logging.INFO)
         ignored = tuple(n for n in names if n != LR_PROPERTY and n not in regularizer_names)
         for name in ignored:
             # A column of zeros would weight nothing even if a regularizer read it: a note, not a warning.

@@ -27,9 +27,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ex_color.comparedir import (
+    FACTS_FILE,
+    FAIRNESS_RATIO,
+    FIGURES,
+    HUE_FILE,
+    SUMMARY_COLUMNS,
+    SUMMARY_FILE,
+    TABLE_FILE,
+    TEXT_COLUMNS,
+    CompareFacts,
+    read_table,
+)
 from ex_color.config import ConfigError, build_targets, load_experiment
 from ex_color.files import write_atomic
-from ex_color.rundir import CONFIG_FILE, RunArtifactsError, read_json
+from ex_color.rundir import CONFIG_FILE, RunArtifactsError
 from ex_color.vis.compare_figures import (
     BASELINE_KIND,
     describe_hue_error,
@@ -41,25 +53,16 @@ from ex_color.vis.compare_figures import (
 )
 from ex_color.vis.describe import join
 from ex_color.vis.export import save_figure
-from ex_color.vis.report import FIGURE_INDEX, FIGURES_DIR, REPORT_FILE, Table, _environment, _locked, _remove_stale
+from ex_color.vis.page import FIGURE_INDEX, FIGURES_DIR, REPORT_FILE, Table, environment, locked, remove_stale
 
 log = logging.getLogger(__name__)
 
-META_FILE = 'compare.json'
-TABLE_FILE = 'compare.csv'
-SUMMARY_FILE = 'summary.csv'
-HUE_FILE = 'hue_error.csv'
-TEXT_COLUMNS = ('method', 'model', 'kind', 'targets')
-FIGURES = ('target_error', 'selectivity_r2', 'collateral_max', 'collateral_median', 'baseline_median')
-"""The figures of merit summary.csv gives as `F_mean, F_low, F_high`, in the summary table's order."""
 BOX_FIGURES = ('target_error', 'collateral_max', 'collateral_median', 'selectivity_r2')
 """The figures drawn per method over seeds, in panel order."""
 HIGHER_IS_BETTER = {'target_error': True, 'selectivity_r2': True, 'collateral_max': False, 'collateral_median': False}
 """The figures the verdict compares across models, and which way is better."""
 COLLATERAL = ('collateral_max', 'collateral_median')
 """Compared only among methods that remove their target (doing nothing has no collateral damage)."""
-FAIR_RATIO = 2.0
-"""The control is a fair comparison when its unedited median error is at most this many times the prepared one's."""
 KIND_WORDS = {
     'baseline': 'unedited',
     'ablate': 'ablation',
@@ -69,7 +72,6 @@ KIND_WORDS = {
     'mean-difference': 'post-hoc mean-difference erasure',
 }
 MODEL_WORDS = {'prepared': 'the prepared model', 'control': 'the control'}
-META_KEYS = ('experiment', 'title', 'seeds', 'removal_threshold', 'removes', 'least_collateral', 'methods')
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Comparison:
     """What a comparison directory holds, read and checked."""
 
     directory: Path
-    meta: dict[str, Any]
+    facts: CompareFacts
     """compare.json."""
     table: pd.DataFrame
     """compare.csv: one row per seed × method."""
@@ -92,27 +94,21 @@ def load_comparison(directory: str | Path) -> Comparison:
     directory = Path(directory)
     if not directory.is_dir():
         raise RunArtifactsError(f'{directory}: no such directory; expected a comparison (ex-color compare writes one)')
-    for name in (META_FILE, TABLE_FILE, SUMMARY_FILE):
+    for name in (FACTS_FILE, TABLE_FILE, SUMMARY_FILE):
         if not (directory / name).is_file():
             raise RunArtifactsError(
                 f'{directory}: no {name}; expected a finished comparison directory (ex-color compare writes one)'
             )
-    meta = read_json(directory / META_FILE)
-    if not isinstance(meta, dict):
-        raise RunArtifactsError(f'{directory / META_FILE}: expected a JSON object, got {type(meta).__name__}')
-    absent = [key for key in META_KEYS if key not in meta]
-    if absent:
-        raise RunArtifactsError(f'{directory / META_FILE}: no {absent[0]!r}; expected the keys {list(META_KEYS)}')
-    table = _read_table(directory / TABLE_FILE, ['seed', *TEXT_COLUMNS, *BOX_FIGURES])
-    summary_columns = [*TEXT_COLUMNS, 'seeds', *(f'{f}_{s}' for f in FIGURES for s in ('mean', 'low', 'high'))]
-    summary = _read_table(directory / SUMMARY_FILE, summary_columns)
+    facts = CompareFacts.read(directory)
+    table = read_table(directory / TABLE_FILE, ['seed', *TEXT_COLUMNS, *BOX_FIGURES])
+    summary = read_table(directory / SUMMARY_FILE, [c for c in SUMMARY_COLUMNS if c != 'failed'])
     _check_summary_matches(directory, table, summary)
     hue = (
-        _read_table(directory / HUE_FILE, ['seed', 'method', 'hue', 'error'])
+        read_table(directory / HUE_FILE, ['seed', 'method', 'hue', 'error'])
         if (directory / HUE_FILE).is_file()
         else None
     )
-    return Comparison(directory, meta, table, summary, hue)
+    return Comparison(directory, facts, table, summary, hue)
 
 
 def _check_summary_matches(directory: Path, table: pd.DataFrame, summary: pd.DataFrame) -> None:
@@ -137,23 +133,6 @@ def _check_summary_matches(directory: Path, table: pd.DataFrame, summary: pd.Dat
                 f'{directory / SUMMARY_FILE}: {table_methods[i]} {figure}_mean is {recorded[i]:.6g}, but {TABLE_FILE} '
                 f'averages {recomputed[i]:.6g}; expected the summary of this comparison (run ex-color compare again)'
             )
-
-
-def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    """A CSV of the comparison: text columns kept as written (a method may be called 'nan'), the rest numbers."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise RunArtifactsError(f'{path}: not a readable CSV ({type(e).__name__}: {e})') from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise RunArtifactsError(f'{path}: no column {missing[0]!r}; expected {list(columns)}')
-    if frame.empty:
-        raise RunArtifactsError(f'{path}: no rows')
-    for column in frame.columns:
-        if column not in TEXT_COLUMNS:
-            frame[column] = pd.to_numeric(frame[column].str.strip().replace('', 'nan'), errors='coerce')
-    return frame
 
 
 # Words ----------------------------------------------------------------------------------------
@@ -214,20 +193,20 @@ def _best(rows: pd.DataFrame, figure: str) -> dict[str, Any] | None:
     return rows.loc[index].to_dict()
 
 
-def fairness_warning(meta: Mapping[str, Any]) -> str | None:
+def fairness_warning(facts: CompareFacts) -> str | None:
     """The warning the page shows when the control reconstructs much worse than the prepared model; else None."""
-    control = meta.get('control')
-    if not control or control.get('fair', True):
+    control = facts.control
+    if control is None or control.fair:
         return None
     return (
         f'The control reconstructs worse than the prepared model: unedited, its median error is '
-        f'{sig(control.get("baseline_median"))} against {sig(control.get("prepared_baseline_median"))}, '
-        f'{sig(control.get("ratio"))} times as large (a fair control is within {FAIR_RATIO:g} times). '
+        f'{sig(control.baseline_median)} against {sig(control.prepared_baseline_median)}, '
+        f'{sig(control.ratio)} times as large (a fair control is within {FAIRNESS_RATIO:g} times). '
         "The comparison is not fair: the control's methods start from a worse model."
     )
 
 
-def verdict(summary: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
+def verdict(summary: pd.DataFrame, facts: CompareFacts) -> list[str]:
     """The verdict in sentences, numbers included: which method removes its target with the least collateral damage,
     how the best method on the other model compares, and, figure by figure, which model's methods do better.
 
@@ -235,12 +214,12 @@ def verdict(summary: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
 
     Args:
         summary: summary.csv (one row per method: `method, model, kind, targets, seeds, F_mean, F_low, F_high`).
-        meta: compare.json (`removal_threshold`, `removes`, `least_collateral`, `control`). Methods whose targets
+        facts: compare.json (`removal_threshold`, `removes`, `least_collateral`, `control`). Methods whose targets
             differ from the baselines' are named, not ranked.
     """
     rows = summary.set_index('method', drop=False)
     edits = rows[rows['kind'] != BASELINE_KIND]
-    threshold = meta['removal_threshold']
+    threshold = facts.removal_threshold
     seeds = sig(summary['seeds'].max())
     sentences = []
 
@@ -257,9 +236,9 @@ def verdict(summary: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
                 f'{join(named)}, measured against other colours: see the table.'
             )
             edits = edits[edits['targets'] == compared]
-    removes = [m for m in meta['removes'] if m in edits.index]
+    removes = [m for m in facts.removes if m in edits.index]
 
-    best_name = meta.get('least_collateral')
+    best_name = facts.least_collateral
     if removes and best_name not in removes:
         best_name = str(rows.loc[removes, 'collateral_max_mean'].idxmin())
     if not removes:
@@ -302,10 +281,10 @@ def verdict(summary: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
         parts = [f'{_possessive(r["model"])} {interval(r, "target_error")}' for _, r in baselines.iterrows()]
         parts[0] = parts[0].replace("'s ", "'s target error is ", 1)
         sentences.append(f'For reference, unedited, {join(parts)}.')
-    control = meta.get('control')
-    if control:
-        ratio = sig(control.get('ratio'))
-        if control.get('fair', True):
+    control = facts.control
+    if control is not None:
+        ratio = sig(control.ratio)
+        if control.fair:
             sentences.append(
                 f'The control reconstructs about as well as the prepared model (unedited median error '
                 f'{ratio} times as large), so the comparison is fair.'
@@ -432,19 +411,19 @@ def write_compare_report(directory: str | Path) -> Path:
     directory = Path(directory)
     if not directory.is_dir():
         raise RunArtifactsError(f'{directory}: no such directory; expected a comparison (ex-color compare writes one)')
-    with _locked(directory):
+    with locked(directory):
         return _write_compare_report(directory)
 
 
 def _write_compare_report(directory: Path) -> Path:
     started = time.perf_counter()
     comparison = load_comparison(directory)
-    meta, table, summary, hue = comparison.meta, comparison.table, comparison.summary, comparison.hue
+    facts, table, summary, hue = comparison.facts, comparison.table, comparison.summary, comparison.hue
     order = method_order(summary)
     models = dict(zip(summary['method'], summary['model'], strict=True))
     kinds = dict(zip(summary['method'], summary['kind'], strict=True))
     figures_dir = directory / FIGURES_DIR
-    seeds = len(meta['seeds'])
+    seeds = len(facts.seeds)
     shown = table[table['method'].isin(order)]
     figures = [
         save_figure(
@@ -454,8 +433,8 @@ def _write_compare_report(directory: Path) -> Path:
                 order=order,
                 models=models,
                 kinds=kinds,
-                removal_threshold=meta['removal_threshold'],
-                title=f'{meta["title"]} · each method over {seeds} seeds',
+                removal_threshold=facts.removal_threshold,
+                title=f'{facts.title} · each method over {seeds} seeds',
                 theme=theme,
             ),
             figures_dir,
@@ -467,7 +446,7 @@ def _write_compare_report(directory: Path) -> Path:
                 order=order,
                 models=models,
                 kinds=kinds,
-                removal_threshold=meta['removal_threshold'],
+                removal_threshold=facts.removal_threshold,
             ),
             relative_to=directory,
         )
@@ -483,7 +462,7 @@ def _write_compare_report(directory: Path) -> Path:
                     models=models,
                     kinds=kinds,
                     target_hues=target_hues,
-                    title=f'{meta["title"]} · error along hue',
+                    title=f'{facts.title} · error along hue',
                     theme=theme,
                 ),
                 figures_dir,
@@ -494,12 +473,12 @@ def _write_compare_report(directory: Path) -> Path:
                 relative_to=directory,
             )
         )
-    _remove_stale(figures_dir, figures)
+    remove_stale(figures_dir, figures)
     index = {'figures': [figure.to_dict() for figure in figures]}
     write_atomic(figures_dir / FIGURE_INDEX, json.dumps(index, indent=2) + '\n')
 
     rows = summary.set_index('method', drop=False)
-    removes = set(meta['removes'])
+    removes = set(facts.removes)
     summary_rows = [
         {
             'method': m,
@@ -509,27 +488,27 @@ def _write_compare_report(directory: Path) -> Path:
             'seeds': sig(rows.loc[m, 'seeds']),
             'cells': [interval(rows.loc[m], f) for f in FIGURES],
             'removes': 'yes' if m in removes else ('—' if rows.loc[m, 'kind'] == BASELINE_KIND else 'no'),
-            'best': m == meta['least_collateral'],
+            'best': m == facts.least_collateral,
         }
         for m in order
     ]
     html = (
-        _environment()
+        environment()
         .get_template('compare.html.j2')
         .render(
-            title=meta['title'],
-            meta=meta,
-            seeds=seed_range(meta['seeds']),
-            n_seeds=len(meta['seeds']),
-            warning=fairness_warning(meta),
-            verdict=verdict(summary, meta),
+            title=facts.title,
+            facts=facts,
+            seeds=seed_range(facts.seeds),
+            n_seeds=len(facts.seeds),
+            warning=fairness_warning(facts),
+            verdict=verdict(summary, facts),
             figure_columns=[figure_label(f) for f in FIGURES],
             summary_rows=summary_rows,
             figures=figures,
             has_hue=hue is not None,
-            control=meta.get('control'),
-            fair_ratio=f'{FAIR_RATIO:g}',
-            settings=settings_table(meta['methods']),
+            control=facts.control,
+            fair_ratio=f'{FAIRNESS_RATIO:g}',
+            settings=settings_table(facts.methods),
             per_seed=seeds_table(table, order),
         )
     )

@@ -12,19 +12,15 @@ It loads nothing from the network: styles are inline, images are local files.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
-import math
 import time
 import tomllib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import pandas as pd
 
@@ -32,58 +28,29 @@ from ex_color.config import ConfigError, load_experiment, sweep_objectives
 from ex_color.data import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.data.target import Target
 from ex_color.files import write_atomic
-from ex_color.rundir import RunArtifactsError, check_inputs, identity, load_run, read_json
+from ex_color.rundir import RESULTS_FILE, check_inputs, identity, load_run
+from ex_color.sweepdir import BEST_DIR, SUMMARY_FILE, TABLE_FILE, SweepSummary, read_sweep_table
 from ex_color.vis.describe import describe_pareto, describe_sweep_boxes
 from ex_color.vis.export import SavedFigure, save_figure
+from ex_color.vis.page import (
+    FIGURE_INDEX,
+    FIGURES_DIR,
+    REPORT_FILE,
+    ReportError,
+    Table,
+    environment,
+    locked,
+    remove_stale,
+)
 from ex_color.vis.run_figures import draw_figures, run_figure_jobs, target_names, variant_views
 from ex_color.vis.sweep import plot_pareto, plot_sweep_boxes
-from ex_color.workdir import DirectoryError, lock
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = 'report.html'
-FIGURES_DIR = 'figures'
-FIGURE_INDEX = 'index.json'
-"""In figures/: every figure's paths, title and alt text, for tools (and the sweep report)."""
 HEADLINE_FIGURES = ('colors-{focus}', 'error-{focus}', 'latents-baseline')
 """The figures that open a run's report; {focus} is the first evaluation (e.g. 'ablated')."""
 SWEEP_TABLE_EXTRA = ('baseline_mse_max', 'baseline_mse_median')
 """Columns the seeds table shows after the sweep's objectives and printed columns."""
-ERROR_SHADE_DECADES = (-5.0, 0.0)
-"""Cell shading of the named-colour table: none at error 1e-5, full at error 1."""
-
-ReportError = RunArtifactsError
-"""A directory a report cannot be made from: not a run or sweep, or a file missing or damaged."""
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader('ex_color.vis', 'templates'),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters['g'] = lambda x: '—' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.2g}'
-    env.filters['f3'] = lambda x: '—' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.3f}'
-    env.filters['shade'] = error_shade
-    return env
-
-
-def error_shade(error: float) -> float:
-    """Opacity of a table cell's shading for a per-colour error: 0 at ≤ 1e-5, 1 at ≥ 1, log-linear between."""
-    if not error > 0:
-        return 0.0
-    low, high = ERROR_SHADE_DECADES
-    return round(min(max((math.log10(error) - low) / (high - low), 0.0), 1.0), 3)
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table for the template: header and rows of already formatted cells."""
-
-    columns: list[str]
-    rows: list[list[str]]
 
 
 def toml_tables(config_text: str) -> list[tuple[str, Table]]:
@@ -129,21 +96,8 @@ def write_run_report(directory: str | Path, *, workers: int | None = None) -> Pa
     Args:
         workers: processes drawing figures (default: one per core, at most 4; 1 draws them here).
     """
-    with _locked(directory):
+    with locked(directory):
         return _write_run_report(directory, workers=workers)
-
-
-@contextlib.contextmanager
-def _locked(directory: str | Path) -> Iterator[None]:
-    """Hold the directory's lock while its report is written, so a run or another report cannot interleave."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ReportError(f'{directory}: no such directory; expected a run or sweep directory')
-    try:
-        with lock(directory):
-            yield
-    except DirectoryError as e:
-        raise ReportError(str(e)) from None
 
 
 def _write_run_report(directory: str | Path, *, workers: int | None = None) -> Path:
@@ -159,7 +113,7 @@ def _write_run_report(directory: str | Path, *, workers: int | None = None) -> P
     views = variant_views(run)
     figures_dir = directory / FIGURES_DIR
     saved = draw_figures(list(run_figure_jobs(run, views)), figures_dir, relative_to=directory, workers=workers)
-    _remove_stale(figures_dir, [figure for _, figure in saved])
+    remove_stale(figures_dir, [figure for _, figure in saved])
 
     results = run.results
     evaluations = results.evaluations
@@ -178,7 +132,7 @@ def _write_run_report(directory: str | Path, *, workers: int | None = None) -> P
 
     config_text = (directory / 'config.toml').read_text()
     html = (
-        _environment()
+        environment()
         .get_template('run.html.j2')
         .render(
             title=results.title,
@@ -218,24 +172,16 @@ def _css_rgb(rgb: Sequence[float]) -> str:
     return f'rgb({r}, {g}, {b})'
 
 
-def _remove_stale(figures_dir: Path, keep: Sequence[SavedFigure]) -> None:
-    """Delete PNGs of figures this report no longer draws (e.g. after the experiment's evaluations changed)."""
-    wanted = {Path(p).name for figure in keep for p in (figure.light, figure.dark)}
-    for path in figures_dir.glob('*.png'):
-        if path.name not in wanted:
-            path.unlink()
-
-
 def write_sweep_report(directory: str | Path) -> Path:
     """Write a sweep's report.html (and its best run's, which it links to); return the report's path."""
-    with _locked(directory):
+    with locked(directory):
         return _write_sweep_report(directory)
 
 
 def _write_sweep_report(directory: str | Path) -> Path:
     started = time.perf_counter()
     directory = Path(directory)
-    for name in ('sweep.json', 'sweep.csv', 'config.toml', 'dopesheet.csv'):
+    for name in (SUMMARY_FILE, TABLE_FILE, 'config.toml', 'dopesheet.csv'):
         if not (directory / name).is_file():
             raise ReportError(
                 f'{directory}: no {name}; expected a finished sweep directory (ex-color sweep writes one)'
@@ -244,18 +190,17 @@ def _write_sweep_report(directory: str | Path) -> Path:
         experiment = load_experiment(directory / 'config.toml')
     except ConfigError as e:
         raise ReportError(str(e)) from None
-    summary = read_json(directory / 'sweep.json')
-    if isinstance(summary, dict) and isinstance(summary.get('steps'), int):
-        check_inputs(directory, 'sweep', identity(experiment, engine='fast', steps=summary['steps']))
-    table = pd.read_csv(directory / 'sweep.csv')
-    pareto_seeds = set(summary.get('pareto_seeds', []))
-    best_seed = summary.get('best_seed')
+    summary = SweepSummary.read(directory)
+    check_inputs(directory, 'sweep', identity(experiment, engine='fast', steps=summary.steps))
+    table = read_sweep_table(directory)
+    pareto_seeds = set(summary.pareto_seeds)
+    best_seed = summary.best_seed
 
     best_report = None
     best_headline: list[SavedFigure] = []
-    if (directory / 'best' / 'results.json').is_file():
-        best_report = write_run_report(directory / 'best')
-        best_headline = _rebase(_headline_of(directory / 'best'), 'best')
+    if (directory / BEST_DIR / RESULTS_FILE).is_file():
+        best_report = write_run_report(directory / BEST_DIR)
+        best_headline = _rebase(_headline_of(directory / BEST_DIR), BEST_DIR)
 
     minimise, maximise, best_column, printed = sweep_objectives(experiment.config)
     columns = [c for c in (*maximise, *minimise) if c in table.columns]
@@ -293,10 +238,10 @@ def _write_sweep_report(directory: str | Path) -> Path:
     config_text = (directory / 'config.toml').read_text()
     dopesheet_text = (directory / 'dopesheet.csv').read_text()
     html = (
-        _environment()
+        environment()
         .get_template('sweep.html.j2')
         .render(
-            title=summary['title'],
+            title=summary.title,
             summary=summary,
             best_seed=best_seed,
             minimise=minimise,
@@ -336,7 +281,7 @@ def write_report(directory: str | Path) -> Path:
     directory = Path(directory)
     if not directory.is_dir():
         raise ReportError(f'{directory}: no such directory; expected a run, sweep or compare directory')
-    if (directory / 'sweep.json').is_file():
+    if (directory / SUMMARY_FILE).is_file():
         return write_sweep_report(directory)
     if (directory / 'results.json').is_file():
         return write_run_report(directory)

@@ -1,6 +1,7 @@
-"""Sweeps on Ray: the same rows as a local sweep, a lost worker's chunk retried, an interrupted sweep continued.
+"""Sweeps and comparisons on Ray: the same rows as local ones, a lost worker's chunk retried, an interrupted
+sweep continued.
 
-One local Ray cluster of 2 CPUs serves the module (started by `ray_sweep.cluster`, as the
+One local Ray cluster of 2 CPUs serves the module (started by `ray_runner.cluster`, as the
 command starts one). Ray is the optional `ray` extra, which `make test` installs; where it
 is missing these tests are skipped, unless CI is set.
 """
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +24,10 @@ import torch
 
 import ex_color.sweep as sweep_module
 from ex_color.cli import main
+from ex_color.compare import run_compare
 from ex_color.config import load_experiment
 from ex_color.experiment import train_chunk
+from ex_color.runner import SeedFiles
 from ex_color.sweep import run_sweep
 from ex_color.training.engine import TrainingInterrupted
 
@@ -35,14 +39,14 @@ STEPS = 60
 AUTH_VARIABLES = ('RAY_AUTH_MODE', 'RAY_AUTH_TOKEN', 'RAY_AUTH_TOKEN_PATH', 'RAY_ADDRESS')
 
 
-def _ray_sweep():
+def _ray_runner():
     try:
-        import ex_color.ray_sweep as ray_sweep
+        import ex_color.ray_runner as ray_runner
     except ImportError:
         if os.environ.get('CI', '').strip().lower() not in ('', '0', 'false', 'no'):
             pytest.fail("Ray is not installed; CI is set, so the Ray tests must run (pip install 'ex-color[ray]')")
         pytest.skip("Ray is not installed (pip install 'ex-color[ray]')")
-    return ray_sweep
+    return ray_runner
 
 
 @pytest.fixture(scope='module')
@@ -58,14 +62,14 @@ def home(tmp_path_factory):
 @pytest.fixture(scope='module')
 def ray_cluster(home):
     """A local cluster of 2 CPUs, started as `--ray` starts one: a token of its own, nothing in ~/.ray."""
-    ray_sweep = _ray_sweep()
+    ray_runner = _ray_runner()
     with pytest.MonkeyPatch.context() as patch:
         for variable in AUTH_VARIABLES:
             patch.delenv(variable, raising=False)
         patch.setenv('HOME', str(home))
-        with ray_sweep.cluster('local', local_cpus=2) as cpus:
+        with ray_runner.cluster('local', local_cpus=2) as cpus:
             assert cpus == 2
-            yield ray_sweep
+            yield ray_runner
         assert 'RAY_AUTH_TOKEN' not in os.environ  # the cluster's token went with it
 
 
@@ -99,7 +103,7 @@ def assert_same_sweep(directory: Path, local) -> None:
 def test_ray_sweep_equals_a_local_sweep(on_ray, local):
     assert_same_sweep(on_ray, local)
     ray_summary = json.loads((on_ray / 'sweep.json').read_text())
-    assert (ray_summary['chunk'], local.summary['chunk']) == (2, 4)  # the unfinished seeds spread over 2 CPUs
+    assert (ray_summary['chunk'], local.summary.chunk) == (2, 4)  # the unfinished seeds spread over 2 CPUs
     assert ray_summary['ray'] == 'Ray: 2 CPUs, 1 per task'
 
 
@@ -110,6 +114,22 @@ def test_the_local_cluster_has_token_auth_with_its_own_token(ray_cluster, home):
     assert len(os.environ['RAY_AUTH_TOKEN']) == 64
     assert ray.get(ray.remote(lambda: os.environ.get('RAY_AUTH_MODE')).remote()) == 'token'
     assert not (home / '.ray').exists()
+
+
+def _train_with(monkeypatch, train) -> None:
+    """Sweeps train their chunks with `train` (the Ray tasks pickle it with the job)."""
+    monkeypatch.setattr(sweep_module, 'SWEEP', replace(sweep_module.SWEEP, train_chunk=train))
+
+
+def test_ray_compare_equals_a_local_compare(ray_cluster, experiment, tmp_path: Path):
+    """`ex-color compare --ray` trains its chunks on the cluster and writes the local comparison's tables."""
+    here = run_compare(experiment, SEEDS, out=tmp_path / 'local', steps=STEPS, progress=False)
+    args = ['compare', str(EXPERIMENT), '--seeds', '0-3', '--steps', str(STEPS), '--out', str(tmp_path / 'ray')]
+    assert main([*args, '--no-report', '--ray']) == 0
+    for name in ('compare.csv', 'hue_error.csv', 'summary.csv'):
+        assert (tmp_path / 'ray' / name).read_bytes() == (here.directory / name).read_bytes(), name
+    facts = json.loads((tmp_path / 'ray' / 'compare.json').read_text())
+    assert facts['least_collateral'] == here.facts.least_collateral and facts['seeds'] == SEEDS
 
 
 def _dies_once(marker: Path):
@@ -126,7 +146,7 @@ def _dies_once(marker: Path):
 
 def test_a_lost_workers_chunk_is_retried(ray_cluster, experiment, local, tmp_path: Path, monkeypatch):
     marker = tmp_path / 'died'
-    monkeypatch.setattr(ray_cluster, 'train_chunk', _dies_once(marker))
+    _train_with(monkeypatch, _dies_once(marker))
     result = run_sweep(experiment, SEEDS, out=tmp_path / 'sweep', steps=STEPS, progress=False, ray='local')
     assert marker.exists()  # the worker did die
     assert_same_sweep(result.directory, local)
@@ -153,17 +173,17 @@ def test_an_interrupted_ray_sweep_continues_without_retraining(
 ):
     first, again = tmp_path / 'first', tmp_path / 'again'
     first.mkdir(), again.mkdir()
-    real_save_seed = sweep_module._save_seed
+    real_save_seed = SeedFiles.write
     saved: list[int] = []
 
-    def save_then_interrupt(directory, outcome, seconds, work):  # Ctrl-C as the first seed is saved
-        real_save_seed(directory, outcome, seconds, work)
-        saved.append(outcome.seed)
+    def save_then_interrupt(files, record, seconds):  # Ctrl-C as the first seed is saved
+        real_save_seed(files, record, seconds)
+        saved.append(record.seed)
         if len(saved) == 1:
             signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(sweep_module, '_save_seed', save_then_interrupt)
-    monkeypatch.setattr(ray_cluster, 'train_chunk', _recorded(first, hold_back=2))
+    monkeypatch.setattr(SeedFiles, 'write', save_then_interrupt)
+    _train_with(monkeypatch, _recorded(first, hold_back=2))
     out = tmp_path / 'sweep'
     with pytest.raises(TrainingInterrupted, match=r'after 1 of 2 Ray tasks'):
         run_sweep(experiment, SEEDS, out=out, chunk=2, steps=STEPS, progress=False, ray='local')
@@ -171,8 +191,8 @@ def test_an_interrupted_ray_sweep_continues_without_retraining(
     assert saved == [0, 1]  # the first chunk's seeds were saved; the other chunk was still running
     assert list(pd.read_csv(out / 'sweep.csv')['seed']) == [0, 1]
 
-    monkeypatch.setattr(sweep_module, '_save_seed', real_save_seed)
-    monkeypatch.setattr(ray_cluster, 'train_chunk', _recorded(again))
+    monkeypatch.setattr(SeedFiles, 'write', real_save_seed)
+    _train_with(monkeypatch, _recorded(again))
     result = run_sweep(experiment, SEEDS, out=out, chunk=2, steps=STEPS, progress=False, ray='local')
     assert sorted(int(p.name.split('-')[0]) for p in again.iterdir()) == [2, 3]  # seeds 0 and 1 not trained again
     assert_same_sweep(result.directory, local)
@@ -200,7 +220,7 @@ def test_ray_cpus_needs_ray_and_a_positive_number(tmp_path: Path, capsys):
 
 def test_without_ray_installed_ray_is_one_line(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, 'ray', None)  # `import ray` fails as if Ray were not installed
-    monkeypatch.delitem(sys.modules, 'ex_color.ray_sweep', raising=False)
+    monkeypatch.delitem(sys.modules, 'ex_color.ray_runner', raising=False)
     out = tmp_path / 'sweep'
     args = ['sweep', str(EXPERIMENT), '--seeds', '0-3', '--steps', '5', '--out', str(out), '--ray']
     assert main(args) == 2
@@ -209,7 +229,7 @@ def test_without_ray_installed_ray_is_one_line(tmp_path: Path, monkeypatch, caps
 
 
 def test_an_unreachable_address_is_one_line(tmp_path: Path):
-    _ray_sweep()
+    _ray_runner()
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]

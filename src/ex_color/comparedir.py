@@ -1,0 +1,139 @@
+"""The compare directory's tables and facts: written and read here, and nowhere else.
+
+compare.csv     one row per seed × method (`ROW_COLUMNS`)
+hue_error.csv   error along hue per seed × method: `seed, method, hue, error`
+summary.csv     per method: the mean of each of `FIGURES` over seeds, with a 95% bootstrap interval
+compare.json    `CompareFacts`: what removes its target, with the least collateral, the control's fairness
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ex_color.files import write_atomic
+from ex_color.rundir import RunArtifactsError, read_json
+
+TABLE_FILE = 'compare.csv'
+HUE_FILE = 'hue_error.csv'
+SUMMARY_FILE = 'summary.csv'
+FACTS_FILE = 'compare.json'
+
+FIGURES = ('target_error', 'selectivity_r2', 'collateral_max', 'collateral_median', 'baseline_median')
+"""The per-method figures summary.csv gives as `<figure>_mean, _low, _high`, in the summary table's order."""
+TEXT_COLUMNS = ('method', 'model', 'kind', 'targets')
+ROW_COLUMNS = ('seed', *TEXT_COLUMNS, *FIGURES[:4], 'mse_max', 'mse_median', 'baseline_median')
+"""compare.csv's columns."""
+MEASURED = ROW_COLUMNS[5:-1]
+"""The columns an edit's measurement fills (NaN for a seed whose edit could not be fitted)."""
+SUMMARY_COLUMNS = (*TEXT_COLUMNS, 'seeds', 'failed', *(f'{f}_{s}' for f in FIGURES for s in ('mean', 'low', 'high')))
+REMOVAL_THRESHOLD = 0.1
+"""A method removes its target when the mean error at the target is at least this (RMS ≈ 0.32 per channel)..."""
+UNTOUCHED_FACTOR = 10.0
+"""...and at least this many times the untouched model's (an edit of a model that never learnt the target removes
+nothing)."""
+FAIRNESS_RATIO = 2.0
+"""The control is a fair comparison when its median error is at most this many times the prepared model's."""
+
+
+@dataclass(frozen=True)
+class ControlFacts:
+    """How the control compares with the prepared model before any edit."""
+
+    keep: list[str]
+    """The regularizers the control keeps."""
+    baseline_median: float
+    prepared_baseline_median: float
+    ratio: float
+    fair: bool
+    """`ratio` is at most `FAIRNESS_RATIO`."""
+
+
+@dataclass(frozen=True)
+class CompareFacts:
+    """compare.json: the facts the verdict is written from."""
+
+    experiment: str
+    title: str
+    seeds: list[int]
+    removal_threshold: float
+    removes: list[str]
+    """The methods that remove their target (see `REMOVAL_THRESHOLD`, `UNTOUCHED_FACTOR`)."""
+    compared_targets: str | None = None
+    """The baseline's targets: only methods with these are ranked against each other."""
+    other_targets: list[str] = field(default_factory=list)
+    least_collateral: str | None = None
+    control: ControlFacts | None = None
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each evaluation's settings: kind, model, layer, targets, and a fitted erasure's settings."""
+    failed: dict[str, list[int]] = field(default_factory=dict)
+    """Method → the seeds whose edit could not be fitted."""
+    wall_seconds_this_call: float | None = None
+
+    def write(self, directory: Path) -> None:
+        write_atomic(directory / FACTS_FILE, json.dumps(asdict(self), indent=2) + '\n')
+
+    @classmethod
+    def read(cls, directory: Path) -> CompareFacts:
+        """A comparison's compare.json; a RunArtifactsError naming it when it is not one."""
+        path = directory / FACTS_FILE
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise RunArtifactsError(f'{path}: expected a JSON object, got {type(data).__name__}')
+        try:
+            control = data.get('control')
+            return cls(**{**data, 'control': ControlFacts(**control) if control is not None else None})
+        except TypeError as e:
+            raise RunArtifactsError(f'{path}: not the facts of a comparison ({e})') from None
+
+
+def write_tables(directory: Path, table: pd.DataFrame, hue: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """compare.csv, hue_error.csv and summary.csv."""
+    write_atomic(directory / TABLE_FILE, table.to_csv(index=False))
+    write_atomic(directory / HUE_FILE, hue.to_csv(index=False))
+    write_atomic(directory / SUMMARY_FILE, summary.to_csv(index=False))
+
+
+def read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """A CSV of the comparison: text columns kept as written (a method may be called 'nan'), the rest numbers.
+
+    A RunArtifactsError naming the file when it cannot be read, lacks one of `columns` or has no rows.
+    """
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise RunArtifactsError(f'{path}: not a readable CSV ({type(e).__name__}: {e})') from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RunArtifactsError(f'{path}: no column {missing[0]!r}; expected {list(columns)}')
+    if frame.empty:
+        raise RunArtifactsError(f'{path}: no rows')
+    for column in frame.columns:
+        if column not in TEXT_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column].str.strip().replace('', 'nan'), errors='coerce')
+    return frame
+
+
+__all__ = [
+    'FACTS_FILE',
+    'FAIRNESS_RATIO',
+    'FIGURES',
+    'HUE_FILE',
+    'MEASURED',
+    'REMOVAL_THRESHOLD',
+    'ROW_COLUMNS',
+    'SUMMARY_COLUMNS',
+    'SUMMARY_FILE',
+    'TABLE_FILE',
+    'TEXT_COLUMNS',
+    'UNTOUCHED_FACTOR',
+    'CompareFacts',
+    'ControlFacts',
+    'read_table',
+    'write_tables',
+]

@@ -1,0 +1,89 @@
+"""What every HTML report shares: file names, the Jinja2 environment, the directory lock, stale figures."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from ex_color.rundir import RunArtifactsError
+from ex_color.vis.export import SavedFigure
+from ex_color.workdir import DirectoryError, lock
+
+REPORT_FILE = 'report.html'
+FIGURES_DIR = 'figures'
+FIGURE_INDEX = 'index.json'
+"""In figures/: every figure's paths, title and alt text, for tools (and the sweep report)."""
+ERROR_SHADE_DECADES = (-5.0, 0.0)
+"""Cell shading of the named-colour table: none at error 1e-5, full at error 1."""
+
+ReportError = RunArtifactsError
+"""A directory a report cannot be made from: not a run or sweep, or a file missing or damaged."""
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader('ex_color.vis', 'templates'),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters['g'] = lambda x: '—' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.2g}'
+    env.filters['f3'] = lambda x: '—' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.3f}'
+    env.filters['shade'] = error_shade
+    return env
+
+
+def error_shade(error: float) -> float:
+    """Opacity of a table cell's shading for a per-colour error: 0 at ≤ 1e-5, 1 at ≥ 1, log-linear between."""
+    if not error > 0:
+        return 0.0
+    low, high = ERROR_SHADE_DECADES
+    return round(min(max((math.log10(error) - low) / (high - low), 0.0), 1.0), 3)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table for the template: header and rows of already formatted cells."""
+
+    columns: list[str]
+    rows: list[list[str]]
+
+
+@contextlib.contextmanager
+def locked(directory: str | Path) -> Iterator[None]:
+    """Hold the directory's lock while its report is written, so a run or another report cannot interleave."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ReportError(f'{directory}: no such directory; expected a run, sweep or compare directory')
+    try:
+        with lock(directory):
+            yield
+    except DirectoryError as e:
+        raise ReportError(str(e)) from None
+
+
+def remove_stale(figures_dir: Path, keep: Sequence[SavedFigure]) -> None:
+    """Delete PNGs of figures this report no longer draws (e.g. after the experiment's evaluations changed)."""
+    wanted = {Path(p).name for figure in keep for p in (figure.light, figure.dark)}
+    for path in figures_dir.glob('*.png'):
+        if path.name not in wanted:
+            path.unlink()
+
+
+__all__ = [
+    'FIGURES_DIR',
+    'FIGURE_INDEX',
+    'REPORT_FILE',
+    'ReportError',
+    'Table',
+    'environment',
+    'error_shade',
+    'locked',
+    'remove_stale',
+]
