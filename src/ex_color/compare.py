@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ex_color.backends import chunk_trainer
 from ex_color.comparedir import (
     FAIRNESS_RATIO,
     FIGURES,
@@ -267,7 +268,14 @@ def run_compare(
     started = time.perf_counter()
     seeds = list(seeds)
     with SeedRunner(
-        COMPARE, experiment, directory, steps, seeds, chunk=chunk, loggers=loggers, ray=ray, ray_cpus=ray_cpus
+        COMPARE,
+        experiment,
+        directory,
+        steps,
+        seeds,
+        chunk=chunk,
+        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus),
+        loggers=loggers,
     ) as runner:
         runner.run(progress=progress)
         states = [runner.files.read(seed) for seed in seeds]

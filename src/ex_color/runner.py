@@ -8,8 +8,9 @@ everything around that, the same for every job:
   its inputs written;
 - done and to do: seeds whose files exist (and belong to this work) are skipped, the others
   split into chunks;
-- where the chunks train: here, one after another, the chunk in progress checkpointed to
-  `chunk.pt` (`LocalChunks`); or as Ray tasks (`ex_color.ray_runner.RayChunks`, imported only then);
+- where the chunks train, as it is given them (`ex_color.backends`): here, one after another, the
+  chunk in progress checkpointed to `chunk.pt` (`LocalChunks`); or as Ray tasks
+  (`ex_color.ray_runner.RayChunks`);
 - one progress bar in model-steps, SIGINT/SIGTERM honoured between steps or tasks;
 - each finished seed saved, then tracked as a run of its own (`ex_color.tracking`).
 
@@ -20,14 +21,12 @@ picklable arguments, so a Ray task can run it) and what a seed's file holds (`Se
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 
 import torch
@@ -242,26 +241,14 @@ def drop_stale_checkpoint(path: Path, members: list[int]) -> None:
         path.unlink()
 
 
-def _ray_runner() -> ModuleType:
-    """`ex_color.ray_runner`, or a ConfigError when Ray is not installed."""
-    try:
-        return importlib.import_module('ex_color.ray_runner')
-    except ImportError as error:
-        if error.name != 'ray' and not (error.name or '').startswith('ray.'):
-            raise
-        raise ConfigError("--ray needs Ray: pip install 'ex-color[ray]'") from None
-
-
 class SeedRunner:
     """A job's directory, claimed and locked, and where its chunks train. Enter it, `run` the seeds, then
     write the job's tables while it is still held.
 
     Args:
-        ray: None to train here; else each chunk is a Ray task on 'local' (RAY_ADDRESS if set, else a new
-            cluster on this machine), 'auto' or a cluster's address.
+        trainer: where the chunks train (`ex_color.backends.chunk_trainer`); entered with the runner.
         chunk: seeds per ensemble (default: the trainer's, see `ChunkTrainer.default_chunk`).
         loggers: also track each newly finished seed as a run of its own, grouped by the job.
-        ray_cpus: CPUs and torch threads per Ray task (default 1).
     """
 
     def __init__(
@@ -273,9 +260,8 @@ class SeedRunner:
         seeds: Sequence[int],
         *,
         chunk: int | None = None,
+        trainer: ChunkTrainer,
         loggers: Sequence[str] = (),
-        ray: str | None = None,
-        ray_cpus: int | None = None,
     ) -> None:
         self.seeds = list(seeds)
         if not self.seeds:
@@ -284,17 +270,11 @@ class SeedRunner:
             raise ConfigError(f'--chunk must be >= 1, got {chunk}')
         self.chunk = chunk
         self.loggers = check_trackers(loggers)
-        if ray_cpus is not None and (ray is None or ray_cpus < 1):
-            raise ConfigError('--ray-cpus needs --ray' if ray is None else f'--ray-cpus must be >= 1, got {ray_cpus}')
         self.job, self.experiment, self.directory, self.steps = job, experiment, directory, steps
         self.work = identity(experiment, engine=ENGINE, steps=steps)
         self.files = SeedFiles(directory, job, self.work)
         claim(directory, job.kind, self.work, write=False)  # a wrong --out fails before a cluster starts
-        self.trainer: ChunkTrainer
-        if ray is None:
-            self.trainer = LocalChunks(experiment, steps, directory / CHUNK_CHECKPOINT)
-        else:
-            self.trainer = _ray_runner().RayChunks(experiment, steps, address=ray, num_cpus=ray_cpus)
+        self.trainer = trainer
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> SeedRunner:

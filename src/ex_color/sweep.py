@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ex_color.backends import chunk_trainer
 from ex_color.config import Experiment, build_model, sweep_objectives
 from ex_color.experiment import SeedOutcome, checked_steps, train_chunk
 from ex_color.rundir import write_run
@@ -89,7 +90,14 @@ def run_sweep(
     directory = Path(out) if out is not None else default_sweep_dir(experiment)
     started = time.perf_counter()
     with SeedRunner(
-        SWEEP, experiment, directory, steps, seeds, chunk=chunk, loggers=loggers, ray=ray, ray_cpus=ray_cpus
+        SWEEP,
+        experiment,
+        directory,
+        steps,
+        seeds,
+        chunk=chunk,
+        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus),
+        loggers=loggers,
     ) as runner:
         files = runner.files
         report = runner.run(

@@ -50,7 +50,7 @@ def _flat_copy(name: str, output: Any) -> Tensor:
     return flat.to('cpu', copy=True)
 
 
-def _concat_captured(name: str, batches: Sequence[Tensor]) -> Tensor:
+def concat_captured(name: str, batches: Sequence[Tensor]) -> Tensor:
     if not batches:
         raise ValueError(f'nothing captured for layer {name!r} yet; run the model on some data first')
     return torch.cat(list(batches), dim=0)
@@ -105,7 +105,7 @@ def infer(
     # Concatenating outside inference mode gives ordinary tensors, which callers may modify in place.
     outputs = torch.cat(output_chunks, dim=0)  # [N, K]
     outputs = outputs.reshape(*inputs.shape[:-1], outputs.shape[-1]).to(inputs.device)
-    captured = {name: _concat_captured(name, batches) for name, batches in store.items()}
+    captured = {name: concat_captured(name, batches) for name, batches in store.items()}
     return InferenceResult(outputs, captured)
 
 

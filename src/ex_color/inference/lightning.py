@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import lightning as L
 from torch import Tensor, nn
 
-from ex_color.inference import _concat_captured, capture_activations
+from ex_color.inference import capture_activations, concat_captured
 from ex_color.intervention.config import InterventionConfig
 from ex_color.intervention.hooks import apply_interventions
 from ex_color.model import get_layer
@@ -61,7 +61,7 @@ class InferenceModule(L.LightningModule):
         """All activations captured at layer `name`, concatenated over batches: `[N, D]` (CPU)."""
         if name not in self._captured:
             raise KeyError(f'layer {name!r} was not captured; captured layers: {self.capture_layers}')
-        return _concat_captured(name, self._captured[name])
+        return concat_captured(name, self._captured[name])
 
     def clear_captured(self) -> None:
         """Forget captured activations (the capture layers stay the same)."""
