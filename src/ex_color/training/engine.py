@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from ex_color.loss import (
     phase_problems,
     total_loss,
 )
+from ex_color.progress import Progress
 from ex_color.training.data import TrainingData
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.training.stacked import StackedChain
@@ -84,6 +84,149 @@ class EngineOptions:
     """Called with the number of steps done, every few steps (e.g. to drive an outer progress bar)."""
     on_metrics: Callable[[list[dict[str, Any]]], None] | None = None
     """Called with each logged step's new metrics rows, one per member (e.g. to send them to a tracker)."""
+    callbacks: Sequence[EngineCallback] = ()
+    """More hooks around the loop, called after the ones these options make (see `EngineCallback`)."""
+
+    def make_callbacks(self) -> list[EngineCallback]:
+        """The loop's callbacks: checkpoints, the metrics file, the tracker's rows, progress, then `callbacks`."""
+        made: list[EngineCallback] = []
+        if self.checkpoint_path is not None:
+            made.append(Checkpointer(Path(self.checkpoint_path), self.checkpoint_every))
+        if self.metrics_path is not None:
+            made.append(MetricsFile(Path(self.metrics_path), self.checkpoint_every))
+        if self.on_metrics is not None:
+            made.append(MetricsCallback(self.on_metrics))
+        made.append(ProgressCallback(self.progress, self.on_progress))
+        return [*made, *self.callbacks]
+
+
+@dataclass
+class Loop:
+    """What the training loop holds, as its callbacks see it."""
+
+    seeds: list[int]
+    steps: int
+    """The step the loop stops before."""
+    chain: StackedChain
+    optimizer: torch.optim.Optimizer
+    generators: list[torch.Generator]
+    weight_scale: Tensor | None
+    start: int = 0
+    """The first step this call trains (after a resume, the checkpoint's)."""
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    """Every logged row so far, one per member per logged step."""
+    chunk_generator_states: list[Tensor] = field(default_factory=list)
+    """The data generators as they were when the current chunk of batches was drawn (what a resume redraws from)."""
+
+
+class EngineCallback:
+    """Hooks around the training loop, minGPT-style: the loop trains, callbacks save, log and show progress.
+
+    Every hook is optional. `on_step_start` runs before step `step` trains; `on_stop` when a stop was
+    requested at that step (the loop then raises TrainingInterrupted); `on_failure` before a non-finite
+    loss is raised; `close` always, last.
+    """
+
+    def on_train_start(self, loop: Loop) -> None: ...
+
+    def on_step_start(self, loop: Loop, step: int) -> None: ...
+
+    def on_log(self, loop: Loop, rows: list[dict[str, Any]]) -> None: ...
+
+    def on_step_end(self, loop: Loop, step: int, total: Tensor) -> None: ...
+
+    def on_stop(self, loop: Loop, step: int) -> None: ...
+
+    def on_failure(self, loop: Loop) -> None: ...
+
+    def on_train_end(self, loop: Loop) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Checkpointer(EngineCallback):
+    """Resumes from `path` when it exists; saves the state there every `every` steps, on a stop and at the end."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path, self.every = path, every
+
+    def on_train_start(self, loop: Loop) -> None:
+        if self.path.exists():
+            loop.start, loop.metrics = _load_checkpoint(
+                self.path, loop.seeds, loop.weight_scale, loop.chain, loop.optimizer, loop.generators
+            )
+            log.info('Resuming from step %d (%s)', loop.start, self.path)
+
+    def on_step_start(self, loop: Loop, step: int) -> None:
+        if step % self.every == 0 and step > loop.start:
+            self.on_stop(loop, step)
+
+    def on_stop(self, loop: Loop, step: int) -> None:
+        _save_checkpoint(
+            self.path,
+            step,
+            loop.seeds,
+            loop.weight_scale,
+            loop.chain,
+            loop.optimizer,
+            loop.chunk_generator_states,
+            loop.metrics,
+        )
+
+    def on_train_end(self, loop: Loop) -> None:
+        self.on_stop(loop, loop.steps)
+
+
+class MetricsFile(EngineCallback):
+    """Writes the metrics table (CSV) to `path` with every checkpoint, on a stop, on a failure and at the end."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path, self.every = path, every
+
+    def on_step_start(self, loop: Loop, step: int) -> None:
+        if step % self.every == 0 and step > loop.start:
+            self.on_failure(loop)
+
+    def on_stop(self, loop: Loop, step: int) -> None:
+        self.on_failure(loop)
+
+    def on_failure(self, loop: Loop) -> None:
+        write_atomic(self.path, pd.DataFrame(loop.metrics).to_csv(index=False))
+
+    def on_train_end(self, loop: Loop) -> None:
+        self.on_failure(loop)
+
+
+class MetricsCallback(EngineCallback):
+    """Hands each logged step's rows to `send` (e.g. a tracker)."""
+
+    def __init__(self, send: Callable[[list[dict[str, Any]]], None]) -> None:
+        self.send = send
+
+    def on_log(self, loop: Loop, rows: list[dict[str, Any]]) -> None:
+        self.send(rows)
+
+
+class ProgressCallback(EngineCallback):
+    """Every few steps: the bar (steps, it/s, loss) when `enabled`, and `on_progress(steps done)` if given."""
+
+    def __init__(self, enabled: bool | None, on_progress: Callable[[int], None] | None) -> None:
+        self.enabled, self.on_progress = enabled, on_progress
+        self.bar: Progress | None = None
+
+    def on_train_start(self, loop: Loop) -> None:
+        self.bar = Progress('Training', loop.steps, completed=loop.start, enabled=self.enabled).__enter__()
+
+    def on_step_end(self, loop: Loop, step: int, total: Tensor) -> None:
+        if step % PROGRESS_EVERY == 0 or step == loop.steps - 1:
+            if self.bar is not None and self.bar.enabled:
+                self.bar.update(step + 1, note=f'loss {float(total.detach().mean()):.3g}')
+            if self.on_progress is not None:
+                self.on_progress(step + 1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 PREDRAW_BYTES_PER_MEMBER = 8 * 2**20
@@ -208,67 +351,61 @@ def train_ensemble(
     optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]), foreach=True)
     generators = [data_generator(seed) for seed in seeds]
     batches = _Batches(data, generators)
-    metrics: list[dict[str, Any]] = []
-    start = 0
+    loop = Loop(seeds, steps, chain, optimizer, generators, scale)
+    callbacks = options.make_callbacks()
 
-    if options.checkpoint_path is not None and Path(options.checkpoint_path).exists():
-        start, metrics = _load_checkpoint(options.checkpoint_path, seeds, scale, chain, optimizer, generators)
-        log.info('Resuming from step %d (%s)', start, options.checkpoint_path)
+    def fire(hook: str, *args: Any) -> None:
+        for callback in callbacks:
+            getattr(callback, hook)(loop, *args)
 
-    chunk_generator_states: list[Tensor] = []
+    try:
+        fire('on_train_start')
+        with _intra_op_threads(_threads_for(len(seeds))):
+            for step in range(loop.start, steps):
+                if step == loop.start or step % chunk_steps == 0:
+                    # A resumed run restores the generators as they were at its chunk's start,
+                    # so redrawing the chunk gives the batches the interrupted run had.
+                    chunk_start = step - step % chunk_steps
+                    loop.chunk_generator_states = [g.get_state() for g in generators]
+                    batches.draw(chunk_start, min(chunk_steps, steps - chunk_start))
+                if options.should_stop():
+                    fire('on_stop', step)
+                    raise TrainingInterrupted(f'training stopped at step {step}')
+                fire('on_step_start', step)
 
-    def save(step: int) -> None:
-        if options.checkpoint_path is not None:
-            _save_checkpoint(
-                options.checkpoint_path, step, seeds, scale, chain, optimizer, chunk_generator_states, metrics
-            )
-        _write_metrics(options.metrics_path, metrics)
+                lr = float(schedule.lr[step])
+                for group in optimizer.param_groups:
+                    group['lr'] = lr
+                colours, labels = batches.batch(step)
+                outputs, captured = chain.forward(colours, capture=layers)
+                recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
+                weights = schedule.weights_at(step)
+                if scale is not None:
+                    weights = {name: weights[name] * scale[:, r] for r, name in enumerate(regularizer_names)}
+                total, terms = total_loss(recon, regularizers, captured, labels, weights)
+                if not bool(torch.isfinite(total).all()):
+                    fire('on_failure')  # the last good checkpoint is kept as it is
+                    check_finite(terms, regularizers, step)
+                    raise NonFiniteLossError(
+                        f'non-finite total loss at step {step}: a schedule weight is not finite',
+                        term='total',
+                        step=step,
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                total.sum().backward()
+                optimizer.step()
 
-    with _Progress(options, steps, start) as advance, _intra_op_threads(_threads_for(len(seeds))):
-        for step in range(start, steps):
-            if step == start or step % chunk_steps == 0:
-                # A resumed run restores the generators as they were at its chunk's start,
-                # so redrawing the chunk gives the batches the interrupted run had.
-                chunk_start = step - step % chunk_steps
-                chunk_generator_states = [g.get_state() for g in generators]
-                batches.draw(chunk_start, min(chunk_steps, steps - chunk_start))
-            stop = options.should_stop()
-            if stop or (step % options.checkpoint_every == 0 and step > start):
-                save(step)
-            if stop:
-                raise TrainingInterrupted(f'training stopped at step {step}')
-
-            lr = float(schedule.lr[step])
-            for group in optimizer.param_groups:
-                group['lr'] = lr
-            colours, labels = batches.batch(step)
-            outputs, captured = chain.forward(colours, capture=layers)
-            recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
-            weights = schedule.weights_at(step)
-            if scale is not None:
-                weights = {name: weights[name] * scale[:, r] for r, name in enumerate(regularizer_names)}
-            total, terms = total_loss(recon, regularizers, captured, labels, weights)
-            if not bool(torch.isfinite(total).all()):
-                # Keep the last good checkpoint as it is; record the metrics up to here.
-                _write_metrics(options.metrics_path, metrics)
-                check_finite(terms, regularizers, step)
-                raise NonFiniteLossError(
-                    f'non-finite total loss at step {step}: a schedule weight is not finite', term='total', step=step
-                )
-            optimizer.zero_grad(set_to_none=True)
-            total.sum().backward()
-            optimizer.step()
-
-            if step % options.log_every == 0 or step == steps - 1:
-                rows = _metric_rows(step, seeds, lr, weights, total, terms)
-                metrics.extend(rows)
-                if options.on_metrics is not None:
-                    options.on_metrics(rows)
-            advance(step, total)
-
-    chunk_generator_states = []
-    save(steps)
-    return EnsembleResult(seeds=seeds, models=chain.to_models(), metrics=pd.DataFrame(metrics), steps=steps)
+                if step % options.log_every == 0 or step == steps - 1:
+                    rows = _metric_rows(step, seeds, lr, weights, total, terms)
+                    loop.metrics.extend(rows)
+                    fire('on_log', rows)
+                fire('on_step_end', step, total)
+        loop.chunk_generator_states = []
+        fire('on_train_end')
+    finally:
+        for callback in callbacks:
+            callback.close()
+    return EnsembleResult(seeds=seeds, models=chain.to_models(), metrics=pd.DataFrame(loop.metrics), steps=steps)
 
 
 def _checked_weight_scale(
@@ -304,11 +441,6 @@ def _intra_op_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _write_metrics(path: Path | None, metrics: list[dict[str, Any]]) -> None:
-    if path is not None:
-        write_atomic(path, pd.DataFrame(metrics).to_csv(index=False))
 
 
 def _metric_rows(
@@ -386,52 +518,3 @@ def _load_checkpoint(
     for g, g_state in zip(generators, state['generators'], strict=False):
         g.set_state(g_state)
     return state['step'], state['metrics']
-
-
-class _Progress:
-    """A rich progress bar (step, it/s, loss) when enabled; a no-op otherwise."""
-
-    def __init__(self, options: EngineOptions, steps: int, start: int) -> None:
-        enabled = options.progress if options.progress is not None else sys.stderr.isatty()
-        self.bar = None
-        self.options = options
-        self.steps, self.start = steps, start
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn('[bold]Training'),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn('{task.fields[speed]} it/s'),
-                TextColumn('loss {task.fields[loss]}'),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-
-    def __enter__(self) -> Callable[[int, Tensor], None]:
-        if self.bar is None:
-            callback = self.options.on_progress
-            if callback is None:
-                return lambda step, total: None
-            return lambda step, total: (
-                callback(step + 1) if step % PROGRESS_EVERY == 0 or step == self.steps - 1 else None
-            )
-        self.bar.start()
-        task = self.bar.add_task('train', total=self.steps, completed=self.start, speed='-', loss='-')
-
-        def advance(step: int, total: Tensor) -> None:
-            if step % PROGRESS_EVERY == 0 or step == self.steps - 1:
-                speed = self.bar.tasks[task].speed
-                self.bar.update(
-                    task,
-                    completed=step + 1,
-                    speed=f'{speed:.0f}' if speed else '-',
-                    loss=f'{float(total.detach().mean()):.3g}',
-                )
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
