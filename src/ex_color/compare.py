@@ -98,6 +98,14 @@ class SeedComparison:
             'edits': self.edits,
         }
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: ExperimentConfig) -> SeedComparison:
+        """A saved seed (`to_state`), its two models rebuilt from `config`."""
+        prepared, control = build_model(config), build_model(config)
+        prepared.load_state_dict(state['prepared'])
+        control.load_state_dict(state['control'])
+        return cls(state['seed'], state['rows'], state['hue_error'], state['edits'], prepared, control)
+
     def tracked(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A tracker's view of this seed: `<method>_<figure>` for each row and measured figure; no metric rows."""
         return {f'{row["method"]}_{figure}': row[figure] for row in self.rows for figure in ROW_COLUMNS[5:]}, []
@@ -278,19 +286,19 @@ def run_compare(
         loggers=loggers,
     ) as runner:
         runner.run(progress=progress)
-        states = [runner.files.read(seed) for seed in seeds]
-        table = pd.DataFrame([row for state in states for row in state['rows']], columns=list(ROW_COLUMNS))
+        compared = [SeedComparison.from_state(runner.files.read(seed), experiment.config) for seed in seeds]
+        table = pd.DataFrame([row for seed in compared for row in seed.rows], columns=list(ROW_COLUMNS))
         summary = summarise(table)
         failed = table[table['target_error'].isna()]
         facts = comparison_facts(
             experiment,
             seeds,
             summary,
-            states[0]['edits'],
+            compared[0].edits,
             failed={str(m): [int(x) for x in g['seed']] for m, g in failed.groupby('method', sort=False)},
             wall_seconds=time.perf_counter() - started,
         )
-        write_tables(directory, table, _hue_table(states), summary)
+        write_tables(directory, table, _hue_table(compared), summary)
         facts.write(directory)
     if facts.control is not None and not facts.control.fair:
         log.warning(
@@ -396,13 +404,13 @@ def comparison_facts(
     )
 
 
-def _hue_table(states: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def _hue_table(compared: Sequence[SeedComparison]) -> pd.DataFrame:
     """hue_error.csv: `seed, method, hue` (degrees), `error`, long format."""
     hues = np.round(np.arange(len(hue_ring())) * 360 / len(hue_ring()), 6)
     frames = [
-        pd.DataFrame({'seed': state['seed'], 'method': method, 'hue': hues, 'error': errors})
-        for state in states
-        for method, errors in state['hue_error'].items()
+        pd.DataFrame({'seed': seed.seed, 'method': method, 'hue': hues, 'error': errors})
+        for seed in compared
+        for method, errors in seed.hue_error.items()
     ]
     return pd.concat(frames, ignore_index=True)
 
