@@ -125,7 +125,7 @@ class Run:
 
 
 def read_json(path: Path) -> Any:
-    """A JSON file a run or sweep wrote; a damaged one is a RunArtifactsError naming it."""
+    """A JSON file ex-color wrote; a damaged one is a RunArtifactsError naming it."""
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

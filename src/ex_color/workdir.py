@@ -1,7 +1,7 @@
 """Directories ex-color writes into: claimed with a manifest, guarded by a lock.
 
-A run or sweep directory starts with `manifest.json`, written before anything else. It
-says what the directory holds (`kind`: run or sweep) and the experiment's fingerprint:
+A run, sweep or comparison directory starts with `manifest.json`, written before anything
+else. It says what the directory holds (`kind`: run, sweep or compare) and the experiment's fingerprint:
 the resolved config, the dopesheet's SHA-256, and for a run its seed, engine and steps.
 Coming back to a directory (`--resume`, a rerun of a sweep, `ex-color report`) checks the
 fingerprint first; a mismatch names what differs and touches nothing.

@@ -1,4 +1,4 @@
-"""Matplotlib figures (light or dark theme), their alt texts, and the HTML report of a run or sweep.
+"""Matplotlib figures (light or dark theme), their alt texts, and the HTML reports of runs, sweeps and comparisons.
 
 The plotting functions return a Figure and never show it. `write_report` and friends
 (from `ex_color.vis.report`) load a saved run's model, so they are imported on first use.

@@ -22,7 +22,7 @@ ERROR_SHADE_DECADES = (-5.0, 0.0)
 """Cell shading of the named-colour table: none at error 1e-5, full at error 1."""
 
 ReportError = RunArtifactsError
-"""A directory a report cannot be made from: not a run or sweep, or a file missing or damaged."""
+"""A directory a report cannot be made from: not a run, sweep or comparison, or a file missing or damaged."""
 
 
 def environment() -> jinja2.Environment:

@@ -1,4 +1,5 @@
-"""report.html for a run or a sweep: figures, tables and the experiment, in one offline page.
+"""report.html for a run or a sweep: figures, tables and the experiment, in one offline page (a comparison's is
+`vis.compare_report`'s).
 
 The page is rendered from what the run or sweep saved (no retraining) with the Jinja2
 templates beside this module. Figures are PNG files under `figures/`, each in a light and
