@@ -10,10 +10,10 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from ex_color.vis.page import error_shade
 from ex_color.vis.report import (
     ReportError,
     dopesheet_table,
-    error_shade,
     toml_tables,
     write_report,
     write_run_report,
