@@ -1,9 +1,9 @@
 """Running the `ex-color` command, in this process or as a user does, and what its failures must look like.
 
 `run_cli` runs `ex_color.cli.main` in process: the same parser, dispatch and one-line failures
-as the console script, without a second of Python and torch imports per call. `ex_color` runs
-the real console entry point in a subprocess, for what only a process shows (its exit status,
-signals, the `python -m ex_color` wiring); keep those few.
+as the console script, without starting Python and importing torch again for each call.
+`ex_color` runs the real entry point in a subprocess, for what only a process shows (its exit
+status, signals, the `python -m ex_color` wiring); keep those few.
 """
 
 from __future__ import annotations
