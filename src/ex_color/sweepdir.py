@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,11 @@ BEST_DIR = 'best'
 
 @dataclass(frozen=True)
 class SweepSummary:
-    """sweep.json: what was swept, how the seeds rank, and what this call cost."""
+    """sweep.json: what was swept, how the seeds rank, and what this call cost.
+
+    A sweep writes every field; a summary from an older ex-color may lack those after `chunk`,
+    and is read with their defaults (the report ranks seeds from the experiment file, not from here).
+    """
 
     experiment: str
     """The experiment directory's name, e.g. 'ex-2.9'."""
@@ -35,18 +39,18 @@ class SweepSummary:
     steps: int
     chunk: int
     """Seeds per ensemble."""
-    ray: str | None
+    ray: str | None = None
     """Where the chunks ran: None for this machine, else e.g. 'Ray: 2 CPUs, 1 per task'."""
-    minimise: list[str]
-    maximise: list[str]
-    best_column: str
-    print: list[str]
+    minimise: list[str] = field(default_factory=list)
+    maximise: list[str] = field(default_factory=list)
+    best_column: str | None = None
+    print: list[str] = field(default_factory=list)
     """Columns printed for the best seed."""
-    best_seed: int
-    pareto_seeds: list[int]
-    train_seconds_this_call: float
-    wall_seconds_this_call: float
-    best_column_median: float
+    best_seed: int | None = None
+    pareto_seeds: list[int] = field(default_factory=list)
+    train_seconds_this_call: float | None = None
+    wall_seconds_this_call: float | None = None
+    best_column_median: float | None = None
     """The median over seeds of `best_column` (written as `<best_column>_median`)."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,9 +68,10 @@ class SweepSummary:
         data = read_json(path)
         try:
             data = dict(data)
-            data['best_column_median'] = data.pop(f'{data["best_column"]}_median')
+            if data.get('best_column') is not None:
+                data['best_column_median'] = data.pop(f'{data["best_column"]}_median', None)
             return cls(**data)
-        except (TypeError, KeyError, ValueError) as e:
+        except (TypeError, ValueError) as e:
             raise RunArtifactsError(f'{path}: not the summary of a sweep ({type(e).__name__}: {e})') from None
 
 
