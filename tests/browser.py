@@ -6,6 +6,7 @@ Chromium the browser tests skip, except under CI (env CI set), where a missing b
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
@@ -60,10 +61,14 @@ def ci_is_set() -> bool:
 
 
 def require_chromium() -> str:
-    """The Chromium executable; skips the test without one, unless CI is set: then it fails."""
+    """The Chromium executable; skips the test without one (or without Playwright), unless CI is set: then it fails."""
     executable = find_chromium()
+    message = None
     if executable is None:
         message = 'chromium is not installed (make test installs it with apt-get when run as root)'
+    elif importlib.util.find_spec('playwright') is None:
+        message = "playwright is not installed (pip install -e '.[dev]')"
+    if message is not None:
         if ci_is_set():
             pytest.fail(f'{message}; CI is set, so the browser test must run')
         pytest.skip(message)
