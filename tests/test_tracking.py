@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -164,17 +165,11 @@ def test_the_experiment_files_tracking_table_is_the_default_and_not_part_of_the_
     assert main(['run', str(EXPERIMENT), '--steps', '20', '--out', 'run', '--no-report', '--resume']) == 0
 
 
-def test_unknown_and_missing_trackers_are_one_line(tmp_path):
+def test_unknown_and_missing_trackers_are_one_line(tmp_path, monkeypatch):
     proc = run_cli('run', EXPERIMENT, '--steps', '5', '--out', tmp_path / 'r', '--logger', 'neptune', cwd=tmp_path)
     assert "unknown logger 'neptune'" in assert_one_line_error(proc)
-    script = (
-        'import sys; sys.modules["mlflow"] = None; from ex_color.cli import entry; '
-        f'sys.argv = ["ex-color", "run", {str(EXPERIMENT)!r}, "--steps", "5", "--logger", "mlflow"]; entry()'
-    )
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    monkeypatch.setitem(sys.modules, 'mlflow', None)  # `import mlflow` now fails, as where it is not installed
+    proc = run_cli('run', EXPERIMENT, '--steps', '5', '--logger', 'mlflow', cwd=tmp_path)
     line = assert_one_line_error(proc)
     assert 'needs MLflow' in line and "pip install 'ex-color[track]'" in line
     assert not (tmp_path / 'runs').exists()  # refused before anything was written
@@ -236,16 +231,9 @@ def test_an_interrupted_run_is_closed_as_killed_in_mlflow_and_the_interrupt_is_w
     assert run.info.status == 'KILLED'
 
 
-def test_a_tracker_that_cannot_be_reached_and_a_repeated_logger_are_one_line(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    argv = [sys.executable, '-m', 'ex_color', 'run', str(EXPERIMENT), '--steps', '5', '--no-report', '--out', 'r']
-    env = {**os.environ, 'MLFLOW_TRACKING_URI': 'junk://zz'}
-    proc = subprocess.run(
-        [*argv, '--logger', 'mlflow'], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
-    )
+def test_a_tracker_that_cannot_be_reached_and_a_repeated_logger_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv('MLFLOW_TRACKING_URI', 'junk://zz')
+    proc = run_cli('run', EXPERIMENT, '--steps', '5', '--no-report', '--out', 'r', '--logger', 'mlflow', cwd=tmp_path)
     assert '--logger mlflow: cannot track there: ' in assert_one_line_error(proc)
     proc = run_cli('run', EXPERIMENT, '--steps', '5', '--out', 'r2', '--logger', 'csv', '--logger', 'csv', cwd=tmp_path)
     assert '--logger csv is given twice' in assert_one_line_error(proc)
