@@ -21,7 +21,7 @@ from ex_color.statistics import bootstrap_interval
 from ex_color.training.engine import EngineOptions, TrainingInterrupted
 from ex_color.workdir import DirectoryError
 
-from .cli import assert_one_line_error, ex_color
+from .cli import assert_one_line_error, run_cli
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 STEPS = 80
@@ -174,7 +174,7 @@ def test_compare_needs_a_control_table(experiment, tmp_path: Path):
     (tmp_path / 'dopesheet.csv').write_bytes(experiment.dopesheet_path.read_bytes())
     with pytest.raises(ConfigError, match=r'compare needs a \[control\] table'):
         run_compare(load_experiment(tmp_path), [0], out=tmp_path / 'out', steps=5, progress=False)
-    proc = ex_color('compare', tmp_path, '--seeds', '0', '--steps', '5', '--out', tmp_path / 'o', cwd=tmp_path)
+    proc = run_cli('compare', tmp_path, '--seeds', '0', '--steps', '5', '--out', tmp_path / 'o', cwd=tmp_path)
     assert '[control]' in assert_one_line_error(proc)
 
 
