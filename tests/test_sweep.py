@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,6 +73,28 @@ def test_sweep_directory_has_table_pareto_and_best_run(swept):
     assert best['evaluations']['ablated']['selectivity_r2'] == pytest.approx(row['ablated_selectivity_r2'], rel=1e-12)
     for name in ('config.toml', 'dopesheet.csv', 'metrics.csv', 'model.pt'):
         assert (directory / 'best' / name).exists()
+
+
+def test_ctrl_c_while_the_last_chunk_is_assessed_stops_the_sweep(experiment, swept, tmp_path: Path, monkeypatch):
+    """A SIGINT after training, while the chunk's seeds are assessed: the seeds are kept, nothing is summarised,
+    and the command stops (exit 130) instead of going on to the tables and the report."""
+    real_train_chunk = sweep_module.train_chunk
+
+    def interrupted_while_assessing(config, dopesheet, seeds, **kwargs):
+        outcomes = real_train_chunk(config, dopesheet, seeds, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return outcomes
+
+    monkeypatch.setattr(sweep_module, 'SWEEP', replace(sweep_module.SWEEP, train_chunk=interrupted_while_assessing))
+    out = tmp_path / 'sweep'
+    with pytest.raises(TrainingInterrupted, match='finished seeds are kept'):
+        run_sweep(experiment, [0, 1, 2], out=out, steps=STEPS, progress=False)
+    assert sorted(p.name for p in (out / 'seeds').iterdir()) == ['seed-0.pt', 'seed-1.pt', 'seed-2.pt']
+    assert not (out / 'sweep.json').exists() and not (out / 'best').exists()
+
+    monkeypatch.setattr(sweep_module, 'SWEEP', replace(sweep_module.SWEEP, train_chunk=real_train_chunk))
+    result = run_sweep(experiment, [0, 1, 2], out=out, steps=STEPS, progress=False)
+    pd.testing.assert_frame_equal(result.table, swept.table)
 
 
 def test_interrupted_sweep_continues_without_redoing_seeds(experiment, swept, tmp_path: Path, monkeypatch):

@@ -38,7 +38,7 @@ from ex_color.rundir import RunArtifactsError, identity, resolved_config, write_
 from ex_color.signals import stop_on_signals
 from ex_color.temporal import Dopesheet
 from ex_color.tracking import check_trackers, track_seed
-from ex_color.training.engine import EngineOptions
+from ex_color.training.engine import EngineOptions, TrainingInterrupted
 from ex_color.workdir import claim, lock
 
 log = logging.getLogger(__name__)
@@ -331,6 +331,10 @@ class SeedRunner:
                         self._track(record, loggers)
                 if after_chunk is not None:
                     after_chunk()
+            if stop():  # asked while the last chunk was assessed: its seeds are saved, the rest is not done
+                raise TrainingInterrupted(
+                    f'{self.job.kind} stopped after its training; finished seeds are kept, run it again to finish'
+                )
         return RunnerReport(chunk=chunk, train_seconds=train_seconds, description=self.trainer.description)
 
     def _track(self, record: SeedRecord, loggers: Sequence[str]) -> None:
