@@ -41,14 +41,13 @@ from torch import nn
 
 from ex_color.backends import chunk_trainer
 from ex_color.comparedir import (
-    FAIRNESS_RATIO,
     FIGURES,
     MEASURED,
     REMOVAL_THRESHOLD,
     ROW_COLUMNS,
-    UNTOUCHED_FACTOR,
     CompareFacts,
     ControlFacts,
+    Verdict,
     write_tables,
 )
 from ex_color.config import (
@@ -349,29 +348,7 @@ def comparison_facts(
     first evaluation's targets (`compared_targets`; methods with other targets are listed in `other_targets`),
     the control's fairness, and each method's settings."""
     config = experiment.config
-    by_method = summary.set_index('method')
-    edited = by_method[by_method['kind'] != 'baseline']
-    untouched = {
-        'prepared': by_method.loc[BASELINE, 'target_error_mean'],
-        CONTROL: by_method.loc[CONTROL, 'target_error_mean'],
-    }
-    untouched_error = edited['model'].map(untouched)
-    removes = edited[
-        (edited['target_error_mean'] >= REMOVAL_THRESHOLD)
-        & (edited['target_error_mean'] >= UNTOUCHED_FACTOR * untouched_error)
-    ]
-    # Collateral damage is measured away from each method's own targets: only methods with the baseline's
-    # targets (the first evaluation's) are ranked against each other.
-    compared_targets = by_method.loc[BASELINE, 'targets']
-    comparable = removes[removes['targets'] == compared_targets]
-    least = None
-    if len(comparable):
-        # Equal up to rounding (ablate and prune are the same edit of a unit-norm bottleneck): the first in file order.
-        lowest = comparable['collateral_max_mean'].min()
-        least = comparable.index[np.isclose(comparable['collateral_max_mean'], lowest, rtol=1e-6, atol=0)][0]
-    control_median = float(by_method.loc[CONTROL, 'baseline_median_mean'])
-    prepared_median = float(by_method.loc[BASELINE, 'baseline_median_mean'])
-    ratio = control_median / prepared_median if prepared_median > 0 else float('inf')
+    verdict = Verdict.of(summary)
     methods = {}
     for e in config.evaluations:
         methods[e.name] = {
@@ -387,16 +364,16 @@ def comparison_facts(
         title=config.experiment.name,
         seeds=list(seeds),
         removal_threshold=REMOVAL_THRESHOLD,
-        removes=list(removes.index),
-        compared_targets=compared_targets,
-        other_targets=list(edited.index[edited['targets'] != compared_targets]),
-        least_collateral=least,
+        removes=verdict.removes,
+        compared_targets=verdict.compared_targets,
+        other_targets=verdict.other_targets,
+        least_collateral=verdict.least_collateral,
         control=ControlFacts(
             keep=list(config.control.keep) if config.control else [],
-            baseline_median=control_median,
-            prepared_baseline_median=prepared_median,
-            ratio=ratio,
-            fair=bool(ratio <= FAIRNESS_RATIO),
+            baseline_median=verdict.control_median,
+            prepared_baseline_median=verdict.prepared_median,
+            ratio=verdict.ratio,
+            fair=verdict.fair,
         ),
         methods=methods,
         failed=failed or {},

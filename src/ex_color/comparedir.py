@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from ex_color.config import BASELINE, CONTROL
 from ex_color.files import write_atomic
 from ex_color.rundir import RunArtifactsError, read_json
 
@@ -37,6 +39,8 @@ REMOVAL_THRESHOLD = 0.1
 UNTOUCHED_FACTOR = 10.0
 """...and at least this many times the untouched model's (an edit of a model that never learnt the target removes
 nothing)."""
+BASELINE_KIND = 'baseline'
+"""The `kind` of an untouched model's rows."""
 FAIRNESS_RATIO = 2.0
 """The control is a fair comparison when its median error is at most this many times the prepared model's."""
 
@@ -92,6 +96,78 @@ class CompareFacts:
             raise RunArtifactsError(f'{path}: not the facts of a comparison ({e})') from None
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What compare.json concludes, derived from summary.csv alone (so a report can check the two agree)."""
+
+    removes: list[str]
+    compared_targets: str
+    other_targets: list[str]
+    least_collateral: str | None
+    control_median: float
+    prepared_median: float
+    ratio: float
+    fair: bool
+
+    @classmethod
+    def of(cls, summary: pd.DataFrame) -> Verdict:
+        """Which methods remove their target (see `REMOVAL_THRESHOLD`, `UNTOUCHED_FACTOR`); the one with the least
+        collateral damage among those with the baseline's targets (`compared_targets`; the others are
+        `other_targets`); and the control's fairness (`FAIRNESS_RATIO`)."""
+        by_method = summary.set_index('method')
+        edited = by_method[by_method['kind'] != BASELINE_KIND]
+        untouched = {
+            'prepared': by_method.loc[BASELINE, 'target_error_mean'],
+            CONTROL: by_method.loc[CONTROL, 'target_error_mean'],
+        }
+        untouched_error = edited['model'].map(untouched)
+        removes = edited[
+            (edited['target_error_mean'] >= REMOVAL_THRESHOLD)
+            & (edited['target_error_mean'] >= UNTOUCHED_FACTOR * untouched_error)
+        ]
+        # Collateral damage is measured away from each method's own targets: only methods with the baseline's
+        # targets (the first evaluation's) are ranked against each other.
+        compared_targets = str(by_method.loc[BASELINE, 'targets'])
+        comparable = removes[removes['targets'] == compared_targets]
+        least = None
+        if len(comparable):
+            # Equal up to rounding (ablate and prune are the same edit of a unit-norm bottleneck): the first in order.
+            lowest = comparable['collateral_max_mean'].min()
+            close = np.isclose(comparable['collateral_max_mean'], lowest, rtol=1e-6, atol=0)
+            least = str(comparable.index[close][0])
+        control_median = float(by_method.loc[CONTROL, 'baseline_median_mean'])
+        prepared_median = float(by_method.loc[BASELINE, 'baseline_median_mean'])
+        ratio = control_median / prepared_median if prepared_median > 0 else float('inf')
+        return cls(
+            removes=[str(m) for m in removes.index],
+            compared_targets=compared_targets,
+            other_targets=[str(m) for m in edited.index[edited['targets'] != compared_targets]],
+            least_collateral=least,
+            control_median=control_median,
+            prepared_median=prepared_median,
+            ratio=ratio,
+            fair=bool(ratio <= FAIRNESS_RATIO),
+        )
+
+    def contradiction(self, facts: CompareFacts) -> str | None:
+        """What `facts` (compare.json) says that this verdict (from summary.csv) does not; None when they agree.
+
+        Fields a compare.json of an older ex-color lacks are not checked.
+        """
+        said = {'removes': facts.removes, 'least_collateral': facts.least_collateral}
+        if facts.compared_targets is not None:
+            said |= {'compared_targets': facts.compared_targets, 'other_targets': facts.other_targets}
+        for name, stored in said.items():
+            if stored != getattr(self, name):
+                return f'{name} is {stored!r}, but {SUMMARY_FILE} gives {getattr(self, name)!r}'
+        control = facts.control
+        if control is not None and (
+            control.fair != self.fair or not np.isclose(control.ratio, self.ratio, rtol=1e-9, atol=0)
+        ):
+            return f'the control ratio is {control.ratio:.6g}, but {SUMMARY_FILE} gives {self.ratio:.6g}'
+        return None
+
+
 def write_tables(directory: Path, table: pd.DataFrame, hue: pd.DataFrame, summary: pd.DataFrame) -> None:
     """compare.csv, hue_error.csv and summary.csv."""
     write_atomic(directory / TABLE_FILE, table.to_csv(index=False))
@@ -134,6 +210,7 @@ __all__ = [
     'UNTOUCHED_FACTOR',
     'CompareFacts',
     'ControlFacts',
+    'Verdict',
     'read_table',
     'write_tables',
 ]

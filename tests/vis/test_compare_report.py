@@ -519,6 +519,48 @@ def test_damaged_files_and_absent_directories_are_named(fake_dir, tmp_path):
         write_compare_report(directory)
 
 
+def _copy_of(fake_dir: Path, directory: Path) -> Path:
+    directory.mkdir()
+    for file in ('compare.json', 'compare.csv', 'summary.csv', 'config.toml', 'dopesheet.csv'):
+        (directory / file).write_bytes((fake_dir / file).read_bytes())
+    return directory
+
+
+@pytest.mark.parametrize(
+    ('key', 'value', 'said'),
+    [
+        ('least_collateral', 'suppressed', "least_collateral is 'suppressed', but summary.csv gives 'ablated'"),
+        (
+            'removes',
+            ['ablated'],
+            "removes is ['ablated'], but summary.csv gives ['ablated', 'suppressed', 'ablated-both']",
+        ),
+    ],
+)
+def test_a_compare_json_that_contradicts_the_tables_is_refused(fake_dir, tmp_path, key, value, said):
+    """A stale or copied compare.json would put a verdict beside other numbers: the report derives the facts
+    again from summary.csv and refuses, in one line, a compare.json that says otherwise."""
+    directory = _copy_of(fake_dir, tmp_path / 'stale')
+    facts = json.loads((directory / 'compare.json').read_text())
+    (directory / 'compare.json').write_text(json.dumps(facts | {key: value}))
+    with pytest.raises(RunArtifactsError) as refused:
+        write_compare_report(directory)
+    message = str(refused.value)
+    assert '\n' not in message and said in message and message.startswith(str(directory / 'compare.json'))
+    assert not (directory / 'report.html').exists()
+
+
+def test_rows_of_seeds_the_comparison_did_not_compare_are_refused(fake_dir, tmp_path):
+    directory = _copy_of(fake_dir, tmp_path / 'foreign')
+    table = pd.read_csv(directory / 'compare.csv', keep_default_na=False)
+    table.loc[table['seed'] == 2, 'seed'] = 7  # seed 7's rows, where compare.json compares seeds 0-2
+    table.to_csv(directory / 'compare.csv', index=False)
+    with pytest.raises(
+        RunArtifactsError, match=r'compare\.csv: rows for seeds \[0, 1, 7\], but compare\.json compares'
+    ):
+        write_compare_report(directory)
+
+
 def test_a_summary_of_other_numbers_is_refused(fake_dir, tmp_path):
     """summary.csv must summarise the compare.csv beside it: never report one run's means beside another's rows."""
     directory = tmp_path / 'mixed'

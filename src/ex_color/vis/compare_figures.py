@@ -18,13 +18,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ex_color.comparedir import BASELINE_KIND
 from ex_color.statistics import bootstrap_interval
 from ex_color.vis.describe import g, hue_name, join
 from ex_color.vis.sweep import seed_jitter
 from ex_color.vis.theme import Palette, get_palette, new_figure, set_title
 
-BASELINE_KIND = 'baseline'
-"""The `kind` of an unedited model's rows (the reference each method is measured against)."""
 MODEL_COLORS: dict[str, dict[str, str]] = {
     'prepared': {'light': '#1f77b4', 'dark': '#7fb8ff'},
     'control': {'light': '#d95f02', 'dark': '#ffa657'},

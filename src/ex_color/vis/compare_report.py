@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ex_color.comparedir import (
+    BASELINE_KIND,
     FACTS_FILE,
     FAIRNESS_RATIO,
     FIGURES,
@@ -37,13 +38,13 @@ from ex_color.comparedir import (
     TABLE_FILE,
     TEXT_COLUMNS,
     CompareFacts,
+    Verdict,
     read_table,
 )
 from ex_color.config import ConfigError, build_targets, load_experiment
 from ex_color.files import write_atomic
 from ex_color.rundir import CONFIG_FILE, RunArtifactsError
 from ex_color.vis.compare_figures import (
-    BASELINE_KIND,
     describe_hue_error,
     describe_method_boxes,
     figure_label,
@@ -103,12 +104,30 @@ def load_comparison(directory: str | Path) -> Comparison:
     table = read_table(directory / TABLE_FILE, ['seed', *TEXT_COLUMNS, *BOX_FIGURES])
     summary = read_table(directory / SUMMARY_FILE, [c for c in SUMMARY_COLUMNS if c != 'failed'])
     _check_summary_matches(directory, table, summary)
+    _check_facts_match(directory, facts, table, summary)
     hue = (
         read_table(directory / HUE_FILE, ['seed', 'method', 'hue', 'error'])
         if (directory / HUE_FILE).is_file()
         else None
     )
     return Comparison(directory, facts, table, summary, hue)
+
+
+def _check_facts_match(directory: Path, facts: CompareFacts, table: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """compare.json must say what summary.csv and compare.csv say: the same seeds, and the verdict's facts
+    derived again from summary.csv (a stale or copied compare.json would otherwise put words beside other numbers)."""
+    seeds = sorted({int(s) for s in table['seed']})
+    if seeds != sorted(facts.seeds):
+        raise RunArtifactsError(
+            f'{directory / TABLE_FILE}: rows for seeds {seeds}, but {FACTS_FILE} compares seeds {sorted(facts.seeds)}; '
+            'expected the tables of this comparison (run ex-color compare again)'
+        )
+    contradiction = Verdict.of(summary).contradiction(facts)
+    if contradiction is not None:
+        raise RunArtifactsError(
+            f'{directory / FACTS_FILE}: {contradiction}; expected the facts of this comparison (run ex-color compare '
+            'again)'
+        )
 
 
 def _check_summary_matches(directory: Path, table: pd.DataFrame, summary: pd.DataFrame) -> None:
