@@ -280,6 +280,7 @@ def _sweep(args: argparse.Namespace, experiment: Experiment) -> None:
 
 def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
     from ex_color.compare import run_compare
+    from ex_color.comparedir import REMOVAL_RULE
     from ex_color.runner import parse_seeds
 
     result = run_compare(
@@ -304,7 +305,8 @@ def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
         )
     least, target = facts.least_collateral, facts.compared_targets
     if least is None:
-        print(f'No method removes {target} (mean target error >= {facts.removal_threshold}).')
+        rule = REMOVAL_RULE.format(threshold=facts.removal_threshold)
+        print(f'No method removes {target} ({rule}).')
     else:
         print(f'Removes {target} with the least collateral damage: {least}')
     if facts.other_targets:

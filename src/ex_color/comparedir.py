@@ -41,6 +41,11 @@ UNTOUCHED_FACTOR = 10.0
 nothing)."""
 BASELINE_KIND = 'baseline'
 """The `kind` of an untouched model's rows."""
+REMOVAL_RULE = (
+    'a method removes its target when its mean target error is at least {threshold} and at least '
+    f"{UNTOUCHED_FACTOR:g} times the unedited model's"
+)
+"""The two rules above in words, for every sentence that says whether a method removes its target."""
 FAIRNESS_RATIO = 2.0
 """The control is a fair comparison when its median error is at most this many times the prepared model's."""
 
@@ -201,6 +206,7 @@ __all__ = [
     'FIGURES',
     'HUE_FILE',
     'MEASURED',
+    'REMOVAL_RULE',
     'REMOVAL_THRESHOLD',
     'ROW_COLUMNS',
     'SUMMARY_COLUMNS',

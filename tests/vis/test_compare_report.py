@@ -19,7 +19,7 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgb
 
-from ex_color.comparedir import CompareFacts, ControlFacts
+from ex_color.comparedir import CompareFacts, ControlFacts, Verdict
 from ex_color.rundir import RunArtifactsError
 from ex_color.vis.compare_figures import (
     MODEL_COLORS,
@@ -280,6 +280,28 @@ def test_verdict_says_plainly_when_a_control_method_wins():
         assert 'the control does better: control-leace' in sentence_with(sentences, f'On {figure}')
 
 
+def test_a_large_target_error_of_a_model_that_never_learnt_the_target_is_no_removal():
+    """0.335 is above the threshold, but the unedited control already errs 0.05 there: the verdict says no method
+    removes the target and states both rules, so it cannot read as contradicting the table."""
+    summary = summary_of(
+        {
+            'baseline': ('prepared', 'baseline', 2e-5, 0.01, 3e-5, 1e-5),
+            'control': ('control', 'baseline', 0.05, 0.02, 4e-5, 1e-5),
+            'control-leace': ('control', 'leace', 0.335, 0.8, 1e-3, 2e-5),
+        }
+    )
+    derived = Verdict.of(summary)
+    assert derived.removes == []
+    facts = CompareFacts(
+        experiment='test', title='Test', seeds=[0, 1], removal_threshold=0.1, removes=[], least_collateral=None
+    )
+    first = verdict(summary, facts)[0]
+    assert first == (
+        'No method removes its target: a method removes its target when its mean target error is at least 0.1 '
+        "and at least 10 times the unedited model's, and none does."
+    )
+
+
 def test_verdict_when_no_method_removes_the_target():
     summary = summary_of(
         BASELINES
@@ -292,7 +314,7 @@ def test_verdict_when_no_method_removes_the_target():
     assert meta.removes == []
     sentences = verdict(summary, meta)
     assert sentences[0].startswith('No method removes its target')
-    assert '0.1' in sentences[0]
+    assert 'at least 0.1 and at least 10 times the unedited model' in sentences[0]
     assert sentences[1] == (
         f'The highest is that of control-leace (post-hoc LEACE erasure on the control), '
         f'{interval(row(summary, "control-leace"), "target_error")}.'

@@ -33,6 +33,7 @@ from ex_color.comparedir import (
     FAIRNESS_RATIO,
     FIGURES,
     HUE_FILE,
+    REMOVAL_RULE,
     SUMMARY_COLUMNS,
     SUMMARY_FILE,
     TABLE_FILE,
@@ -262,7 +263,7 @@ def verdict(summary: pd.DataFrame, facts: CompareFacts) -> list[str]:
         best_name = str(rows.loc[removes, 'collateral_max_mean'].idxmin())
     if not removes:
         sentences.append(
-            f'No method removes its target: every mean target error is below the removal threshold, {sig(threshold)}.'
+            f'No method removes its target: {REMOVAL_RULE.format(threshold=sig(threshold))}, and none does.'
         )
         top = _best(edits, 'target_error')
         if top is not None:
@@ -280,7 +281,7 @@ def verdict(summary: pd.DataFrame, facts: CompareFacts) -> list[str]:
             f'{_what(best)} removes {_targets(best)} with the least collateral damage of {among}: '
             f'target error {interval(best, "target_error")}, collateral max {interval(best, "collateral_max")} '
             f'and collateral median {interval(best, "collateral_median")} (means over {seeds} seeds, '
-            f'with 95% bootstrap intervals; a method removes its target at mean target error ≥ {sig(threshold)}).'
+            f'with 95% bootstrap intervals; {REMOVAL_RULE.format(threshold=sig(threshold))}).'
         )
 
     home = best['model'] if best is not None else (edits['model'].iloc[0] if len(edits) else None)
