@@ -209,6 +209,8 @@ EXPECTED_FORMAT = r'\(x, \{name: \[B\] tensor\}\) or \(x, y, \{name: \[B\] tenso
         ((x_batch(), {'~c0': torch.zeros(6)}), ValueError, r"^label name '~c0' in the batch"),
         ((x_batch(), {}, {}, {}), TypeError, r'^a batch is a (tuple|list) of 4'),
         (x_batch(), TypeError, r'^a batch is a tensor \[6, 8\]'),
+        # (x, None, labels): a missing target used to raise AttributeError deep in the loss.
+        ((x_batch(), None, {'c0': torch.zeros(6)}), TypeError, r'^batch\[1\] \(y\) is None'),
     ],
 )
 def test_a_batch_in_the_wrong_format_is_one_line_stating_the_format(batch, error, says):

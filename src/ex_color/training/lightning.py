@@ -286,6 +286,8 @@ def unpack_batch(batch: object) -> tuple[Tensor, Tensor, Mapping[str, Tensor]]:
     if not isinstance(labels, Mapping):
         raise TypeError(f'the labels (batch[{len(batch) - 1}]) are {_describe(labels)}; expected {BATCH_FORMAT}')
     target = batch[1] if len(batch) == 3 else x
+    if not isinstance(target, Tensor) or target.ndim == 0:
+        raise TypeError(f'batch[1] (y) is {_describe(target)}; expected a tensor [B, ...] in a batch {BATCH_FORMAT}')
     n = x.shape[0]
     for name, values in labels.items():
         if not isinstance(name, str) or not name or name.startswith(COMPLEMENT):
@@ -360,6 +362,8 @@ def select_output(raw: Any, selector: OutputSelector | None) -> Tensor:
 
 def _describe(value: object) -> str:
     """A short description of a value for error messages: its type, and shapes or keys."""
+    if value is None:
+        return 'None'
     if isinstance(value, Tensor):
         return f'a tensor {list(value.shape)}'
     if isinstance(value, Mapping):
