@@ -280,7 +280,7 @@ def _sweep(args: argparse.Namespace, experiment: Experiment) -> None:
 
 def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
     from ex_color.compare import run_compare
-    from ex_color.comparedir import REMOVAL_RULE
+    from ex_color.comparedir import ONE_SEED_CAVEAT, REMOVAL_RULE
     from ex_color.runner import parse_seeds
 
     result = run_compare(
@@ -296,6 +296,8 @@ def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
     facts = result.facts
     print(f'{facts.title} · {len(facts.seeds)} seeds · {facts.wall_seconds_this_call:.1f} s')
     print_summary(result.summary)
+    if len(facts.seeds) < 2:
+        print(ONE_SEED_CAVEAT)
     control = facts.control
     if control is not None:
         fair = 'fair' if control.fair else 'NOT FAIR: the control reconstructs worse'

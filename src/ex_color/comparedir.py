@@ -41,6 +41,11 @@ UNTOUCHED_FACTOR = 10.0
 nothing)."""
 BASELINE_KIND = 'baseline'
 """The `kind` of an untouched model's rows."""
+ONE_SEED_CAVEAT = (
+    "Only one seed was compared, so each interval is that seed's value and says nothing about spread: "
+    'compare at least 2 seeds (20 for a finding) before drawing a conclusion.'
+)
+"""Said first, in the verdict and on the command line, when a comparison has a single seed."""
 REMOVAL_RULE = (
     'a method removes its target when its mean target error is at least {threshold} and at least '
     f"{UNTOUCHED_FACTOR:g} times the unedited model's"
@@ -206,6 +211,7 @@ __all__ = [
     'FIGURES',
     'HUE_FILE',
     'MEASURED',
+    'ONE_SEED_CAVEAT',
     'REMOVAL_RULE',
     'REMOVAL_THRESHOLD',
     'ROW_COLUMNS',

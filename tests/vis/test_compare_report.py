@@ -302,6 +302,17 @@ def test_a_large_target_error_of_a_model_that_never_learnt_the_target_is_no_remo
     )
 
 
+def test_a_one_seed_comparison_says_first_that_its_intervals_are_no_intervals():
+    summary = summary_of(BASELINES | {'ablated': ('prepared', 'ablate', 0.4, 0.9, 2e-3, 4e-5)})
+    many = verdict(summary, meta_of(summary))
+    summary['seeds'] = 1
+    one = verdict(summary, meta_of(summary))
+    assert one[0].startswith('Only one seed was compared') and one[1:] == [
+        s.replace('20 seeds', '1 seed') for s in many
+    ]
+    assert not any(s.startswith('Only one seed') for s in many)
+
+
 def test_verdict_when_no_method_removes_the_target():
     summary = summary_of(
         BASELINES

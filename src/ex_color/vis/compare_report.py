@@ -33,6 +33,7 @@ from ex_color.comparedir import (
     FAIRNESS_RATIO,
     FIGURES,
     HUE_FILE,
+    ONE_SEED_CAVEAT,
     REMOVAL_RULE,
     SUMMARY_COLUMNS,
     SUMMARY_FILE,
@@ -241,7 +242,7 @@ def verdict(summary: pd.DataFrame, facts: CompareFacts) -> list[str]:
     edits = rows[rows['kind'] != BASELINE_KIND]
     threshold = facts.removal_threshold
     seeds = sig(summary['seeds'].max())
-    sentences = []
+    sentences = [ONE_SEED_CAVEAT] if summary['seeds'].max() < 2 else []
 
     # Collateral damage is measured away from each method's own targets: methods are ranked only against those
     # with the first evaluation's targets (the baselines'), and the others are named, not compared.
@@ -280,7 +281,8 @@ def verdict(summary: pd.DataFrame, facts: CompareFacts) -> list[str]:
         sentences.append(
             f'{_what(best)} removes {_targets(best)} with the least collateral damage of {among}: '
             f'target error {interval(best, "target_error")}, collateral max {interval(best, "collateral_max")} '
-            f'and collateral median {interval(best, "collateral_median")} (means over {seeds} seeds, '
+            f'and collateral median {interval(best, "collateral_median")} '
+            f'(means over {seeds} seed{"s" if seeds != "1" else ""}, '
             f'with 95% bootstrap intervals; {REMOVAL_RULE.format(threshold=sig(threshold))}).'
         )
 
