@@ -31,7 +31,7 @@ from ex_color.runner import SeedFiles
 from ex_color.sweep import run_sweep
 from ex_color.training.engine import TrainingInterrupted
 
-from .cli import assert_one_line_error, ex_color
+from .cli import assert_one_line_error, ex_color, run_cli
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 SEEDS = [0, 1, 2, 3]
@@ -226,6 +226,15 @@ def test_without_ray_installed_ray_is_one_line(tmp_path: Path, monkeypatch, caps
     assert main(args) == 2
     assert capsys.readouterr().err.strip() == "ex-color: error: --ray needs Ray: pip install 'ex-color[ray]'"
     assert not out.exists()
+
+
+@pytest.mark.parametrize('address', ['http://x', 'https://cluster.example:8265'])
+def test_a_url_that_is_not_a_ray_address_is_one_line(address: str, tmp_path: Path):
+    _ray_runner()
+    args = ['sweep', str(EXPERIMENT), '--seeds', '0', '--steps', '5', '--out', str(tmp_path / 'sweep')]
+    line = assert_one_line_error(run_cli(*args, '--ray', address), 2)
+    assert line.startswith(f'ex-color: error: --ray {address}: a {address.split(":")[0]}:// address'), line
+    assert 'expected HOST:PORT' in line and not (tmp_path / 'sweep').exists()
 
 
 def test_an_unreachable_address_is_one_line(tmp_path: Path):

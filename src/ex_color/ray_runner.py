@@ -220,6 +220,12 @@ def _reload_auth() -> None:
 
 def _connect(address: str, options: dict[str, Any], *, quiet: bool) -> None:
     """Connect to the cluster at `address`, or a ConfigError in one line that says why not."""
+    scheme, sep, _ = address.partition('://')
+    if sep and scheme != 'ray':  # Ray's own message for this stops at "To fix this, either:"
+        raise ConfigError(
+            f"--ray {address}: a {scheme}:// address is not a Ray cluster's; expected HOST:PORT (the GCS port, "
+            "e.g. 10.0.0.5:6379), ray://HOST:PORT (Ray Client, e.g. port 10001) or 'auto'"
+        )
     host, port = _host_port(address)
     if port is not None:  # Ray retries an unreachable address for minutes; ask the port first
         try:
