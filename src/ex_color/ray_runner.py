@@ -75,7 +75,7 @@ class RayChunks:
     ) -> None:
         self.experiment, self.steps = experiment, steps
         self.num_cpus = num_cpus or DEFAULT_CPUS
-        self.cluster = cluster(address)
+        self.cluster = cluster(check_address(address))
         self.cpus = 0.0
         self.description: str | None = None
         self.stopping = 'cancelling the running Ray tasks and stopping (finished seeds are kept)'
@@ -218,14 +218,19 @@ def _reload_auth() -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
-def _connect(address: str, options: dict[str, Any], *, quiet: bool) -> None:
-    """Connect to the cluster at `address`, or a ConfigError in one line that says why not."""
+def check_address(address: str) -> str:
+    """`address`, or a ConfigError in one line for a URL that no Ray cluster answers at (http://, …)."""
     scheme, sep, _ = address.partition('://')
     if sep and scheme != 'ray':  # Ray's own message for this stops at "To fix this, either:"
         raise ConfigError(
             f"--ray {address}: a {scheme}:// address is not a Ray cluster's; expected HOST:PORT (the GCS port, "
             "e.g. 10.0.0.5:6379), ray://HOST:PORT (Ray Client, e.g. port 10001) or 'auto'"
         )
+    return address
+
+
+def _connect(address: str, options: dict[str, Any], *, quiet: bool) -> None:
+    """Connect to the cluster at `address`, or a ConfigError in one line that says why not."""
     host, port = _host_port(address)
     if port is not None:  # Ray retries an unreachable address for minutes; ask the port first
         try:
