@@ -29,7 +29,7 @@ from ex_color.backends import chunk_trainer
 from ex_color.config import Experiment, build_model, sweep_objectives
 from ex_color.experiment import SeedOutcome, checked_steps, train_chunk
 from ex_color.rundir import write_run
-from ex_color.runner import SeedFiles, SeedJob, SeedRunner, parse_seeds
+from ex_color.runner import ENGINE, SeedFiles, SeedJob, SeedRunner, parse_seeds
 from ex_color.statistics import pareto_front
 from ex_color.sweepdir import BEST_DIR, SweepSummary, write_pareto, write_sweep_table
 
@@ -114,7 +114,7 @@ def run_sweep(
         best_seed = pick_best(pareto, minimise, maximise, best_column)
         best_state = files.read(best_seed)
         best = SeedOutcome.from_state(best_state, build_model(experiment.config))
-        results = best.results(experiment, engine='fast', steps=steps, train_seconds=best_state['train_seconds'])
+        results = best.results(experiment, engine=ENGINE, steps=steps, train_seconds=best_state['train_seconds'])
         write_run(directory / BEST_DIR, experiment, best.model, best.metrics, results)
         summary = SweepSummary(
             experiment=experiment.name,

@@ -86,9 +86,16 @@ class Checkpointer(EngineCallback):
 
     def on_step_start(self, loop: Loop, step: int) -> None:
         if step % self.every == 0 and step > loop.start:
-            self.on_stop(loop, step)
+            self._save(loop, step)
 
     def on_stop(self, loop: Loop, step: int) -> None:
+        self._save(loop, step)
+
+    def on_train_end(self, loop: Loop) -> None:
+        self._save(loop, loop.steps)
+
+    def _save(self, loop: Loop, step: int) -> None:
+        """The state at the start of `step`."""
         save_checkpoint(
             self.path,
             step,
@@ -100,9 +107,6 @@ class Checkpointer(EngineCallback):
             loop.metrics,
         )
 
-    def on_train_end(self, loop: Loop) -> None:
-        self.on_stop(loop, loop.steps)
-
 
 class MetricsFile(EngineCallback):
     """Writes the metrics table (CSV) to `path` with every checkpoint, on a stop, on a failure and at the end."""
@@ -112,16 +116,19 @@ class MetricsFile(EngineCallback):
 
     def on_step_start(self, loop: Loop, step: int) -> None:
         if step % self.every == 0 and step > loop.start:
-            self.on_failure(loop)
+            self._write(loop)
 
     def on_stop(self, loop: Loop, step: int) -> None:
-        self.on_failure(loop)
+        self._write(loop)
 
     def on_failure(self, loop: Loop) -> None:
-        write_atomic(self.path, pd.DataFrame(loop.metrics).to_csv(index=False))
+        self._write(loop)
 
     def on_train_end(self, loop: Loop) -> None:
-        self.on_failure(loop)
+        self._write(loop)
+
+    def _write(self, loop: Loop) -> None:
+        write_atomic(self.path, pd.DataFrame(loop.metrics).to_csv(index=False))
 
 
 class MetricsCallback(EngineCallback):
