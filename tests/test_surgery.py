@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import re
 
@@ -764,3 +765,302 @@ def test_a_script_module_is_refused_and_leaves_no_hooks():
     with pytest.raises(SurgeryError, match=r"cannot trace '1' \(RecursiveScriptModule\)"):
         ablate(model, '0', [0])
     assert not model[0]._forward_hooks and not model[0]._forward_pre_hooks
+
+
+# Checked against the definition: each edit must equal the model in which only the layer sees its dims zeroed
+# where the producer writes them. These cases once passed the trace and were wrong by 0.3–3.4.
+
+
+class _MixIdentity(nn.Identity):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + x[..., 1:2]
+
+
+class _MixReLU(nn.ReLU):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + x[..., 1:2])
+
+
+class _MixLinear(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        return out + out[..., :1]
+
+
+class _Store(nn.Module):
+    """Keeps what it is given in an attribute, for `_AttributeReader` to read outside the data flow."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.kept = x
+        return x
+
+
+class _AttributeReader(nn.Module):
+    def __init__(self, store: _Store) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 3))
+        self._store = [store]  # a plain list: not a registered submodule
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y + self._store[0].kept @ self.w
+
+
+class _HiddenLinear(nn.Module):
+    """Calls F.linear with another module's weight through an unregistered reference."""
+
+    def __init__(self, enc: nn.Linear) -> None:
+        super().__init__()
+        self._enc = [enc]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self._enc[0].weight)[..., :3]
+
+
+class _Case(nn.Module):
+    """`enc → (mid) → latent → dec`, plus whatever else `read` does with the tensors; `reference` computes by hand the
+    model in which only `latent` sees dims zeroed where `enc` writes them."""
+
+    def __init__(self, read, latent: nn.Module | None = None, mid: nn.Module | None = None, enc=None) -> None:
+        super().__init__()
+        self.enc = enc or nn.Linear(6, 4)
+        self.mid = mid or nn.Identity()
+        self.latent = latent or nn.Identity()
+        self.dec, self.skip = nn.Linear(4, 3), nn.Linear(4, 3)
+        self.store = _Store()
+        self.reader = _AttributeReader(self.store)
+        self.hidden = _HiddenLinear(self.enc)
+        self._read = read
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.enc(x)
+        return self._read(self, x, h, self.latent(self.mid(h)))
+
+    def reference(self, x: torch.Tensor, dims: list[int]) -> torch.Tensor:
+        with torch.no_grad():
+            h = self.enc(x)
+            zeroed = h.clone()
+            zeroed[..., dims] = 0
+            return self._read(self, x, h, self.latent(self.mid(zeroed)))
+
+
+def _pad(s, x, h, z):
+    return s.dec(z) + F.pad(h, (0, 2))[..., :3]
+
+
+def _stored(s, x, h, z):
+    s.store(h)
+    return s.reader(s.dec(z))
+
+
+def _mixing_hook(module, args, output):
+    return output + output[..., :1]
+
+
+def _hooked(module: nn.Module) -> nn.Module:
+    module.register_forward_hook(_mixing_hook)
+    return module
+
+
+PRUNE_STOPS = r'prune: cannot narrow layer .latent.: its output is read by'
+MIXING_LAYER = r'(is a subclass of (Identity|ReLU), which may compute anything|has forward hooks of its own)'
+NOT_EXACT = (
+    r'not exact on this model: on .*(, (the output|output tensor \d) differs from the reference by up to [\d.e+-]+'
+    r'| the edited model fails \(.*\) where the original runs)'
+)
+
+DEFINITION_CASES = {
+    'Identity + skip(h)': (lambda: _Case(lambda s, x, h, z: s.dec(z) + s.skip(h)), NOT_EXACT, 'layer'),
+    'dec(latent(h) + h)': (lambda: _Case(lambda s, x, h, z: s.dec(z + h)), NOT_EXACT, 'layer'),
+    '+ h.sum(-1)': (lambda: _Case(lambda s, x, h, z: s.dec(z) + h.sum(-1, keepdim=True)), NOT_EXACT, 'layer'),
+    'F.pad(h)': (lambda: _Case(_pad), NOT_EXACT, 'layer'),
+    'Dropout layer + skip(h)': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z) + s.skip(h), latent=nn.Dropout(0.5)),
+        NOT_EXACT,
+        'layer',
+    ),
+    'hooked Identity between': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z), mid=_hooked(nn.Identity())),
+        MIXING_LAYER,
+        'layer',
+    ),
+    'mixing Identity subclass': (lambda: _Case(lambda s, x, h, z: s.dec(z), mid=_MixIdentity()), MIXING_LAYER, 'layer'),
+    'mixing ReLU subclass': (lambda: _Case(lambda s, x, h, z: s.dec(z), latent=_MixReLU()), MIXING_LAYER, 'layer'),
+    'hooked producer': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z), latent=L2Norm(), enc=_hooked(nn.Linear(6, 4))),
+        NOT_EXACT + r'|has forward hooks, which the nn.Linear prune puts in its place would not have',
+        'source',
+    ),
+    'mixing Linear subclass': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z), latent=L2Norm(), enc=_MixLinear(6, 4)),
+        NOT_EXACT + r'|is a _MixLinear, and prune would put a plain nn.Linear in its place',
+        'source',
+    ),
+    'attribute read': (lambda: _Case(_stored), NOT_EXACT, 'layer'),
+    'unregistered F.linear': (lambda: _Case(lambda s, x, h, z: s.dec(z) + s.hidden(x)), NOT_EXACT, 'layer'),
+    'branch on the mean': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z) + s.skip(h) if x.mean() > 0.9 else s.dec(z)),
+        NOT_EXACT,
+        'layer',
+    ),
+    'branch on the batch size': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z) + s.skip(h) if x.shape[0] > 4 else s.dec(z)),
+        NOT_EXACT,
+        'layer',
+    ),
+}
+
+
+def _definition_inputs() -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(7)
+    return [torch.rand(n, 6, generator=generator) + shift for n, shift in ((3, 0.0), (9, 0.0), (6, 0.5), (5, -1.0))]
+
+
+@pytest.mark.parametrize('operation', [ablate, prune])
+@pytest.mark.parametrize('user_sample', [False, True], ids=['default sample', 'user sample'])
+@pytest.mark.parametrize('case', list(DEFINITION_CASES))
+def test_an_edit_that_differs_from_its_definition_is_refused_in_one_line(case, user_sample, operation):
+    make, message, reference = DEFINITION_CASES[case]
+    torch.manual_seed(0)
+    model = make().eval()
+
+    def expected(x: torch.Tensor) -> torch.Tensor:
+        """The Ablation hook on the layer, or (behind an L2Norm, where that hook would not renormalise) enc's output
+        zeroed for the layer alone, by hand."""
+        return _hooked_reference(model, 'latent', [0], x) if reference == 'layer' else model.reference(x, [0])
+
+    # The model really is one that zeroing enc's rows gets wrong.
+    naive = copy.deepcopy(model)
+    with torch.no_grad():
+        naive.enc.weight[0] = 0
+        naive.enc.bias[0] = 0
+    assert any(not torch.allclose(naive(x), expected(x), atol=1e-4) for x in _definition_inputs())
+
+    sample = torch.rand(4, 6, generator=torch.Generator().manual_seed(3)) if user_sample else None
+    try:
+        edited = operation(model, 'latent', [0], sample=sample)
+    except SurgeryError as refused:
+        text = str(refused)
+        assert '\n' not in text, text
+        assert re.search(message if operation is ablate else f'{message}|{PRUNE_STOPS}', text), text
+        return
+    assert operation is prune, 'ablate of these models is the naive edit, so it must be refused'
+    for x in _definition_inputs():  # prune may be exact where ablate is not: it leaves the old weights' other users
+        torch.testing.assert_close(edited(x), expected(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('latent', [nn.Identity, L2Norm, nn.ReLU, nn.Tanh, nn.Dropout], ids=lambda t: t.__name__)
+def test_an_edit_that_matches_its_definition_is_accepted_and_exact(latent):
+    torch.manual_seed(0)
+    model = _Case(lambda s, x, h, z: s.dec(s.mid(z)) + s.skip(torch.relu(z)), latent=latent()).eval()
+    ablated = ablate(model, 'latent', [0, 2])
+    for x in _definition_inputs():
+        torch.testing.assert_close(ablated(x), model.reference(x, [0, 2]), rtol=1e-4, atol=1e-5)
+
+
+WALK_THROUGH = {'Identity': nn.Identity, 'ReLU': nn.ReLU, 'Tanh': nn.Tanh, 'L2Norm': L2Norm}
+MIXING = {'MixIdentity': _MixIdentity, 'MixReLU': _MixReLU}
+
+
+@dataclasses.dataclass(frozen=True)
+class _NetSpec:
+    chain: tuple[str, ...]
+    """Parameter-free modules after `enc`, in order: `chain.0`, `chain.1`, ..."""
+    layer: int
+    """The edited layer: -1 for `enc`, else `chain.{layer}`."""
+    skips: tuple[int, ...]
+    """Positions (-1: enc's output, i: chain.i's output) that a Linear reads and adds to the output."""
+    sums: tuple[int, ...]
+    """Positions whose `.sum(-1)` is added to the output."""
+    hooks: tuple[tuple[int, str], ...]
+    """(position, 'mix' or 'shift') forward hooks on enc (-1) or chain modules."""
+    mixing_linear: bool
+    dims: tuple[int, ...]
+    seed: int
+
+    @property
+    def clean(self) -> bool:
+        """Nothing but known walk-through layers, and nothing reads before the layer: ablate must accept it."""
+        return (
+            not self.hooks
+            and not self.mixing_linear
+            and all(name in WALK_THROUGH for name in self.chain)
+            and all(p >= self.layer for p in self.skips + self.sums)
+        )
+
+
+@st.composite
+def _net_specs(draw) -> _NetSpec:
+    chain = tuple(draw(st.lists(st.sampled_from([*WALK_THROUGH, *MIXING]), max_size=3)))
+    positions = st.integers(-1, len(chain) - 1)
+    return _NetSpec(
+        chain=chain,
+        layer=draw(positions),
+        skips=tuple(draw(st.lists(positions, max_size=2))),
+        sums=tuple(draw(st.lists(positions, max_size=1))),
+        hooks=tuple(draw(st.lists(st.tuples(positions, st.sampled_from(['mix', 'shift'])), max_size=1))),
+        mixing_linear=draw(st.booleans()),
+        dims=tuple(sorted(draw(st.sets(st.integers(0, 3), min_size=1, max_size=3)))),
+        seed=draw(st.integers(0, 1000)),
+    )
+
+
+class _RandomNet(nn.Module):
+    """`enc → chain… → dec`, with skips and sums read off any position; `run(x, dims)` computes by hand the model in
+    which only the layer sees `dims` zeroed where enc writes them."""
+
+    def __init__(self, spec: _NetSpec) -> None:
+        super().__init__()
+        torch.manual_seed(spec.seed)
+        self.spec = spec
+        self.enc = (_MixLinear if spec.mixing_linear else nn.Linear)(5, 4)
+        self.chain = nn.ModuleList({**WALK_THROUGH, **MIXING}[name]() for name in spec.chain)
+        self.dec = nn.Linear(4, 2)
+        self.skip = nn.ModuleList(nn.Linear(4, 2) for _ in spec.skips)
+        for position, kind in spec.hooks:
+            module = self.enc if position == -1 else self.chain[position]
+            module.register_forward_hook(_mixing_hook if kind == 'mix' else lambda m, i, o: o + 0.5)
+
+    @property
+    def layer_name(self) -> str:
+        return 'enc' if self.spec.layer == -1 else f'chain.{self.spec.layer}'
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)
+
+    def run(self, x: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
+        outputs = [self.enc(x)]  # outputs[p + 1] is position p's output
+        for module in self.chain:
+            outputs.append(module(outputs[-1]))
+        if dims is not None:
+            cut = self.spec.layer + 1
+            path = outputs[0].clone()
+            path[..., list(dims)] = 0
+            for module in self.chain[:cut]:
+                path = module(path)
+            outputs = [*outputs[:cut], path]
+            for module in self.chain[cut:]:
+                outputs.append(module(outputs[-1]))
+        y = self.dec(outputs[-1])
+        for skip, position in zip(self.skip, self.spec.skips, strict=True):
+            y = y + skip(outputs[position + 1])
+        for position in self.spec.sums:
+            y = y + outputs[position + 1].sum(-1, keepdim=True)
+        return y
+
+
+@settings(max_examples=80, deadline=None)
+@given(_net_specs())
+def test_no_accepted_edit_of_a_random_model_differs_from_its_definition(spec):
+    model = _RandomNet(spec).eval()
+    generator = torch.Generator().manual_seed(spec.seed)
+    inputs = [torch.rand(6, 5, generator=generator), 2 * torch.randn(11, 5, generator=generator)]
+    for operation in (ablate, prune):
+        try:
+            edited = operation(model, model.layer_name, spec.dims)
+        except SurgeryError as refused:
+            assert '\n' not in str(refused)
+            assert not (operation is ablate and spec.clean), f'a clean model was refused: {refused}'
+            continue
+        with torch.no_grad():
+            for x in inputs:
+                torch.testing.assert_close(edited(x), model.run(x, spec.dims), rtol=1e-4, atol=1e-5)

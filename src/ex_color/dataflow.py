@@ -35,6 +35,7 @@ __all__ = [
     'LayerTrace',
     'SurgeryError',
     'default_sample',
+    'global_hooks',
     'left_as_it_was',
     'opaque_part',
     'output_shapes',
@@ -44,6 +45,7 @@ __all__ = [
     'shared_weights',
     'tensors_in',
     'trace_layer',
+    'why_not_passing',
 ]
 
 ZERO_PRESERVING: tuple[type[nn.Module], ...] = (
@@ -93,14 +95,36 @@ class Call:
         return self.name if self.module is None else f'{self.name!r} ({type(self.module).__name__})'
 
 
+def global_hooks() -> bool:
+    """Whether module hooks are registered for every module (`nn.modules.module.register_module_forward_hook`, ...)."""
+    hooks = nn.modules.module
+    return bool(hooks._global_forward_hooks or hooks._global_forward_pre_hooks)
+
+
+def why_not_passing(module: nn.Module, label: str) -> str | None:
+    """Why a module is not known to keep a zero channel at zero and ignore it otherwise, or None: only the exact types
+    in `ZERO_PRESERVING` are, without parameters and without hooks (its own or global), which could change anything."""
+    if type(module) not in ZERO_PRESERVING:
+        if isinstance(module, ZERO_PRESERVING):
+            base = next(b for b in type(module).__mro__ if b in ZERO_PRESERVING)
+            return f'{label} is a subclass of {base.__name__}, which may compute anything'
+        return None
+    if next(module.parameters(), None) is not None:
+        return f'{label} has parameters of its own'
+    if module._forward_hooks or module._forward_pre_hooks:
+        return f'{label} has forward hooks of its own, which may change its output'
+    if global_hooks():
+        return 'global module hooks are registered (register_module_forward_hook), which may change any output'
+    return None
+
+
 def passes_zero(call: Call) -> bool:
     """Whether a call keeps a zero channel at zero and ignores it otherwise: a plain `ZERO_PRESERVING` module (its
-    exact type, no parameters, no hooks of its own) or a `ZERO_PRESERVING_OPS` function of one tensor."""
+    exact type, no parameters, no hooks) or a `ZERO_PRESERVING_OPS` function of one tensor."""
     module = call.module
     if module is None:
         return call.op in ZERO_PRESERVING_OPS and len(call.inputs) == 1
-    plain = next(module.parameters(), None) is None and not (module._forward_hooks or module._forward_pre_hooks)
-    return type(module) in ZERO_PRESERVING and plain
+    return type(module) in ZERO_PRESERVING and why_not_passing(module, call.label) is None
 
 
 def default_sample(model: nn.Module, rows: int = 4) -> Tensor:
@@ -470,7 +494,10 @@ def _find_producer(graph: _Graph, node: int, sample: Any) -> tuple[str | None, s
             return call.name, None
         if isinstance(module, nn.modules.conv._ConvNd):
             return None, f'{call.label} produces it: Conv layers are not supported by weight surgery'
-        if not isinstance(module, ZERO_PRESERVING):
+        not_plain = why_not_passing(module, call.label)
+        if not_plain is not None:
+            return None, f'{not_plain}, so a zeroed channel may not stay zero'
+        if type(module) not in ZERO_PRESERVING:
             return (
                 None,
                 f'{call.label} computes it and does not keep a zeroed channel at zero (normalisation or mixing)',

@@ -6,8 +6,9 @@ those Linears from the model's real data flow (`dataflow.trace_layer`: one forwa
 sample, followed by tensor identity), or take them by name (`producer=`, `consumer=`):
 
 - producer: the Linear whose output is the layer's output, possibly through layers that keep a
-  zero channel at zero (`dataflow.ZERO_PRESERVING`: L2Norm, activations such as GELU). For
-  CNColorMLP's `'bottleneck'` that is `'encoder.4'`; a Linear layer is its own producer.
+  zero channel at zero (`dataflow.ZERO_PRESERVING`: L2Norm, activations such as GELU; their exact
+  types, without hooks). For CNColorMLP's `'bottleneck'` that is the encoder's last Linear; a Linear layer is
+  its own producer.
 - consumer: the one Linear that reads the layer's output (again possibly through such layers),
   e.g. `'decoder.0'`. `ablate` needs none; `prune` needs exactly one.
 
@@ -15,9 +16,12 @@ What cannot be done exactly is refused with a `SurgeryError` (a ValueError) that
 normalisation or mixing between the Linear and the layer, Conv layers, a layer that outputs a
 tuple, weights shared with another module, a producer whose output is read elsewhere too, and
 (for `prune`) a layer that is part of the model's output or is read by anything but one Linear.
-Every edit is then checked on the sample: the layer's dims are exactly zero (ablate) or gone
-(prune), and the model's output keeps its shape. An intervention (`ex_color.intervention.Ablation`)
-zeroes dims of any tensor layer without touching weights, for models where surgery cannot be exact.
+Every edit is then checked against its definition (`ablation_reference`: the model in which only
+the layer sees the dims zeroed where the producer writes them) on the sample and on varied inputs,
+which catches what the trace cannot see (hooks, subclasses, hidden reads, branches those inputs
+take); and on the sample the layer's dims must be exactly zero (ablate) or gone (prune). An
+intervention (`ex_color.intervention.Ablation`) zeroes dims of any tensor layer without touching
+weights, for models where surgery cannot be exact.
 
 Both return a modified deep copy; the original model is never changed.
 """
@@ -32,16 +36,15 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from ex_color.ablation_reference import check_inputs, largest_difference, model_output, reference_output
 from ex_color.dataflow import (
     LayerTrace,
     SurgeryError,
     default_sample,
-    left_as_it_was,
     output_shapes,
     parameter_use,
     run_traced,
     shared_weights,
-    tensors_in,
     trace_layer,
 )
 from ex_color.indices import check_indices
@@ -160,13 +163,16 @@ def ablate(
     Linear); `producer`/`consumer` name the Linears instead of tracing them. Raises SurgeryError
     when the edit cannot be exact.
     """
-    sample = default_sample(model) if sample is None else sample
+    generated = sample is None
+    sample = default_sample(model) if generated else sample
     trace = trace_layer(model, layer_id, sample)
     width = trace.output.shape[-1]
     dims = check_indices(dims, 'ablate: dims', width, layer_id)
     producer_name = _producer(model, trace, producer, width, 'ablate')
     consumer_name = _consumer(model, trace, consumer, width, 'ablate')
-    return _zeroed(model, trace, dims, sample, producer_name, consumer_name)
+    ablated = _zeroed(model, trace, dims, sample, producer_name, consumer_name)
+    _check_definition(model, ablated, trace.layer, producer_name, dims, sample, generated, 'ablate')
+    return ablated
 
 
 def _zeroed(model: M, trace: LayerTrace, dims: list[int], sample: Any, producer: str, consumer: str | None) -> M:
@@ -244,7 +250,8 @@ def prune(
     but one Linear, is refused. If the model has a `k_bottleneck` attribute and the pruned layer is
     its `bottleneck`, the attribute is updated. Arguments as for `ablate`.
     """
-    sample = default_sample(model) if sample is None else sample
+    generated = sample is None
+    sample = default_sample(model) if generated else sample
     trace = trace_layer(model, layer_id, sample)
     width = trace.output.shape[-1]
     dims = check_indices(dims, 'prune: dims', width, layer_id)
@@ -256,8 +263,11 @@ def prune(
     consumer_name = _consumer(model, trace, consumer, width, 'prune')
     if consumer_name is None:
         raise SurgeryError(f'prune: cannot narrow layer {layer_id!r}: {_why_no_consumer(model, trace, width)}')
+    for role, name in (('producer', producer_name), ('consumer', consumer_name)):
+        why = _why_not_replaceable(get_layer(model, name), f'{role} {name!r}')
+        if why is not None:
+            raise SurgeryError(f'prune: {why}; use ablate, which edits its weights in place')
     prunes_bottleneck = _is_bottleneck_of(model, trace, producer_name, sample)
-    ablated = _zeroed(model, trace, dims, sample, producer_name, consumer_name)
 
     pruned = copy.deepcopy(model)
     linear = get_layer(pruned, producer_name)
@@ -267,27 +277,55 @@ def prune(
     if prunes_bottleneck:
         pruned.k_bottleneck = len(keep)
     _verify(pruned, layer_id, sample, trace, 'prune', lambda out: _narrower(out, len(keep)))
-    _same_as_ablated(pruned, ablated, layer_id, sample)
+    _check_definition(model, pruned, layer_id, producer_name, dims, sample, generated, 'prune')
     log.debug('pruned dims %s of %r: width %d → %d', dims, layer_id, width, len(keep))
     return pruned
 
 
-def _same_as_ablated(pruned: nn.Module, ablated: nn.Module, layer: str, sample: Any) -> None:
-    """Prune must compute what ablate computes (the dropped channels were zeros nobody read): checked on the sample."""
-    expected, got = _outputs(ablated, sample), _outputs(pruned, sample)
-    if len(expected) != len(got) or not all(
-        torch.allclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True) for a, b in zip(got, expected, strict=True)
-    ):
-        raise SurgeryError(
-            f'prune of {layer!r} does not compute what ablate does on the sample: something reads the dropped '
-            'channels; use ablate'
-        )
+def _why_not_replaceable(linear: nn.Module, label: str) -> str | None:
+    """Why prune cannot put a plain nn.Linear in this module's place without changing what it does, or None."""
+    if type(linear) is not nn.Linear:
+        return f'{label} is a {type(linear).__name__}, and prune would put a plain nn.Linear in its place'
+    if linear._forward_hooks or linear._forward_pre_hooks:
+        return f'{label} has forward hooks, which the nn.Linear prune puts in its place would not have'
+    return None
 
 
-def _outputs(model: nn.Module, sample: Any) -> list[Tensor]:
-    """The tensors of `model(sample)` in eval mode, without gradients, leaving the model as it was."""
-    with left_as_it_was(model), torch.no_grad():
-        return list(tensors_in(model(*(sample if isinstance(sample, tuple) else (sample,)))))
+def _check_definition(
+    original: nn.Module,
+    edited: nn.Module,
+    layer: str,
+    producer: str,
+    dims: list[int],
+    sample: Any,
+    generated: bool,
+    operation: str,
+) -> None:
+    """Compare the edited model with what ablating the layer's dims means (`ablation_reference`) on the sample and
+    on varied inputs; raise SurgeryError naming the first input where they differ beyond the stated tolerance."""
+    for where, inputs in check_inputs(sample, generated=generated):
+        try:
+            expected = reference_output(original, layer, producer, dims, inputs, where)
+        except SurgeryError:
+            raise
+        except Exception as error:  # the model itself does not run on this variant: not a valid input
+            log.debug('%s check skips %s: the model does not run on it (%s)', operation, where, error)
+            continue
+        try:
+            got = model_output(edited, inputs)
+        except Exception as error:
+            first_line = str(error).splitlines()[0] if str(error) else ''
+            raise SurgeryError(
+                f'{operation} of {layer!r} is not exact on this model: on {where} the edited model fails '
+                f'({type(error).__name__}: {first_line}) where the original runs; {INTERVENTION_HINT}'
+            ) from None
+        problem = largest_difference(got, expected)
+        if problem is not None:
+            raise SurgeryError(
+                f'{operation} of {layer!r} is not exact on this model: on {where}, {problem} (the model in which only '
+                f'layer {layer!r} sees dims {dims} zeroed where {producer!r} writes them; something else reads them, '
+                f'or code the trace cannot see changes them); {INTERVENTION_HINT}'
+            )
 
 
 def _is_bottleneck_of(model: nn.Module, trace: LayerTrace, producer: str, sample: Any) -> bool:
@@ -312,7 +350,12 @@ def prune_equals_ablate(model: nn.Module, layer_id: str, *, sample: Any = None) 
     except SurgeryError:
         return False
     width = trace.output.shape[-1]
-    return trace.producer is not None and _traced_consumer(model, trace, width) is not None
+    consumer = _traced_consumer(model, trace, width)
+    return (
+        trace.producer is not None
+        and consumer is not None
+        and all(_why_not_replaceable(get_layer(model, name), name) is None for name in (trace.producer, consumer))
+    )
 
 
 def _select_linear(
