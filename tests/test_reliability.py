@@ -467,3 +467,80 @@ def test_byte_order_marks_and_cr_line_endings_train_as_the_plain_files(base, tmp
 
     figures = [json.loads((d / 'results.json').read_text())['evaluations'] for d in (tmp_path / 'run', base / 'run')]
     assert figures[0] == figures[1]
+
+
+# Ctrl-C at every phase of a sweep and a comparison: exit 130, one line, no traceback -------------------------
+
+
+def _raising_sigint_first(real: Callable, calls: list[int]) -> Callable:
+    """`real`, except that its first call raises SIGINT in this process before doing the work."""
+
+    def interrupting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    return interrupting
+
+
+def _interrupt_training(monkeypatch, command: str, calls: list[int]) -> None:
+    """SIGINT inside the engine's loop, after its first progress report."""
+    from dataclasses import replace
+
+    from ex_color import compare, sweep
+
+    module, name = (sweep, 'SWEEP') if command == 'sweep' else (compare, 'COMPARE')
+    job = getattr(module, name)
+    real = job.train_chunk
+
+    def train_chunk(config, dopesheet, seeds, *, steps, options):
+        options = replace(options, on_progress=_raising_sigint_first(options.on_progress, calls))
+        return real(config, dopesheet, seeds, steps=steps, options=options)
+
+    monkeypatch.setattr(module, name, replace(job, train_chunk=train_chunk))
+
+
+def _interrupt_evaluation(monkeypatch, command: str, calls: list[int]) -> None:
+    """SIGINT while the last (only) chunk's trained seeds are assessed."""
+    from ex_color import compare, experiment
+
+    if command == 'sweep':
+        monkeypatch.setattr(experiment, 'assess', _raising_sigint_first(experiment.assess, calls))
+    else:
+        monkeypatch.setattr(compare, 'assess_pair', _raising_sigint_first(compare.assess_pair, calls))
+
+
+def _interrupt_report(monkeypatch, command: str, calls: list[int]) -> None:
+    """SIGINT while the report draws: a sweep's best run in worker processes, a comparison's first figure here."""
+    from ex_color.vis import compare_report, run_figures
+
+    if command == 'sweep':
+        monkeypatch.setattr(run_figures, 'wait', _raising_sigint_first(run_figures.wait, calls))
+    else:
+        monkeypatch.setattr(
+            compare_report, 'plot_method_boxes', _raising_sigint_first(compare_report.plot_method_boxes, calls)
+        )
+
+
+PHASES = {'training': _interrupt_training, 'evaluation': _interrupt_evaluation, 'report': _interrupt_report}
+
+
+@pytest.mark.parametrize('phase', list(PHASES))
+@pytest.mark.parametrize('command', ['sweep', 'compare'])
+def test_ctrl_c_at_every_phase_exits_130_in_one_line(tmp_path, monkeypatch, command, phase):
+    calls: list[int] = []
+    PHASES[phase](monkeypatch, command, calls)
+    out = tmp_path / command
+    proc = run_cli(command, EX29, '--seeds', '0-1', '--steps', STEPS, '--out', out, cwd=tmp_path)
+    assert calls, f'the {phase} phase never ran'
+    line = assert_one_line_after_logs(proc.stderr, 130, proc.returncode)
+    assert not (out / 'report.html').exists()
+    if phase == 'report':  # the results are whole: the report can be drawn again without training
+        assert 'interrupted while drawing the report' in line and f'ex-color report {out}' in line, line
+        monkeypatch.undo()
+        again = run_cli('report', out, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert (out / 'report.html').exists()
+    else:
+        assert 'finished seeds are kept' in line, line

@@ -118,6 +118,7 @@ def entry() -> None:
     except KeyboardInterrupt:  # pressed between the work's end and the exit: the work has said nothing
         print('ex-color: interrupted', file=sys.stderr)
         code = EXIT_INTERRUPTED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit code is decided: a late Ctrl-C must not kill the exit
     sys.exit(code)
 
 
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format='%(levelname).1s %(name)s: %(message)s',
     )
+    if not args.verbose:  # torch's own INFO lines (e.g. cache statistics at exit) are not ours to show
+        logging.getLogger('torch').setLevel(logging.WARNING)
     if args.command is None:
         parser.print_help()
         return 0
@@ -170,6 +173,13 @@ def _dispatch(args: argparse.Namespace) -> None:
 
 def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None, str]:
     """The exit code and one-line message for an error; code None for a bug (its traceback is shown)."""
+    from ex_color.signals import Interrupted
+
+    # An interrupt can land while torch is half imported: answer it before importing anything that needs torch.
+    if isinstance(error, Interrupted):
+        return EXIT_INTERRUPTED, str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, 'interrupted; files written so far are complete (each is written atomically)'
     from ex_color.config import ConfigError
     from ex_color.erasure import ErasureError
     from ex_color.experiment import RunExistsError
@@ -193,8 +203,6 @@ def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None
                 return EXIT_INTERRUPTED, f'{error}; checkpoint saved, continue with --resume'
             # A local chunk also saved a checkpoint; a Ray task keeps none: its chunk starts over.
             return EXIT_INTERRUPTED, f'{error}; finished seeds are kept, continue with the same command'
-        case KeyboardInterrupt():
-            return EXIT_INTERRUPTED, 'interrupted; files written so far are complete (each is written atomically)'
         case MemoryError():
             return EXIT_FAILED, 'error: out of memory; try fewer seeds per ensemble (--chunk) or a smaller experiment'
         case OSError():

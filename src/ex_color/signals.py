@@ -10,6 +10,13 @@ from collections.abc import Callable, Iterator
 log = logging.getLogger(__name__)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM ended some work at a safe point; the message says what is kept and how to go on."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else 'interrupted'
+
+
 @contextlib.contextmanager
 def stop_on_signals(stopping: str = 'checkpointing and stopping') -> Iterator[Callable[[], bool]]:
     """Turn SIGINT/SIGTERM into a flag the training loop polls, so it can checkpoint first; `stopping` says
@@ -35,4 +42,4 @@ def stop_on_signals(stopping: str = 'checkpointing and stopping') -> Iterator[Ca
             signal.signal(s, h)
 
 
-__all__ = ['stop_on_signals']
+__all__ = ['Interrupted', 'stop_on_signals']

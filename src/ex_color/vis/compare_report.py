@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -433,11 +433,11 @@ def write_compare_report(directory: str | Path) -> Path:
     directory = Path(directory)
     if not directory.is_dir():
         raise RunArtifactsError(f'{directory}: no such directory; expected a comparison (ex-color compare writes one)')
-    with locked(directory):
-        return _write_compare_report(directory)
+    with locked(directory) as stop_if_asked:
+        return _write_compare_report(directory, stop_if_asked)
 
 
-def _write_compare_report(directory: Path) -> Path:
+def _write_compare_report(directory: Path, stop_if_asked: Callable[[], None]) -> Path:
     started = time.perf_counter()
     comparison = load_comparison(directory)
     facts, table, summary, hue = comparison.facts, comparison.table, comparison.summary, comparison.hue
@@ -473,6 +473,7 @@ def _write_compare_report(directory: Path) -> Path:
             relative_to=directory,
         )
     ]
+    stop_if_asked()
     if hue is not None:
         target_hues = target_hues_of(directory, order) or None
         hue_order = [m for m in order if (hue['method'] == m).any()]
@@ -495,6 +496,7 @@ def _write_compare_report(directory: Path) -> Path:
                 relative_to=directory,
             )
         )
+    stop_if_asked()
     remove_stale(figures_dir, figures)
     index = {'figures': [figure.to_dict() for figure in figures]}
     write_atomic(figures_dir / FIGURE_INDEX, json.dumps(index, indent=2) + '\n')

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from ex_color.rundir import RunArtifactsError
+from ex_color.signals import Interrupted, stop_on_signals
 from ex_color.vis.export import SavedFigure
 from ex_color.workdir import DirectoryError, lock
 
@@ -55,15 +56,43 @@ class Table:
     rows: list[list[str]]
 
 
+class ReportInterrupted(Interrupted):
+    """Ctrl-C (SIGINT) or SIGTERM while a report was drawn: the results are whole, the report is not written."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(
+            f'interrupted while drawing the report of {directory}; the results are saved, '
+            f'redraw it with: ex-color report {directory}'
+        )
+        self.directory = directory
+
+
 @contextlib.contextmanager
-def locked(directory: str | Path) -> Iterator[None]:
-    """Hold the directory's lock while its report is written, so a run or another report cannot interleave."""
+def locked(directory: str | Path) -> Iterator[Callable[[], None]]:
+    """Hold the directory's lock while its report is written, so a run or another report cannot interleave.
+
+    Yields `stop_if_asked`, to call between figures: it raises ReportInterrupted once SIGINT or SIGTERM
+    has arrived. Signals only set a flag meanwhile (one landing inside a finaliser could otherwise be
+    swallowed), and the block ends with the same check, so an interrupted report never returns normally.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise ReportError(f'{directory}: no such directory; expected a run, sweep or compare directory')
+
     try:
-        with lock(directory):
-            yield
+        with lock(directory), stop_on_signals('stopping the report at the next figure') as stop:
+
+            def stop_if_asked() -> None:
+                if stop():
+                    raise ReportInterrupted(directory)
+
+            try:
+                yield stop_if_asked
+            except ReportInterrupted as inner:  # in a report this one includes: redraw this one
+                if inner.directory != directory:
+                    raise ReportInterrupted(directory) from None
+                raise
+            stop_if_asked()
     except DirectoryError as e:
         raise ReportError(str(e)) from None
 
@@ -81,6 +110,7 @@ __all__ = [
     'FIGURE_INDEX',
     'REPORT_FILE',
     'ReportError',
+    'ReportInterrupted',
     'Table',
     'environment',
     'error_shade',

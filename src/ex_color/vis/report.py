@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,23 +97,20 @@ def write_run_report(directory: str | Path, *, workers: int | None = None) -> Pa
     Args:
         workers: processes drawing figures (default: one per core, at most 4; 1 draws them here).
     """
-    with locked(directory):
-        return _write_run_report(directory, workers=workers)
+    with locked(directory) as stop_if_asked:
+        return _write_run_report(directory, workers, stop_if_asked)
 
 
-def _write_run_report(directory: str | Path, *, workers: int | None = None) -> Path:
-    """Draw a finished run's figures and write its report.html; return the report's path.
-
-    Args:
-        workers: processes drawing figures (default: one per core, at most 4; 1 draws them here).
-    """
+def _write_run_report(directory: str | Path, workers: int | None, stop_if_asked: Callable[[], None]) -> Path:
     started = time.perf_counter()
     run = load_run(directory)
     directory = run.directory
     log.info('Drawing the figures of %s', directory)
     views = variant_views(run)
+    stop_if_asked()
     figures_dir = directory / FIGURES_DIR
-    saved = draw_figures(list(run_figure_jobs(run, views)), figures_dir, relative_to=directory, workers=workers)
+    jobs = list(run_figure_jobs(run, views))
+    saved = draw_figures(jobs, figures_dir, relative_to=directory, workers=workers, stop_if_asked=stop_if_asked)
     remove_stale(figures_dir, [figure for _, figure in saved])
 
     results = run.results
@@ -175,11 +172,11 @@ def _css_rgb(rgb: Sequence[float]) -> str:
 
 def write_sweep_report(directory: str | Path) -> Path:
     """Write a sweep's report.html (and its best run's, which it links to); return the report's path."""
-    with locked(directory):
-        return _write_sweep_report(directory)
+    with locked(directory) as stop_if_asked:
+        return _write_sweep_report(directory, stop_if_asked)
 
 
-def _write_sweep_report(directory: str | Path) -> Path:
+def _write_sweep_report(directory: str | Path, stop_if_asked: Callable[[], None]) -> Path:
     started = time.perf_counter()
     directory = Path(directory)
     for name in (SUMMARY_FILE, TABLE_FILE, 'config.toml', 'dopesheet.csv'):
@@ -206,6 +203,7 @@ def _write_sweep_report(directory: str | Path) -> Path:
     minimise, maximise, best_column, printed = sweep_objectives(experiment.config)
     columns = [c for c in (*maximise, *minimise) if c in table.columns]
     figures = []
+    stop_if_asked()
     if columns:
         figures.append(
             save_figure(
@@ -218,6 +216,7 @@ def _write_sweep_report(directory: str | Path) -> Path:
                 relative_to=directory,
             )
         )
+    stop_if_asked()
     pareto_axes = (minimise[0], best_column) if minimise and best_column in maximise else None
     if pareto_axes and all(c in table.columns for c in pareto_axes):
         figures.append(

@@ -9,12 +9,13 @@ error against similarity to each evaluation's target, the dopesheet and the trai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from itertools import combinations
@@ -261,17 +262,27 @@ def run_figure_jobs(run: Run, views: dict[str, VariantView]) -> Iterator[FigureJ
 
 
 def draw_figures(
-    jobs: list[FigureJob], directory: Path, relative_to: Path, workers: int | None = None
+    jobs: list[FigureJob],
+    directory: Path,
+    relative_to: Path,
+    workers: int | None = None,
+    stop_if_asked: Callable[[], None] = lambda: None,
 ) -> list[tuple[str, SavedFigure]]:
     """Draw and save each job in both themes; (section, saved figure) in job order.
 
     Matplotlib holds the GIL while it renders, so figures are drawn in `workers` processes
     (default: one per available core, at most 4); 1 draws them here, one after another.
+    `stop_if_asked` is called between figures (and while waiting for workers): whatever it raises
+    stops the drawing, and the figures not yet started are dropped.
     """
     workers = default_workers() if workers is None else workers
     draw = partial(_draw_job, directory=directory, relative_to=relative_to)
     if workers <= 1 or len(jobs) <= 1:
-        return [draw(job) for job in jobs]
+        drawn = []
+        for job in jobs:
+            stop_if_asked()
+            drawn.append(draw(job))
+        return drawn
     # Forked workers start at once with everything imported; elsewhere the platform's default start.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context('fork' if 'fork' in methods else None)
@@ -280,7 +291,14 @@ def draw_figures(
         max_workers=min(workers, len(jobs)), mp_context=context, initializer=_leave_interrupts_to_the_parent
     )
     try:
-        futures = {i: pool.submit(draw, jobs[i]) for i in order}
+        with _signals_held():  # workers start with them blocked, so none can land before they ignore them
+            futures = {i: pool.submit(draw, jobs[i]) for i in order}
+        pending = set(futures.values())
+        while pending:
+            done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # a failed figure raises here
+            stop_if_asked()
         return [futures[i].result() for i in range(len(jobs))]
     except BaseException:  # Ctrl-C or a failed figure: drop the figures not yet started
         pool.shutdown(wait=True, cancel_futures=True)
@@ -289,9 +307,32 @@ def draw_figures(
         pool.shutdown(wait=True)
 
 
+POLL_SECONDS = 0.2
+"""How often the parent looks for a stop request while workers draw."""
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread meanwhile (where the platform can); they arrive afterwards."""
+    if not hasattr(signal, 'pthread_sigmask'):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def _leave_interrupts_to_the_parent() -> None:
-    """Workers ignore Ctrl-C: the parent stops the pool and reports the interrupt once."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Workers ignore Ctrl-C and SIGTERM (they started with both blocked): the parent stops the pool and reports
+    the interrupt once."""
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+    if hasattr(signal, 'pthread_sigmask'):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _draw_job(job: FigureJob, directory: Path, relative_to: Path) -> tuple[str, SavedFigure]:
