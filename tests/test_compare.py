@@ -4,6 +4,7 @@ an interrupted comparison continues without retraining, and the summary's interv
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -159,6 +160,36 @@ def test_interrupted_compare_continues_without_retraining(experiment, compared, 
     assert calls == [[1]]  # seed 0 was not retrained
     pd.testing.assert_frame_equal(again.table, compared.table)
     pd.testing.assert_frame_equal(again.summary, compared.summary)
+
+
+def test_a_kill_between_the_tables_and_compare_json_is_refused_until_the_command_runs_again(
+    experiment, compared, tmp_path: Path, monkeypatch
+):
+    """Four files cannot be replaced at once: the manifest records their SHA-256 after the last, and a report of
+    files from two comparisons (here: seed 0's tables beside seeds 0–1's compare.json) is refused in one line."""
+    from ex_color.comparedir import CompareFacts
+    from ex_color.rundir import RunArtifactsError
+    from ex_color.vis.compare_report import load_comparison
+
+    out = tmp_path / 'compare'
+    shutil.copytree(compared.directory, out)
+    assert load_comparison(out).facts.seeds == [0, 1]
+
+    def killed(self, directory):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CompareFacts, 'write', killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_compare(experiment, [0], out=out, steps=STEPS, progress=False)
+    assert json.loads((out / 'compare.json').read_text())['seeds'] == [0, 1]  # the old facts beside new tables
+    with pytest.raises(RunArtifactsError, match=r'compare\.csv: not the file that was written with this directory'):
+        load_comparison(out)
+    line = assert_one_line_error(run_cli('report', out))
+    assert 'run the same ex-color compare again' in line
+
+    run_compare(experiment, [0], out=out, steps=STEPS, progress=False)
+    assert load_comparison(out).facts.seeds == [0]
 
 
 def test_compare_refuses_another_experiments_directory(experiment, compared):

@@ -251,28 +251,34 @@ CASES: dict[str, Case] = {
     ),
     'Arabic-Indic digits': Case(_bad_file('ar', '\n3000,', '\n٣٠٠٠,', 'dopesheet.csv'), 2, 'other than ASCII'),
     # 4. Damaged artifacts: one line naming the file, nothing touched.
-    'garbage checkpoint': Case(_damaged_run('checkpoint.pt', _write(b'garbage'), finished=False), 2, 'damaged'),
+    'garbage checkpoint': Case(
+        _damaged_run('checkpoint.pt', _write(b'garbage'), finished=False),
+        2,
+        'checkpoint.pt: not a file torch.save wrote (7 bytes that do not start as its archives do)',
+    ),
     'truncated checkpoint': Case(
         _damaged_run(
             'checkpoint.pt', lambda p: p.write_bytes((p.parent / 'model.pt').read_bytes()[:300]), finished=False
         ),
         2,
-        'checkpoint.pt: damaged',
+        'checkpoint.pt: truncated: its 300 bytes end before the end of the archive torch.save wrote',
     ),
     'checkpoint is a directory': Case(
-        _damaged_run('checkpoint.pt', _replace_with_directory, finished=False), 2, 'checkpoint.pt: damaged'
+        _damaged_run('checkpoint.pt', _replace_with_directory, finished=False),
+        2,
+        'checkpoint.pt: a directory, not a file',
     ),
     'garbage results.json on resume': Case(_damaged_run('results.json', _write(b'{"br')), 2, 'not valid JSON'),
     'results.json is a directory': Case(
         _damaged_run('results.json', _replace_with_directory), 2, 'results.json: cannot be read'
     ),
     'truncated seed file': Case(
-        _damaged_sweep(lambda s: _truncate(s / 'seeds' / 'seed-1.pt')), 2, 'seed-1.pt: damaged'
+        _damaged_sweep(lambda s: _truncate(s / 'seeds' / 'seed-1.pt')), 2, 'seed-1.pt: truncated: its'
     ),
     'garbage chunk checkpoint': Case(
         _damaged_sweep(lambda s: ((s / 'seeds' / 'seed-1.pt').unlink(), (s / 'chunk.pt').write_bytes(b'junk'))),
         2,
-        'chunk.pt: damaged',
+        'chunk.pt: not a file torch.save wrote',
     ),
     'damaged sweep manifest': Case(
         _damaged_sweep(lambda s: (s / 'manifest.json').write_text('{')), 2, 'manifest.json: damaged'
@@ -295,6 +301,11 @@ CASES: dict[str, Case] = {
     ),
     'report: empty model.pt': Case(
         _damaged_run('model.pt', _write(b''), command='report'), 2, 'model.pt: cannot load the model'
+    ),
+    'report: a manifest of a newer ex-color': Case(
+        _damaged_run('manifest.json', _results_edit(lambda m: m.update(format=2)), command='report'),
+        2,
+        'written by a newer ex-color (manifest format 2; this one reads format 1); upgrade ex-color',
     ),
     'report: a sweep whose config.toml was edited': Case(
         lambda c, b: (

@@ -48,7 +48,7 @@ from ex_color.comparedir import (
     CompareFacts,
     ControlFacts,
     Verdict,
-    write_tables,
+    write_comparison,
 )
 from ex_color.config import (
     BASELINE,
@@ -297,8 +297,7 @@ def run_compare(
             failed={str(m): [int(x) for x in g['seed']] for m, g in failed.groupby('method', sort=False)},
             wall_seconds=time.perf_counter() - started,
         )
-        write_tables(directory, table, _hue_table(compared), summary)
-        facts.write(directory)
+        write_comparison(directory, table, _hue_table(compared), summary, facts)
     if facts.control is not None and not facts.control.fair:
         log.warning(
             'The control reconstructs %.1f× worse than the prepared model (median error %.2g vs %.2g): '

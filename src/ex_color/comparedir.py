@@ -20,6 +20,7 @@ import pandas as pd
 from ex_color.config import BASELINE, CONTROL
 from ex_color.files import write_atomic
 from ex_color.rundir import RunArtifactsError, read_json
+from ex_color.workdir import DirectoryError, check_recorded_files, record_files
 
 TABLE_FILE = 'compare.csv'
 HUE_FILE = 'hue_error.csv'
@@ -178,11 +179,32 @@ class Verdict:
         return None
 
 
-def write_tables(directory: Path, table: pd.DataFrame, hue: pd.DataFrame, summary: pd.DataFrame) -> None:
-    """compare.csv, hue_error.csv and summary.csv."""
+WRITTEN_TOGETHER = [TABLE_FILE, HUE_FILE, SUMMARY_FILE, FACTS_FILE]
+"""The files of one comparison, in the order they are written; the manifest records their SHA-256 last."""
+
+
+def write_comparison(
+    directory: Path, table: pd.DataFrame, hue: pd.DataFrame, summary: pd.DataFrame, facts: CompareFacts
+) -> None:
+    """compare.csv, hue_error.csv, summary.csv and compare.json, then their SHA-256 in the manifest.
+
+    Each file is atomic, but four files cannot be replaced at once: a kill between them leaves
+    files of two comparisons, which `check_written_together` then refuses (run the command again).
+    """
     write_atomic(directory / TABLE_FILE, table.to_csv(index=False))
     write_atomic(directory / HUE_FILE, hue.to_csv(index=False))
     write_atomic(directory / SUMMARY_FILE, summary.to_csv(index=False))
+    facts.write(directory)
+    record_files(directory, WRITTEN_TOGETHER)
+
+
+def check_written_together(directory: Path) -> None:
+    """The comparison's files are the ones its last run wrote together; RunArtifactsError naming the first that is
+    not (a directory whose manifest recorded no SHA-256, from an older ex-color, is not checked)."""
+    try:
+        check_recorded_files(directory, WRITTEN_TOGETHER)
+    except DirectoryError as e:
+        raise RunArtifactsError(f'{e}; run the same ex-color compare again to write them together') from None
 
 
 def read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
@@ -223,6 +245,7 @@ __all__ = [
     'CompareFacts',
     'ControlFacts',
     'Verdict',
+    'check_written_together',
     'read_table',
-    'write_tables',
+    'write_comparison',
 ]

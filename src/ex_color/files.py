@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,15 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         raise
 
 
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -50,5 +61,24 @@ def read_torch(path: str | Path, *, weights_only: bool = False) -> Any:
     try:
         return torch.load(path, weights_only=weights_only)
     except Exception as e:  # torch.load raises many kinds: EOFError, UnpicklingError, RuntimeError, IsADirectoryError…
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DamagedFileError(f'{path}: damaged ({reason[:200]}); remove it to redo the work it held') from None
+        raise DamagedFileError(f'{path}: {_why_unreadable(path, e)}; remove it to redo the work it held') from None
+
+
+def _why_unreadable(path: Path, error: Exception) -> str:
+    """What is wrong with a file torch.load failed on, in words (torch's own messages name its internals)."""
+    if path.is_dir():
+        return 'a directory, not a file'
+    if not path.exists():
+        return 'no such file'
+    size = path.stat().st_size
+    if size == 0:
+        return 'empty (0 bytes): it was never completely written'
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if head != b'PK\x03\x04':  # torch.save writes a zip archive
+        return f'not a file torch.save wrote ({size} bytes that do not start as its archives do)'
+    if not zipfile.is_zipfile(path):
+        return f'truncated: its {size} bytes end before the end of the archive torch.save wrote'
+    detail = str(error).splitlines()[0] if str(error) else ''
+    detail = detail if len(detail) <= 120 else detail[:119] + '…'
+    return f'damaged inside its archive (torch: {type(error).__name__}{": " + detail if detail else ""})'

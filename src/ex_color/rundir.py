@@ -28,7 +28,15 @@ from torch import nn
 from ex_color.config import ConfigError, Experiment, build_model, load_experiment
 from ex_color.evaluation import Evaluation
 from ex_color.files import write_atomic
-from ex_color.workdir import MANIFEST_FILE, DirectoryError, check_manifest, fingerprint, write_manifest
+from ex_color.workdir import (
+    MANIFEST_FILE,
+    DirectoryError,
+    check_manifest,
+    check_recorded_files,
+    fingerprint,
+    record_files,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +118,7 @@ def write_run(
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     write_atomic(directory / MODEL_FILE, buffer.getvalue())
+    record_files(directory, [MODEL_FILE])
     write_atomic(directory / RESULTS_FILE, results.to_json())
 
 
@@ -166,6 +175,10 @@ def load_run(directory: str | Path) -> Run:
             f'{directory / MODEL_FILE}: cannot load the model config.toml describes '
             f'({type(e).__name__}: {reason[:200]})'
         ) from None
+    try:  # it loads: but is it the model this run trained (not one copied from another run)?
+        check_recorded_files(directory, [MODEL_FILE])
+    except DirectoryError as e:
+        raise RunArtifactsError(f'{e}; expected the model this run trained') from None
     model.eval()
     metrics = read_metrics(directory / METRICS_FILE)
     return Run(directory, experiment, model, metrics, results)
@@ -198,6 +211,10 @@ def check_inputs(directory: Path, kind: str, expected: dict[str, Any]) -> None:
     if not (directory / MANIFEST_FILE).exists():
         log.warning('%s has no %s (an older ex-color?); drawing from its files as they are', directory, MANIFEST_FILE)
         return
+    try:
+        check_manifest(directory, kind)
+    except DirectoryError as e:
+        raise RunArtifactsError(str(e)) from None
     try:
         check_manifest(directory, kind, expected)
     except DirectoryError as e:

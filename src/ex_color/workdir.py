@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ex_color.files import write_atomic
+from ex_color.files import sha256_of, write_atomic
 
 MANIFEST_FILE = 'manifest.json'
 LOCK_FILE = '.lock'
@@ -80,15 +80,7 @@ def write_manifest(directory: Path, kind: str, identity: dict[str, Any]) -> None
 
 def check_manifest(directory: Path, kind: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:
     """The directory's manifest, checked to be of `kind` (and `identity`, if given); DirectoryError otherwise."""
-    path = directory / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text(encoding='utf-8'))
-    except FileNotFoundError:
-        raise DirectoryError(f'{directory}: no {MANIFEST_FILE}; expected a directory ex-color wrote') from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DirectoryError(f'{path}: damaged ({e}); expected the manifest ex-color wrote') from None
-    if not isinstance(manifest, dict) or manifest.get('format') != MANIFEST_FORMAT:
-        raise DirectoryError(f'{path}: not a manifest of this ex-color (format {MANIFEST_FORMAT})')
+    manifest = read_manifest(directory)
     if manifest.get('kind') != kind:
         raise DirectoryError(f'{directory} holds a {manifest.get("kind")}, not a {kind}')
     if identity is not None:
@@ -96,6 +88,50 @@ def check_manifest(directory: Path, kind: str, identity: dict[str, Any] | None =
         if differs:
             raise DirectoryError(f'{directory} holds a {kind} {describe_difference(manifest, identity, differs)}')
     return manifest
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The directory's manifest as written by this ex-color's format; DirectoryError otherwise."""
+    path = directory / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding='utf-8'))
+    except FileNotFoundError:
+        raise DirectoryError(f'{directory}: no {MANIFEST_FILE}; expected a directory ex-color wrote') from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DirectoryError(f'{path}: damaged ({e}); expected the manifest ex-color wrote') from None
+    found = manifest.get('format') if isinstance(manifest, dict) else None
+    if isinstance(found, int) and not isinstance(found, bool) and found > MANIFEST_FORMAT:
+        raise DirectoryError(
+            f'{path}: written by a newer ex-color (manifest format {found}; this one reads format '
+            f'{MANIFEST_FORMAT}); upgrade ex-color to use this directory'
+        )
+    if found != MANIFEST_FORMAT:
+        raise DirectoryError(f'{path}: not a manifest of this ex-color (format {MANIFEST_FORMAT})')
+    return manifest
+
+
+def record_files(directory: Path, names: list[str]) -> None:
+    """Add the SHA-256 of each named file to the manifest (`sha256`), after writing them: whoever draws from the
+    directory later can tell that the files are the ones written together (`check_recorded_files`)."""
+    manifest = read_manifest(directory)
+    manifest['sha256'] = {**manifest.get('sha256', {}), **{name: sha256_of(directory / name) for name in names}}
+    write_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=2) + '\n')
+
+
+def check_recorded_files(directory: Path, names: list[str]) -> None:
+    """Each named file whose SHA-256 the manifest recorded still has it; DirectoryError naming the first that does
+    not. A file the manifest has no record of (written by an older ex-color, or a directory without a manifest) is
+    not checked."""
+    if not (directory / MANIFEST_FILE).exists():
+        return
+    recorded = read_manifest(directory).get('sha256', {})
+    for name in names:
+        if name in recorded and (directory / name).is_file() and sha256_of(directory / name) != recorded[name]:
+            raise DirectoryError(
+                f'{directory / name}: not the file that was written with this directory (its SHA-256 differs from '
+                f'the one {MANIFEST_FILE} recorded: replaced or copied from elsewhere, or the command was stopped '
+                'while writing)'
+            )
 
 
 def describe_difference(manifest: dict[str, Any], identity: dict[str, Any], keys: list[str]) -> str:
@@ -176,4 +212,14 @@ def lock(directory: Path) -> Iterator[None]:
         handle.close()  # releases the flock
 
 
-__all__ = ['DirectoryError', 'check_manifest', 'claim', 'fingerprint', 'lock', 'write_manifest']
+__all__ = [
+    'DirectoryError',
+    'check_manifest',
+    'check_recorded_files',
+    'claim',
+    'fingerprint',
+    'lock',
+    'read_manifest',
+    'record_files',
+    'write_manifest',
+]

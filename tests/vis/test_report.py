@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from html.parser import HTMLParser
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+import torch
 
+from ex_color.model import CNColorMLP
 from ex_color.vis.page import error_shade
 from ex_color.vis.report import (
     ReportError,
@@ -252,6 +255,19 @@ def test_report_of_a_directory_that_is_no_run_names_what_is_missing(short_run, t
     shutil.copy(short_run / 'metrics.csv', broken / 'model.pt')
     with pytest.raises(ReportError, match=r'model\.pt: cannot load'):
         write_run_report(broken)
+
+
+def test_a_model_from_another_run_is_refused_before_any_figure_is_drawn(short_run, tmp_path):
+    copy = tmp_path / 'run'
+    shutil.copytree(short_run, copy)
+    torch.manual_seed(1)
+    torch.save(CNColorMLP(5, n_nonlinear=2).state_dict(), copy / 'model.pt')  # loads, but another model
+    shutil.rmtree(copy / 'figures')
+    with pytest.raises(ReportError, match=r'model\.pt: not the file that was written with this directory .*SHA-256'):
+        write_run_report(copy)
+    assert not (copy / 'figures').exists()
+    manifest = json.loads((copy / 'manifest.json').read_text())
+    assert manifest['sha256'] == {'model.pt': hashlib.sha256((short_run / 'model.pt').read_bytes()).hexdigest()}
 
 
 # A sweep's report -----------------------------------------------------------------------------

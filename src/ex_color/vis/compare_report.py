@@ -41,6 +41,7 @@ from ex_color.comparedir import (
     TEXT_COLUMNS,
     CompareFacts,
     Verdict,
+    check_written_together,
     read_table,
 )
 from ex_color.config import ConfigError, build_targets, load_experiment
@@ -102,6 +103,7 @@ def load_comparison(directory: str | Path) -> Comparison:
             raise RunArtifactsError(
                 f'{directory}: no {name}; expected a finished comparison directory (ex-color compare writes one)'
             )
+    check_written_together(directory)
     facts = CompareFacts.read(directory)
     table = read_table(directory / TABLE_FILE, ['seed', *TEXT_COLUMNS, *BOX_FIGURES])
     summary = read_table(directory / SUMMARY_FILE, [c for c in SUMMARY_COLUMNS if c != 'failed'])
