@@ -13,7 +13,7 @@ import pytest
 from ex_color.cli import main
 from ex_color.tracking import metric_key
 
-from .cli import assert_one_line_error, run_cli
+from .cli import assert_one_line_after_logs, assert_one_line_error, run_cli
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 # Trains runs, sweeps and comparisons into real trackers: `pytest -m 'not slow'` leaves it out.
@@ -237,3 +237,106 @@ def test_a_tracker_that_cannot_be_reached_and_a_repeated_logger_are_one_line(tmp
     assert '--logger mlflow: cannot track there: ' in assert_one_line_error(proc)
     proc = run_cli('run', EXPERIMENT, '--steps', '5', '--out', 'r2', '--logger', 'csv', '--logger', 'csv', cwd=tmp_path)
     assert '--logger csv is given twice' in assert_one_line_error(proc)
+
+
+def test_the_csv_tracker_keeps_every_step_once_across_an_interrupt_and_resume(tmp_path, monkeypatch):
+    import contextlib
+
+    from ex_color import experiment as experiment_module
+    from ex_color.config import load_experiment
+    from ex_color.experiment import run_experiment
+    from ex_color.tracking import tracked
+    from ex_color.training.engine import TrainingInterrupted
+
+    @contextlib.contextmanager
+    def stop_at_step_230(*args, **kwargs):
+        polls = iter(range(10**6))
+        yield lambda: next(polls) >= 230  # polled once per step
+
+    experiment, out = load_experiment(EXPERIMENT), tmp_path / 'run'
+    kwargs = {'directory': out, 'experiment': 'ex-2.9', 'run': 'seed-0'}
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment_module, 'stop_on_signals', stop_at_step_230)
+        with pytest.raises(TrainingInterrupted), tracked(['csv'], **kwargs) as tracker:
+            run_experiment(experiment, out=out, steps=400, progress=False, checkpoint_every=100, tracker=tracker)
+    logged = pd.read_csv(out / 'tracking' / 'csv' / 'metrics.csv')
+    assert logged['step'].dropna().max() == 200  # the interrupted session logged steps 0–200
+
+    with tracked(['csv'], **kwargs) as tracker:
+        run_experiment(experiment, out=out, steps=400, progress=False, resume=True, tracker=tracker)
+    metrics = pd.read_csv(out / 'metrics.csv')
+    logged = pd.read_csv(out / 'tracking' / 'csv' / 'metrics.csv')
+    rows = logged[logged['train_loss'].notna()]
+    assert rows['step'].tolist() == metrics['step'].tolist()  # every logged step, once, in order
+    assert rows['train_loss'].tolist() == pytest.approx(metrics['loss'].tolist(), rel=1e-6)
+    assert logged['final/ablated_selectivity_r2'].notna().sum() == 1
+
+
+def test_a_seed_whose_tracking_failed_is_tracked_when_the_sweep_runs_again(tmp_path, monkeypatch, caplog):
+    from ex_color import runner
+    from ex_color.tracking import TrackerError
+
+    real = runner.track_seed
+
+    def fails_for_seed_1(names, **kwargs):
+        if kwargs['seed'] == 1:
+            raise TrackerError('--logger csv: cannot track there: the store is read-only: by the test')
+        return real(names, **kwargs)
+
+    argv = ['sweep', EXPERIMENT, '--seeds', '0-1', '--steps', '40', '--out', 'sw', '--no-report']
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, 'track_seed', fails_for_seed_1)
+        failed = run_cli(*argv, '--logger', 'csv', cwd=tmp_path)
+    line = assert_one_line_after_logs(failed.stderr, 2, failed.returncode)
+    assert 'the store is read-only' in line
+    sweep = tmp_path / 'sw'
+    assert (sweep / 'seeds' / 'seed-1.pt').exists()  # saved before its tracking failed
+    assert json.loads((sweep / 'untracked.json').read_text()) == {'1': ['csv']}
+
+    quiet = run_cli(*argv, cwd=tmp_path)  # no logger asked: the debt is named, not forgotten
+    assert quiet.returncode == 0, quiet.stderr
+    assert 'Seed 1 of' in quiet.stderr and 'never tracked in csv' in quiet.stderr
+
+    again = run_cli(*argv, '--logger', 'csv', cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert not (sweep / 'untracked.json').exists()
+    table = pd.read_csv(sweep / 'sweep.csv').set_index('seed')
+    for seed in (0, 1):
+        logged = pd.read_csv(sweep / 'tracking' / 'csv' / f'seed-{seed}' / 'metrics.csv')
+        final = logged['final/ablated_selectivity_r2'].dropna()
+        assert final.tolist() == pytest.approx([table.loc[seed, 'ablated_selectivity_r2']], rel=1e-6)
+        assert logged['step'][logged['train_loss'].notna()].is_unique
+
+
+def test_a_read_only_or_locked_store_is_one_line_naming_the_cause(tmp_path, monkeypatch):
+    import errno
+    import sqlite3
+    import tempfile
+
+    import sqlalchemy
+
+    from ex_color import tracking
+
+    # A real read-only store: a valid MLflow database opened read-only (as root, file modes do not stop writes).
+    monkeypatch.setenv('MLFLOW_TRACKING_URI', f'sqlite:///{tmp_path}/mlflow.db')
+    made = run_cli('run', EXPERIMENT, '--steps', '5', '--no-report', '--out', 'a', '--logger', 'mlflow', cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    monkeypatch.setenv('MLFLOW_TRACKING_URI', f'sqlite:///file:{tmp_path}/mlflow.db?mode=ro&uri=true')
+    proc = run_cli('run', EXPERIMENT, '--steps', '5', '--no-report', '--out', 'b', '--logger', 'mlflow', cwd=tmp_path)
+    line = assert_one_line_error(proc)
+    assert 'cannot track there: the store is read-only: attempt to write a readonly database' in line
+
+    # A store on a read-only filesystem is found before MLflow retries for a minute.
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, 'Read-only file system')
+
+    monkeypatch.setattr(tempfile, 'NamedTemporaryFile', read_only)
+    problem = tracking.sqlite_store_problem(f'sqlite:///{tmp_path}/new.db')
+    assert problem == f'the store is read-only (Read-only file system: {tmp_path})'
+    assert tracking.sqlite_store_problem(f'sqlite:///{tmp_path}/absent/new.db').startswith('its directory')
+
+    # A locked database, as SQLAlchemy wraps the driver's error.
+    locked = sqlalchemy.exc.OperationalError('INSERT', {}, sqlite3.OperationalError('database is locked'))
+    expected = r'^--logger mlflow: cannot track there: the store is locked: database is locked$'
+    with pytest.raises(tracking.TrackerError, match=expected), tracking.naming_failures('mlflow'):
+        raise locked

@@ -245,6 +245,7 @@ COMPARE = SeedJob(
     keys=('identity', 'prepared', 'control', 'rows', 'hue_error', 'edits'),
     members=2,
     label='Compare',
+    from_state=SeedComparison.from_state,
 )
 """A comparison's unit of work: one ensemble of prepared and control models, each pair assessed."""
 

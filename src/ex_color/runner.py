@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,7 @@ import torch
 from ex_color.config import ConfigError, Experiment, ExperimentConfig, check_seed
 from ex_color.files import read_torch, write_atomic
 from ex_color.progress import Progress
-from ex_color.rundir import RunArtifactsError, identity, resolved_config, write_inputs
+from ex_color.rundir import RunArtifactsError, identity, read_json, resolved_config, write_inputs
 from ex_color.signals import stop_on_signals
 from ex_color.temporal import Dopesheet
 from ex_color.tracking import check_trackers, track_seed
@@ -49,6 +50,7 @@ MAX_CHUNK = 60
 """Models per ensemble by default: enough to amortise per-step overhead, small in memory."""
 CHUNK_CHECKPOINT = 'chunk.pt'
 SEEDS_DIR = 'seeds'
+UNTRACKED_FILE = 'untracked.json'
 ENGINE = 'fast'
 """Multi-seed jobs train with the fast ensemble engine."""
 
@@ -87,6 +89,9 @@ class SeedJob:
     """Models per seed in the ensemble (a comparison trains a prepared and a control model)."""
     label: str = 'Sweep'
     """The progress bar's name."""
+    from_state: Callable[[dict[str, Any], ExperimentConfig], SeedRecord] | None = None
+    """A seed file's record again (`to_state` undone), to track a seed whose tracking failed; a module-level
+    function. None: such a seed is only named in a warning."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,37 @@ class SeedFiles:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         write_atomic(self.path(record.seed), buffer.getvalue())
+
+
+class PendingTracking:
+    """`untracked.json` in a job's directory: each saved seed that some logger has not tracked yet, with those loggers.
+
+    A seed is added before its file is written and removed once it is tracked, so a seed whose tracking failed (an
+    unreachable store) or was killed is tracked when the job runs again, and never silently left out.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / UNTRACKED_FILE
+
+    def read(self) -> dict[int, list[str]]:
+        if not self.path.exists():
+            return {}
+        data = read_json(self.path)
+        if not isinstance(data, dict):
+            raise RunArtifactsError(f'{self.path}: expected a JSON object of seed → loggers; remove it')
+        return {int(seed): list(names) for seed, names in data.items()}
+
+    def set(self, seed: int, loggers: Sequence[str]) -> None:
+        """Record that `seed` still owes `loggers` (none: it is fully tracked)."""
+        owed = self.read()
+        if loggers:
+            owed[seed] = list(loggers)
+        else:
+            owed.pop(seed, None)
+        if owed:
+            write_atomic(self.path, json.dumps({str(k): v for k, v in sorted(owed.items())}, indent=2) + '\n')
+        else:
+            self.path.unlink(missing_ok=True)
 
 
 class ChunkTrainer(Protocol):
@@ -273,6 +309,7 @@ class SeedRunner:
         self.job, self.experiment, self.directory, self.steps = job, experiment, directory, steps
         self.work = identity(experiment, engine=ENGINE, steps=steps)
         self.files = SeedFiles(directory, job, self.work)
+        self.pending = PendingTracking(directory)
         claim(directory, job.kind, self.work, write=False)  # a wrong --out fails before a cluster starts
         self.trainer = trainer
         self._stack = contextlib.ExitStack()
@@ -304,6 +341,7 @@ class SeedRunner:
         done = {seed for seed in seeds if self.files.exists(seed)}
         for seed in done:  # before any training: a seed file from other work is refused now, not after
             self.files.read(seed)
+        self._track_what_is_owed(done)
         others = sorted(self.files.present() - set(seeds))
         if others:
             left_out = ', '.join(map(str, others))
@@ -326,9 +364,12 @@ class SeedRunner:
             for records, chunk_train_seconds in finished:
                 train_seconds += chunk_train_seconds
                 for record in records:
+                    if loggers:
+                        self.pending.set(record.seed, loggers)
                     self.files.write(record, chunk_train_seconds / len(records))
                     if loggers:
                         self._track(record, loggers)
+                        self.pending.set(record.seed, [])
                 if after_chunk is not None:
                     after_chunk()
             if stop():  # asked while the last chunk was assessed: its seeds are saved, the rest is not done
@@ -336,6 +377,26 @@ class SeedRunner:
                     f'{self.job.kind} stopped after its training; finished seeds are kept, run it again to finish'
                 )
         return RunnerReport(chunk=chunk, train_seconds=train_seconds, description=self.trainer.description)
+
+    def _track_what_is_owed(self, done: set[int]) -> None:
+        """Track the finished seeds whose tracking failed before, in the loggers asked for now; warn about the rest."""
+        for seed, owed in self.pending.read().items():
+            now = [name for name in owed if name in self.loggers]
+            if seed not in done or not now or self.job.from_state is None:
+                continue
+            log.info('Tracking seed %d in %s, which the last call could not', seed, ', '.join(now))
+            self._track(self.job.from_state(self.files.read(seed), self.experiment.config), now)
+            self.pending.set(seed, [name for name in owed if name not in now])
+        for seed, owed in self.pending.read().items():
+            log.warning(
+                'Seed %d of %s was saved but never tracked in %s (its tracking failed or was stopped): run again with '
+                '--logger %s and seed %d among --seeds to track it',
+                seed,
+                self.directory,
+                ', '.join(owed),
+                ' --logger '.join(owed),
+                seed,
+            )
 
     def _track(self, record: SeedRecord, loggers: Sequence[str]) -> None:
         figures, rows = record.tracked()
@@ -372,6 +433,7 @@ __all__ = [
     'MAX_CHUNK',
     'ChunkTrainer',
     'LocalChunks',
+    'PendingTracking',
     'RunnerReport',
     'SeedFiles',
     'SeedJob',

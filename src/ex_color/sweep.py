@@ -22,11 +22,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ex_color.backends import chunk_trainer
-from ex_color.config import Experiment, build_model, sweep_objectives
+from ex_color.config import Experiment, ExperimentConfig, build_model, sweep_objectives
 from ex_color.experiment import SeedOutcome, checked_steps, train_chunk
 from ex_color.rundir import write_run
 from ex_color.runner import ENGINE, SeedFiles, SeedJob, SeedRunner, parse_seeds
@@ -35,11 +36,18 @@ from ex_color.sweepdir import BEST_DIR, SweepSummary, write_pareto, write_sweep_
 
 log = logging.getLogger(__name__)
 
+
+def outcome_from_state(state: dict[str, Any], config: ExperimentConfig) -> SeedOutcome:
+    """A sweep's seed file read back, its model rebuilt from `config`."""
+    return SeedOutcome.from_state(state, build_model(config))
+
+
 SWEEP = SeedJob(
     kind='sweep',
     train_chunk=train_chunk,
     keys=('train_seconds', 'model', 'metrics', 'evaluations', 'validation', 'row'),
     label='Sweep',
+    from_state=outcome_from_state,
 )
 """A sweep's unit of work: one ensemble of seeds, each assessed as `ex-color run` assesses one."""
 
@@ -113,7 +121,7 @@ def run_sweep(
         pareto = write_pareto(directory, table[pareto_front(table, minimise, maximise)])
         best_seed = pick_best(pareto, minimise, maximise, best_column)
         best_state = files.read(best_seed)
-        best = SeedOutcome.from_state(best_state, build_model(experiment.config))
+        best = outcome_from_state(best_state, experiment.config)
         results = best.results(experiment, engine=ENGINE, steps=steps, train_seconds=best_state['train_seconds'])
         write_run(directory / BEST_DIR, experiment, best.model, best.metrics, results)
         summary = SweepSummary(

@@ -28,9 +28,13 @@ MLflow: the tag `ex_color.group`; W&B: the run group). The trackers are an optio
 
 from __future__ import annotations
 
+import csv
+import errno
 import json
 import logging
 import os
+import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,6 +115,8 @@ class Tracker:
         self.experiment, self.run, self.group = experiment, run, group
         self.ids_file = self.directory / TRACKING_FILE if group is None else None
         self._loggers: list[Any] | None = None
+        self._csv_before: list[dict[str, float]] = []
+        """The CSV tracker's rows from before a resume, which Lightning's CSV logger would otherwise discard."""
 
     @property
     def loggers(self) -> list[Any]:
@@ -119,7 +125,7 @@ class Tracker:
             ids = self._saved_ids()
             loggers = []
             for name in self.names:
-                with _naming_failures(name):
+                with naming_failures(name):
                     loggers.append(self._logger(name, self.experiment, self.run, self.group, ids.get(name)))
                     if name in ('mlflow', 'wandb'):  # these connect (or start) on first use: do it now
                         _ = loggers[-1].run_id if name == 'mlflow' else loggers[-1].experiment.id
@@ -147,7 +153,11 @@ class Tracker:
         if name == 'csv':
             from lightning.pytorch.loggers import CSVLogger
 
-            return CSVLogger(self.directory / 'tracking', name='csv', version=sub)
+            logger = CSVLogger(self.directory / 'tracking', name='csv', version=sub)
+            self._csv_before = _read_csv_rows(Path(logger.log_dir) / 'metrics.csv')  # before Lightning deletes it
+            # Lightning warns that it will delete the old file; a resumed run gives its rows back (log_rows).
+            warnings.filterwarnings('ignore', message=r'Experiment logs directory .* exists and is not empty')
+            return logger
         if name == 'tensorboard':
             from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -168,6 +178,9 @@ class Tracker:
                 MLFLOW_ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 # Absolute: MLflow caches a store by its URI, and a relative one would outlive a change of directory.
                 uri = f'sqlite:///{(MLFLOW_ARTIFACTS.parent / "mlflow.db").resolve()}'
+            problem = sqlite_store_problem(uri)
+            if problem is not None:  # found now, not after a minute of MLflow's retries
+                raise TrackerError(f'--logger mlflow: cannot track in {uri}: {problem}')
             tags = {'ex_color.directory': str(self.directory.resolve())}
             if group is not None:
                 tags['ex_color.group'] = group
@@ -209,13 +222,14 @@ class Tracker:
         """The resolved experiment (and seed, engine, steps) as hyperparameters: the first thing logged, so a
         tracker that cannot be opened (a bad or unreachable MLflow URI) fails here, as a TrackerError."""
         for name, logger in zip(self.names, self.loggers, strict=True):
-            with _naming_failures(name):
+            with naming_failures(name):
                 logger.log_hyperparams(dict(config))
 
     def log_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Metrics-table rows (step, lr, loss, loss_<term>, weight_<name>) at their steps; NaN terms are skipped."""
         for row in rows:
             step = int(row['step'])
+            self._restore_csv_rows(before=step)
             values = {
                 metric_key(k): float(v)
                 for k, v in row.items()
@@ -229,6 +243,19 @@ class Tracker:
         values = {f'final/{k}': float(v) for k, v in figures.items() if isinstance(v, int | float) and v == v}
         for logger in self.loggers:
             logger.log_metrics(values, step=step)
+
+    def _restore_csv_rows(self, before: int) -> None:
+        """Give the CSV logger back the rows a resumed run had logged before step `before`, the first it logs now, so
+        its file holds every step once (the resumed run logs the later ones again). Only the fast engine resumes,
+        and it logs its rows here; rows of a run that starts over are dropped with the file."""
+        rows, self._csv_before = self._csv_before, []
+        if not rows:
+            return
+        logger = self.loggers[self.names.index('csv')]
+        for row in rows:
+            step = int(row.pop('step'))
+            if step < before:
+                logger.log_metrics(row, step=step)
 
     def log_artifacts(self, directory: Path) -> None:
         """report.html and figures/ from `directory`, to the trackers that keep files (MLflow, W&B)."""
@@ -306,17 +333,89 @@ def track_seed(
         tracker.log_final(figures, step=step)
 
 
+def _read_csv_rows(path: Path) -> list[dict[str, float]]:
+    """The numeric cells of each row of a CSV tracker's metrics file (none if there is no file)."""
+    if not path.is_file():
+        return []
+    with open(path, newline='') as f:
+        rows = []
+        for row in csv.DictReader(f):
+            numbers = {}
+            for key, text in row.items():
+                try:
+                    numbers[key] = float(text)
+                except (TypeError, ValueError):  # an empty cell: not logged at that step
+                    continue
+            if 'step' in numbers:
+                rows.append(numbers)
+    return rows
+
+
+def sqlite_store_problem(uri: str) -> str | None:
+    """Why a `sqlite:///PATH` store cannot be written (its directory missing, read-only or not ours), or None.
+
+    Other URIs (a server, `sqlite:///file:...?mode=ro&uri=true`, memory) are left to MLflow.
+    """
+    if not uri.startswith('sqlite:///'):
+        return None
+    path = uri.removeprefix('sqlite:///')
+    if not path or path.startswith(('file:', ':memory:')) or '?' in path:
+        return None
+    database = Path(path)
+    if not database.parent.is_dir():
+        return f'its directory {database.parent} does not exist'
+    try:
+        if database.exists():
+            with open(database, 'ab'):
+                pass
+        else:
+            with tempfile.NamedTemporaryFile(dir=database.parent, prefix='.ex-color-probe-'):
+                pass
+    except OSError as error:
+        cause = {errno.EROFS: 'read-only', errno.EACCES: 'not writable by this user'}.get(error.errno, 'not writable')
+        where = database if database.exists() else database.parent
+        return f'the store is {cause} ({error.strerror}: {where})'
+    return None
+
+
+CAUSES = (
+    (('readonly', 'read-only', 'read only'), 'read-only'),
+    (('database is locked', 'locked'), 'locked'),
+    (
+        ('connection refused', 'max retries', 'timed out', 'name or service not known', 'failed to resolve'),
+        'unreachable',
+    ),
+    (('permission denied', 'forbidden', '401', '403'), 'not allowed'),
+)
+"""Words in a tracker library's error → the cause our one line names."""
+
+
+def _root_message(error: BaseException) -> str:
+    """The innermost error's first line: a database driver's (SQLAlchemy keeps it as `.orig`) or the first cause."""
+    inner: BaseException = error
+    for _ in range(10):  # a chain, not a loop
+        nested = getattr(inner, 'orig', None) or inner.__cause__
+        if not isinstance(nested, BaseException):
+            break
+        inner = nested
+    text = str(inner).strip() or str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 @contextmanager
-def _naming_failures(name: str) -> Iterator[None]:
-    """Turn a tracker library's failure (a malformed or unreachable URI, say) into one TrackerError line."""
+def naming_failures(name: str) -> Iterator[None]:
+    """Turn a tracker library's failure (a malformed, read-only, locked or unreachable store, say) into one
+    TrackerError line that names the cause."""
     try:
         yield
     except TrackerError:
         raise
     except Exception as error:
-        text = str(error).strip()
-        first_line = text.splitlines()[0] if text else type(error).__name__
-        raise TrackerError(f'--logger {name}: cannot track there: {first_line[:300]}') from None
+        detail = _root_message(error)
+        lowered = f'{detail} {error}'.lower()
+        cause = next((cause for words, cause in CAUSES if any(w in lowered for w in words)), None)
+        said = f'the store is {cause}: ' if cause else ''
+        raise TrackerError(f'--logger {name}: cannot track there: {said}{detail[:300]}') from None
 
 
 def _quiet(*names: str) -> None:
@@ -324,6 +423,19 @@ def _quiet(*names: str) -> None:
     if not logging.getLogger('ex_color').isEnabledFor(logging.DEBUG):
         for name in names:
             logging.getLogger(name).setLevel(logging.WARNING)
+        # MLflow's store logs each database error with its traceback and retries; the error reaches us as one line.
+        logging.getLogger('mlflow.store').setLevel(logging.CRITICAL)
 
 
-__all__ = ['EXTRA', 'TRACKERS', 'Tracker', 'TrackerError', 'check_trackers', 'metric_key', 'track_seed', 'tracked']
+__all__ = [
+    'EXTRA',
+    'TRACKERS',
+    'Tracker',
+    'TrackerError',
+    'check_trackers',
+    'metric_key',
+    'naming_failures',
+    'sqlite_store_problem',
+    'track_seed',
+    'tracked',
+]
