@@ -548,7 +548,7 @@ def test_ctrl_c_at_every_phase_exits_130_in_one_line(tmp_path, monkeypatch, comm
     line = assert_one_line_after_logs(proc.stderr, 130, proc.returncode)
     assert not (out / 'report.html').exists()
     if phase != 'report':
-        assert 'finished seeds are kept' in line, line
+        assert line.count('finished seeds are kept') == 1, line
         return
     assert 'interrupted while drawing the report' in line and f'ex-color report {out}' in line, line
     if command == 'compare':  # the results are whole: the report draws again, without training
@@ -556,3 +556,15 @@ def test_ctrl_c_at_every_phase_exits_130_in_one_line(tmp_path, monkeypatch, comm
         again = run_cli('report', out, cwd=tmp_path)
         assert again.returncode == 0, again.stderr
         assert (out / 'report.html').exists()
+
+
+@pytest.mark.parametrize(('signum', 'delay'), [(signal.SIGTERM, 0.3), (signal.SIGTERM, 0.9), (signal.SIGINT, 0.3)])
+def test_a_signal_while_the_command_still_imports_is_one_line_and_130(tmp_path, signum, delay):
+    """SIGTERM's default action kills silently, and a Ctrl-C inside an import would print a traceback: the console
+    entry makes both one line and exit code 130 from the start."""
+    proc = _start(['sweep', EX29, '--seeds', '0-1', '--steps', STEPS, '--out', tmp_path / 'sweep'], tmp_path)
+    time.sleep(delay)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    line = assert_one_line_after_logs(stderr, 130, proc.returncode)
+    assert 'interrupted' in line, line

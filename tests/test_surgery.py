@@ -1064,3 +1064,40 @@ def test_no_accepted_edit_of_a_random_model_differs_from_its_definition(spec):
         with torch.no_grad():
             for x in inputs:
                 torch.testing.assert_close(edited(x), model.run(x, spec.dims), rtol=1e-4, atol=1e-5)
+
+
+def _stashing_enc() -> nn.Linear:
+    enc = nn.Linear(6, 4)
+    enc.register_forward_hook(lambda m, i, o: setattr(m, 'stash', o[..., :1]))  # a view the trace never sees read
+    return enc
+
+
+HIDDEN_FROM_EVAL = {
+    'read in training mode only': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z) + (h[..., :3] if s.training else 0)).train()
+    ),
+    'read with gradients only': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z) + (h[..., :3] if torch.is_grad_enabled() else 0)).eval()
+    ),
+    'read on a random draw': (
+        lambda: _Case(lambda s, x, h, z: s.dec(z) + (h[..., :3] if torch.rand(()) < 0.3 else 0)).eval()
+    ),
+    'one huge output beside a small wrong one': (
+        lambda: _Case(
+            lambda s, x, h, z: torch.cat([s.dec(z) + s.enc.stash, torch.full((x.shape[0], 1), 1e6)], -1),
+            enc=_stashing_enc(),
+        ).eval()
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(HIDDEN_FROM_EVAL))
+def test_reads_that_eval_mode_one_random_state_or_a_large_scale_would_hide_are_refused(case):
+    torch.manual_seed(0)
+    model = HIDDEN_FROM_EVAL[case]()
+    for operation in (ablate, prune):
+        with pytest.raises(SurgeryError) as refused:
+            operation(model, 'latent', [0])
+        assert '\n' not in str(refused.value)
+        if operation is ablate:
+            assert re.search(NOT_EXACT, str(refused.value)), str(refused.value)

@@ -87,7 +87,7 @@ def test_ctrl_c_while_the_last_chunk_is_assessed_stops_the_sweep(experiment, swe
 
     monkeypatch.setattr(sweep_module, 'SWEEP', replace(sweep_module.SWEEP, train_chunk=interrupted_while_assessing))
     out = tmp_path / 'sweep'
-    with pytest.raises(TrainingInterrupted, match='finished seeds are kept'):
+    with pytest.raises(TrainingInterrupted, match='sweep stopped after its last chunk was trained'):
         run_sweep(experiment, [0, 1, 2], out=out, steps=STEPS, progress=False)
     assert sorted(p.name for p in (out / 'seeds').iterdir()) == ['seed-0.pt', 'seed-1.pt', 'seed-2.pt']
     assert not (out / 'sweep.json').exists() and not (out / 'best').exists()

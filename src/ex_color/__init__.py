@@ -6,12 +6,6 @@ an activation intervention. The names the seed notebook uses are importable from
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version('ex-color')
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = '0.0.0+unknown'
 
 # Imported on first use (PEP 562), so `import ex_color` and the CLI start fast.
 _EXPORTS = {
@@ -38,7 +32,19 @@ _EXPORTS = {
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version('ex-color')
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return '0.0.0+unknown'
+
+
 def __getattr__(name: str) -> object:
+    if name == '__version__':  # looked up on first use: `import ex_color` stays instant for the console script
+        globals()[name] = _version()
+        return globals()[name]
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

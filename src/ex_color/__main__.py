@@ -1,5 +1,5 @@
 """`python -m ex_color` is the `ex-color` command."""
 
-from ex_color.cli import entry
+from ex_color.console import entry
 
 entry()

@@ -118,7 +118,8 @@ def entry() -> None:
     except KeyboardInterrupt:  # pressed between the work's end and the exit: the work has said nothing
         print('ex-color: interrupted', file=sys.stderr)
         code = EXIT_INTERRUPTED
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit code is decided: a late Ctrl-C must not kill the exit
+    for late in (signal.SIGINT, signal.SIGTERM):  # the exit code is decided: a late signal must not kill the exit
+        signal.signal(late, signal.SIG_IGN)
     sys.exit(code)
 
 

@@ -224,13 +224,13 @@ class _Recorder(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def left_as_it_was(model: nn.Module) -> Iterator[nn.Module]:
-    """Within the block the model is in eval mode; afterwards every module's mode and every buffer are as before,
-    so running it on a sample leaves no trace (counters, running statistics)."""
+def left_as_it_was(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Module]:
+    """Within the block the model is in eval mode (unless `eval_mode` is False: its modes as they are); afterwards
+    every module's mode and every buffer are as before, so running it leaves no trace (counters, running statistics)."""
     modes = {m: m.training for m in model.modules()}
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     try:
-        yield model.eval()
+        yield model.eval() if eval_mode else model
     finally:
         for module, training in modes.items():
             module.training = training

@@ -373,9 +373,7 @@ class SeedRunner:
                 if after_chunk is not None:
                     after_chunk()
             if stop():  # asked while the last chunk was assessed: its seeds are saved, the rest is not done
-                raise TrainingInterrupted(
-                    f'{self.job.kind} stopped after its training; finished seeds are kept, run it again to finish'
-                )
+                raise TrainingInterrupted(f'{self.job.kind} stopped after its last chunk was trained')
         return RunnerReport(chunk=chunk, train_seconds=train_seconds, description=self.trainer.description)
 
     def _track_what_is_owed(self, done: set[int]) -> None:

@@ -29,6 +29,7 @@ Both return a modified deep copy; the original model is never changed.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -36,7 +37,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-from ex_color.ablation_reference import check_inputs, largest_difference, model_output, reference_output
+from ex_color.ablation_reference import SETTINGS, check_inputs, largest_difference, model_output, reference_output
 from ex_color.dataflow import (
     LayerTrace,
     SurgeryError,
@@ -303,16 +304,19 @@ def _check_definition(
 ) -> None:
     """Compare the edited model with what ablating the layer's dims means (`ablation_reference`) on the sample and
     on varied inputs; raise SurgeryError naming the first input where they differ beyond the stated tolerance."""
-    for where, inputs in check_inputs(sample, generated=generated):
+    variants = check_inputs(sample, generated=generated)
+    for (index, (input_name, inputs)), setting in itertools.product(enumerate(variants), SETTINGS):
+        where = f'{input_name} {setting.name}'
+        seed = index  # the same random draws in the edit and its reference; other draws for other inputs
         try:
-            expected = reference_output(original, layer, producer, dims, inputs, where)
+            expected = reference_output(original, layer, producer, dims, inputs, where, setting, seed)
         except SurgeryError:
             raise
         except Exception as error:  # the model itself does not run on this variant: not a valid input
             log.debug('%s check skips %s: the model does not run on it (%s)', operation, where, error)
             continue
         try:
-            got = model_output(edited, inputs)
+            got = model_output(edited, inputs, setting, seed)
         except Exception as error:
             first_line = str(error).splitlines()[0] if str(error) else ''
             raise SurgeryError(
