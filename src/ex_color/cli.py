@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
     for command in (run, sweep, compare):
         command.add_argument(
+            '--set',
+            action='append',
+            metavar='PATH=VALUE',
+            help="change the experiment for this call (repeatable): 'labels.red.power=5' (a value of "
+            "experiment.toml, written as in TOML) or 'dopesheet.reg-anchor@1000=0.08' (a dopesheet cell by "
+            'column and STEP); recorded in the run directory',
+        )
+        command.add_argument(
             '--no-report', dest='report', action='store_false', help='skip the figures and report.html'
         )
         command.add_argument(
@@ -163,7 +171,7 @@ def _dispatch(args: argparse.Namespace) -> None:
     if getattr(args, 'engine', None) == 'lightning' and not args.verbose:
         _quiet_lightning()
     # strict: a regularizer that can never apply (its labels off or never drawn) is an error, not a warning
-    experiment = load_experiment(args.experiment, strict=True)
+    experiment = load_experiment(args.experiment, strict=True, overrides=args.set or ())
     if args.command == 'run':
         _run(args, experiment)
     elif args.command == 'compare':

@@ -93,7 +93,12 @@ def identity(experiment: Experiment, **fields: Any) -> dict[str, Any]:
     config = resolved_config(experiment, 0)
     del config['experiment']['seed']
     del config['tracking']  # where a run is tracked never changes what it computes
-    return fingerprint(config, experiment.dopesheet_path.read_bytes(), **fields)
+    return fingerprint(config, dopesheet_bytes(experiment), **fields)
+
+
+def dopesheet_bytes(experiment: Experiment) -> bytes:
+    """The dopesheet the experiment was loaded with (after overrides), as CSV."""
+    return experiment.dopesheet_csv or experiment.dopesheet_path.read_bytes()
 
 
 def run_identity(experiment: Experiment, *, seed: int, engine: str, steps: int) -> dict[str, Any]:
@@ -103,7 +108,7 @@ def run_identity(experiment: Experiment, *, seed: int, engine: str, steps: int) 
 def write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
     """The resolved config (with this run's seed; re-runnable from the run directory) and the dopesheet."""
     write_atomic(directory / CONFIG_FILE, tomli_w.dumps(resolved_config(experiment, seed)).encode())
-    write_atomic(directory / DOPESHEET_FILE, experiment.dopesheet_path.read_bytes())
+    write_atomic(directory / DOPESHEET_FILE, dopesheet_bytes(experiment))
 
 
 def write_run(

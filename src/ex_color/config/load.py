@@ -15,7 +15,7 @@ import difflib
 import io
 import logging
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ from ex_color.config.build import (
     run_columns,
     training_data,
 )
+from ex_color.config.overrides import apply_file_overrides, parse_overrides
 from ex_color.config.schema import (
     EXPERIMENT_FILE,
     AnchorConfig,
@@ -49,6 +50,7 @@ from ex_color.model import forward_hooks, get_layer
 from ex_color.surgery import ablate, prune
 from ex_color.temporal import Dopesheet, DopesheetError
 from ex_color.temporal.dopesheet import UnreadableFileError, file_type_problem, read_regular_file
+from ex_color.temporal.parsing import set_cells
 from ex_color.training.schedule import LR_PROPERTY, check_schedule_values
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,10 @@ class Experiment(BaseModel):
     config: ExperimentConfig
     dopesheet: Dopesheet
     dopesheet_path: Path
+    dopesheet_csv: bytes = b''
+    """The dopesheet as loaded (after any overrides): what a run records and fingerprints."""
+    overrides: tuple[str, ...] = ()
+    """The overrides applied (`PATH=VALUE`), in order."""
 
     @property
     def name(self) -> str:
@@ -108,12 +114,14 @@ def _without_unused_columns(dopesheet: Dopesheet, config: ExperimentConfig, *, s
     return dopesheet.without(unused)
 
 
-def load_experiment(path: str | Path, *, strict: bool = False) -> Experiment:
+def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequence[str] = ()) -> Experiment:
     """Read, validate and cross-check an experiment file and its dopesheet.
 
     `strict`: also refuse regularizers that can never apply (see `check_regularizers_apply`),
     at the cost of computing the labels' probabilities over the training colours once.
+    `overrides`: changes to apply first, `PATH=VALUE` (see `ex_color.config.overrides`).
     """
+    changes = parse_overrides(overrides)
     path = resolve_experiment_path(path)
     try:
         # utf-8-sig: a leading byte-order mark (as some editors write) is dropped, as in the dopesheet.
@@ -124,7 +132,8 @@ def load_experiment(path: str | Path, *, strict: bool = False) -> Experiment:
         raise ConfigError(f'{path}: not UTF-8 text: {e}') from None
     except ValueError as e:  # TOMLDecodeError, or an integer too long for int()
         raise ConfigError(f'{path}: not valid TOML: {" ".join(str(e).split())}') from None
-    config = parse_config(raw, source=str(path))
+    source = f'{path} with {" ".join(f"--set {t}" for t in changes.texts)}' if changes.texts else str(path)
+    config = parse_config(apply_file_overrides(raw, changes.file, str(path)), source=source)
     dopesheet_path = path.parent / config.experiment.dopesheet
     try:
         data = read_regular_file(dopesheet_path)
@@ -134,7 +143,16 @@ def load_experiment(path: str | Path, *, strict: bool = False) -> Experiment:
             'experiment file)'
         ) from None
     try:
+        if changes.cells:
+            cells = [(c.column, c.step, c.value) for c in changes.cells]
+            text = data.decode('utf-8-sig')
+            try:
+                data = set_cells(text, cells, str(dopesheet_path)).encode()
+            except DopesheetError as e:
+                raise DopesheetError(f'--set {", ".join(c.text for c in changes.cells)}: {e}') from None
         dopesheet = Dopesheet.from_csv(io.BytesIO(data), source=str(dopesheet_path))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f'{dopesheet_path}: not UTF-8 text: {e}') from None
     except DopesheetError as e:
         raise ConfigError(str(e)) from None
     if strict:  # before check_layers, which would only warn about switched-off labels
@@ -149,7 +167,14 @@ def load_experiment(path: str | Path, *, strict: bool = False) -> Experiment:
     except DopesheetError as e:
         raise ConfigError(str(e)) from None
     dopesheet = _without_unused_columns(dopesheet, config, source=str(path))
-    return Experiment(path=path, config=config, dopesheet=dopesheet, dopesheet_path=dopesheet_path)
+    return Experiment(
+        path=path,
+        config=config,
+        dopesheet=dopesheet,
+        dopesheet_path=dopesheet_path,
+        dopesheet_csv=data,
+        overrides=tuple(changes.texts),
+    )
 
 
 def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:

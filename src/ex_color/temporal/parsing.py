@@ -318,6 +318,39 @@ def parse_dopesheet_csv(text: str, source: str) -> tuple[list[PropertySpec], lis
     return [spec for _, spec in properties], keyframes
 
 
+def set_cells(text: str, cells: Sequence[tuple[str, str, str]], source: str) -> str:
+    """Dopesheet CSV `text` with cells replaced: each `(property, step, value)` sets that property's cell in the row
+    whose STEP is `step` as written (`+10`) or as resolved (`1000`); an empty value clears the cell.
+
+    The sheet is rewritten as plain CSV (cells stripped, blank lines dropped). A DopesheetError names the first
+    property or step the sheet lacks; the result is checked by parsing it like any sheet.
+    """
+    properties, keyframes = parse_dopesheet_csv(text, source)
+    records = [cells_ for _, cells_ in _read_records(text, source) if any(cells_)]
+    header, rows = records[0], records[1:]
+    names = [spec.name for spec in properties]
+    for name, step, value in cells:
+        if name not in names:
+            raise DopesheetError(f'{source}: no property column {name!r}; expected one of {", ".join(names)}')
+        column = next(i for i, h in enumerate(header) if h and parse_property_header(h, source).name == name)
+        index = next(
+            (i for i, k in enumerate(keyframes) if step in (k.written_step, str(k.step))),
+            None,
+        )
+        if index is None:
+            written = ', '.join(k.written_step for k in keyframes)
+            raise DopesheetError(
+                f'{source}: no row with STEP {step!r}; expected one of {written} (or the steps they resolve to)'
+            )
+        row = rows[index] + [''] * (len(header) - len(rows[index]))
+        row[column] = value
+        rows[index] = row
+    out = io.StringIO()
+    csv.writer(out, lineterminator='\n').writerows([header, *rows])
+    parse_dopesheet_csv(out.getvalue(), source)
+    return out.getvalue()
+
+
 def _parse_header(header: list[str], line: int, source: str) -> tuple[dict[str, int], list[tuple[int, PropertySpec]]]:
     """Column indices of the reserved columns, and (index, spec) of each property column."""
     reserved: dict[str, int] = {}
