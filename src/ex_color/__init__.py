@@ -9,6 +9,7 @@ from importlib import import_module
 
 # Imported on first use (PEP 562), so `import ex_color` and the CLI start fast.
 _EXPORTS = {
+    'ex_color.api': ['load'],
     'ex_color.data': ['ColorCube', 'arange_cyclic', 'collate_with_generated_labels', 'vibrancy'],
     'ex_color.inference': ['InferenceModule', 'infer'],
     'ex_color.intervention': ['Ablation', 'BoundedFalloff', 'InterventionConfig', 'Repulsion', 'Suppression'],
@@ -84,6 +85,7 @@ __all__ = [
     'arange_cyclic',
     'collate_with_generated_labels',
     'infer',
+    'load',
     'plot_colors',
     'plot_cube_series',
     'plot_latent_grid_3d',

@@ -1,0 +1,255 @@
+"""The high-level Python API, for a notebook: load an experiment, then run, sweep or compare it in one line each.
+
+    import ex_color
+    exp = ex_color.load('experiments/ex-2.9', overrides=['labels.red.power=5'])
+    run = exp.run(seed=0)          # trains (or reopens) runs/ex-2.9/seed-0, draws its report
+    run.figures                    # one row per evaluation: mse_max, mse_median, selectivity_r2, targets
+    run.model, run.variants        # the trained model, and its edited variants (ablated, pruned, ...)
+    run.show()                     # the report's headline figures, inline
+
+Each call does what the command of the same name does and writes the same directory, so a
+notebook and the shell can take turns. A cell run again reopens the finished work instead of
+training again (the directory's fingerprint must match: other overrides need another `out`).
+The seed's lower-level API (`TrainingModule`, `ablate`, ...) is unchanged underneath.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+from ex_color.compare import CompareResult, run_compare
+from ex_color.config import Experiment, load_experiment
+from ex_color.experiment import Engine, run_experiment
+from ex_color.rundir import RunResults, load_run
+from ex_color.runner import parse_seeds
+from ex_color.sweep import SweepResult, run_sweep
+from ex_color.variants import Variant, build_variants
+
+log = logging.getLogger(__name__)
+
+FIGURES_INDEX = Path('figures') / 'index.json'
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentHandle:
+    """An experiment directory (or its experiment.toml), validated, with `overrides` (`PATH=VALUE`, as `--set`)."""
+    return ExperimentHandle(load_experiment(path, strict=True, overrides=overrides))
+
+
+def _seeds(seeds: str | int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, str):
+        return parse_seeds(seeds)
+    if isinstance(seeds, int):
+        return list(range(seeds))
+    return [int(s) for s in seeds]
+
+
+@dataclass
+class ExperimentHandle:
+    """A loaded experiment; each method writes (or reopens) the directory its command would."""
+
+    experiment: Experiment
+
+    @property
+    def name(self) -> str:
+        return self.experiment.name
+
+    def run(
+        self,
+        seed: int | None = None,
+        *,
+        steps: int | None = None,
+        out: str | Path | None = None,
+        engine: Engine = 'fast',
+        report: bool = True,
+        progress: bool | None = None,
+    ) -> RunView:
+        """Train and evaluate one seed (default: the file's), as `ex-color run`; a finished run in `out` is reopened,
+        an interrupted one continued. `steps`: train only the first N steps of the schedule."""
+        result = run_experiment(
+            self.experiment, seed=seed, out=out, engine=engine, steps=steps, resume=True, progress=progress
+        )
+        if report:
+            _draw_report(result.directory)
+        return RunView.open(result.directory, self.experiment)
+
+    def sweep(
+        self,
+        seeds: str | int | Sequence[int],
+        *,
+        steps: int | None = None,
+        out: str | Path | None = None,
+        chunk: int | None = None,
+        ray: str | None = None,
+        report: bool = True,
+        progress: bool | None = None,
+    ) -> SweepView:
+        """Train and evaluate many seeds, as `ex-color sweep`: `seeds` is '0-59', a count (range(n)) or a list."""
+        result = run_sweep(
+            self.experiment, _seeds(seeds), out=out, chunk=chunk, steps=steps, ray=ray, progress=progress
+        )
+        if report:
+            _draw_report(result.directory)
+        return SweepView(result)
+
+    def compare(
+        self,
+        seeds: str | int | Sequence[int],
+        *,
+        steps: int | None = None,
+        out: str | Path | None = None,
+        chunk: int | None = None,
+        ray: str | None = None,
+        report: bool = True,
+        progress: bool | None = None,
+    ) -> CompareView:
+        """Prepared against control models with post-hoc erasures, as `ex-color compare`."""
+        result = run_compare(
+            self.experiment, _seeds(seeds), out=out, chunk=chunk, steps=steps, ray=ray, progress=progress
+        )
+        if report:
+            _draw_report(result.directory)
+        return CompareView(result)
+
+
+def _draw_report(directory: Path) -> Path:
+    from ex_color.vis.report import write_report
+
+    return write_report(directory)
+
+
+@dataclass
+class RunView:
+    """A finished run: its directory, trained model, edited variants and figures."""
+
+    directory: Path
+    results: RunResults
+    model: nn.Module
+    variants: dict[str, Variant] = field(repr=False)
+
+    @classmethod
+    def open(cls, directory: str | Path, experiment: Experiment | None = None) -> RunView:
+        """A finished run directory read back (its model checked against the SHA-256 its manifest recorded)."""
+        run = load_run(directory)
+        config = (experiment or run.experiment).config
+        return cls(run.directory, run.results, run.model, build_variants(run.model, config))
+
+    @property
+    def figures(self) -> pd.DataFrame:
+        """One row per evaluation (baseline first): mse_max, mse_median, selectivity_r2 and its targets."""
+        return evaluations_frame(self.results)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """The training metrics (metrics.csv)."""
+        return pd.read_csv(self.directory / 'metrics.csv')
+
+    def show(self, *, all_figures: bool = False) -> list[Path]:
+        """Display the report's headline figures (every figure with `all_figures`) inline; returns their paths."""
+        return show_figures(self.directory, headline=not all_figures)
+
+
+@dataclass
+class SweepView:
+    """A finished sweep: `table` (sweep.csv), the best seed and its run."""
+
+    result: SweepResult
+
+    @property
+    def directory(self) -> Path:
+        return self.result.directory
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.result.table
+
+    @property
+    def best_seed(self) -> int:
+        return self.result.best_seed
+
+    def best(self) -> RunView:
+        """The best seed's run (the sweep's `best/` directory)."""
+        return RunView.open(self.directory / 'best')
+
+    def show(self) -> list[Path]:
+        return show_figures(self.directory, headline=False)
+
+
+@dataclass
+class CompareView:
+    """A finished comparison: `summary` (summary.csv), `table` (compare.csv) and `facts` (compare.json)."""
+
+    result: CompareResult
+
+    @property
+    def directory(self) -> Path:
+        return self.result.directory
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.result.summary
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.result.table
+
+    @property
+    def facts(self) -> Any:
+        return self.result.facts
+
+    def show(self) -> list[Path]:
+        return show_figures(self.directory, headline=False)
+
+
+def evaluations_frame(results: RunResults) -> pd.DataFrame:
+    """A run's evaluations as a table indexed by name."""
+    rows = {
+        name: {
+            'mse_max': e.mse_max,
+            'mse_median': e.mse_median,
+            'selectivity_r2': e.selectivity_r2,
+            'targets': ', '.join(e.targets),
+        }
+        for name, e in results.evaluations.items()
+    }
+    return pd.DataFrame.from_dict(rows, orient='index')
+
+
+def show_figures(directory: str | Path, *, headline: bool = True) -> list[Path]:
+    """Display a report's figures (light theme) in a notebook, from its figures/index.json; their paths.
+
+    Outside IPython nothing is displayed and the paths are only returned. A directory whose report
+    was not drawn (`report=False`, `--no-report`) is drawn first.
+    """
+    directory = Path(directory)
+    if not (directory / FIGURES_INDEX).is_file():
+        _draw_report(directory)
+    index = json.loads((directory / FIGURES_INDEX).read_text())
+    entries = index.get('headline') if headline and index.get('headline') else index['figures']
+    paths = [directory / entry['light'] for entry in entries]
+    try:
+        from IPython.display import Image, display
+    except ImportError:
+        log.info('IPython is not installed: not displaying %d figures', len(paths))
+        return paths
+    for path in paths:
+        display(Image(filename=str(path)))
+    return paths
+
+
+__all__ = [
+    'CompareView',
+    'ExperimentHandle',
+    'RunView',
+    'SweepView',
+    'evaluations_frame',
+    'load',
+    'show_figures',
+]
