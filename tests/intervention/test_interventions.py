@@ -141,3 +141,19 @@ def test_ablation_zeroes_exactly_the_dims_along_the_feature_axis():
         Ablation([3])(x)
     with pytest.raises(ValueError, match=r'repeats \[1\]'):
         Ablation([1, 1])
+
+
+def test_suppression_of_a_direction_alone_uses_the_experiment_files_default_falloff():
+    from ex_color.config.schema import SuppressEvaluation
+    from ex_color.intervention import BoundedFalloff, Suppression
+
+    v = torch.tensor([1.0, 0.0, 0.0])
+    a = torch.tensor([[0.6, 0.8, 0.0], [-0.6, 0.8, 0.0]])
+    # By hand, with g = (a·v)¹ for a·v > 0: the first row keeps 0.6 − 0.6·0.6 = 0.24 along v; the second is untouched.
+    expected = torch.tensor([[0.24, 0.8, 0.0], [-0.6, 0.8, 0.0]])
+    torch.testing.assert_close(Suppression(v)(a), expected)
+    fields = SuppressEvaluation.model_fields
+    explicit = BoundedFalloff(
+        fields['falloff_a'].default, fields['falloff_b'].default, power=fields['falloff_power'].default
+    )
+    torch.testing.assert_close(Suppression(v)(a), Suppression(v, explicit)(a))

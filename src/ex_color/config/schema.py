@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from ex_color.columns import validation_column
 from ex_color.data.labels import PRIMARY_CHANNELS
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
+from ex_color.intervention.falloff import DEFAULT_PEAK, DEFAULT_POWER, DEFAULT_THRESHOLD
 from ex_color.loss.config import COMPLEMENT, parse_label_key
 
 EXPERIMENT_FILE = 'experiment.toml'
@@ -351,9 +352,9 @@ class AblateEvaluation(_EvaluationBase):
 class SuppressEvaluation(_EvaluationBase):
     kind: Literal['suppress']
     direction: list[float] = Field(min_length=1)
-    falloff_a: float = 0.0
-    falloff_b: float = 1.0
-    falloff_power: float = 1.0
+    falloff_a: float = DEFAULT_THRESHOLD
+    falloff_b: float = DEFAULT_PEAK
+    falloff_power: float = DEFAULT_POWER
 
     @model_validator(mode='after')
     def _usable_direction(self) -> SuppressEvaluation:

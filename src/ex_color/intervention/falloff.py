@@ -13,6 +13,13 @@ Mapper = Callable[[Tensor], Tensor]
 """Elementwise map of a tensor of alignments (cosines or dot products) to a tensor of the same shape."""
 
 
+DEFAULT_THRESHOLD = 0.0
+DEFAULT_PEAK = 1.0
+DEFAULT_POWER = 1.0
+"""`BoundedFalloff`'s defaults, also the experiment file's (`falloff_a`, `falloff_b`, `falloff_power`): no threshold,
+full strength at alignment 1, rising linearly."""
+
+
 class BoundedFalloff:
     """`b·((x − a)/(1 − a))^power` for x > a, else 0 (elementwise; `[...] → [...]`).
 
@@ -20,7 +27,7 @@ class BoundedFalloff:
     every x > a. Meant for alignments x in [−1, 1].
     """
 
-    def __init__(self, a: float, b: float, power: float = 1) -> None:
+    def __init__(self, a: float = DEFAULT_THRESHOLD, b: float = DEFAULT_PEAK, power: float = DEFAULT_POWER) -> None:
         if not a < 1:
             raise ValueError(f'BoundedFalloff: threshold a must be < 1 (it divides by 1 − a), got {a}')
         if power < 0:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ex_color.indices import check_indices
-from ex_color.intervention.falloff import Mapper
+from ex_color.intervention.falloff import BoundedFalloff, Mapper
 
 __all__ = ['Ablation', 'Repulsion', 'Suppression']
 
@@ -82,9 +82,9 @@ class Suppression(_DirectionalIntervention):
     component along v is removed entirely.
     """
 
-    def __init__(self, v: Tensor | Sequence[float], falloff: Mapper, feature_dim: int = -1) -> None:
+    def __init__(self, v: Tensor | Sequence[float], falloff: Mapper | None = None, feature_dim: int = -1) -> None:
         super().__init__(v, feature_dim)
-        self.falloff = falloff
+        self.falloff = falloff if falloff is not None else BoundedFalloff()  # the experiment file's default too
 
     def _act(self, activations: Tensor) -> Tensor:
         v = self._direction_like(activations)  # [D]
