@@ -16,7 +16,7 @@ import ex_color
 from .cli import run_cli
 
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
-STEPS = 200
+STEPS = 60
 
 
 @pytest.fixture(scope='module')

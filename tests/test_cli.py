@@ -325,6 +325,10 @@ def test_run_writes_the_run_directory(finished_run, snapshot):
     assert snapshot['dopesheet.csv'] == (EX29 / 'dopesheet.csv').read_bytes()
     assert f'Results: {run}' in proc.stdout
     assert 'baseline' in proc.stdout and 'ablated' in proc.stdout
+    results = json.loads(snapshot['results.json'])['evaluations']
+    ablated, untouched = results['ablated']['named_colors']['red'], results['baseline']['named_colors']['red']
+    verb = 'removes' if ablated >= 0.1 and ablated >= 10 * untouched else 'does not remove'  # the rule, by hand
+    assert f'ablated {verb} red (error {ablated:.2g}, {ablated / untouched:.2g}× unedited)' in proc.stdout
     # The report, with its figures in both themes, and its path printed last.
     assert proc.stdout.splitlines()[-1] == f'Report: {run / "report.html"}'
     assert 'report.html' in snapshot
@@ -497,3 +501,23 @@ def test_the_command_in_a_process_says_what_main_says(runs, case):
     said, main_said = ([' '.join(p.stdout.split()), ' '.join(p.stderr.split())] for p in (proc, in_process))
     assert proc.returncode == in_process.returncode
     assert said == main_said
+
+
+def test_removes_is_said_only_where_the_rule_holds():
+    from ex_color.cli import removal_words
+    from ex_color.evaluation import Evaluation
+
+    def evaluation(red: float, targets: list[str]) -> Evaluation:
+        return Evaluation(0.0, 0.0, 0.0, {'red': red, 'green': 0.001}, targets)
+
+    baseline = evaluation(0.018, [])
+    assert removal_words('ablated', evaluation(0.0015, ['red']), baseline) == (
+        'ablated does not remove red (error 0.0015, 0.083× unedited)'  # a 200-step model: below the untouched error
+    )
+    assert removal_words('ablated', evaluation(0.09, ['red']), baseline).startswith('ablated does not remove red')
+    assert (
+        removal_words('ablated', evaluation(0.27, ['red']), baseline)
+        == 'ablated removes red (error 0.27, 15× unedited)'
+    )
+    assert removal_words('ablated', evaluation(0.27, ['magenta-ish']), baseline) == 'ablated aims at magenta-ish'
+    assert removal_words('baseline', baseline, baseline) == ''

@@ -27,7 +27,7 @@ def figures(run: Path) -> dict:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, '-m', 'ex_color', 'run', str(EXPERIMENT), '--steps', str(STEPS), *args]
+    return [sys.executable, '-m', 'ex_color', 'run', str(EXPERIMENT), '--steps', str(STEPS), '--no-report', *args]
 
 
 @pytest.mark.slow

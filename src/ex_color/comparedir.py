@@ -52,6 +52,14 @@ REMOVAL_RULE = (
     f"{UNTOUCHED_FACTOR:g} times the unedited model's"
 )
 """The two rules above in words, for every sentence that says whether a method removes its target."""
+
+
+def removes_target(error: Any, untouched_error: Any) -> Any:
+    """Whether an edit removes its target: its target error is at least REMOVAL_THRESHOLD and at least
+    UNTOUCHED_FACTOR times the untouched model's. Numbers or pandas Series alike (elementwise)."""
+    return (error >= REMOVAL_THRESHOLD) & (error >= UNTOUCHED_FACTOR * untouched_error)
+
+
 FAIRNESS_RATIO = 2.0
 """The control is a fair comparison when its median error is at most this many times the prepared model's."""
 
@@ -132,10 +140,7 @@ class Verdict:
             CONTROL: by_method.loc[CONTROL, 'target_error_mean'],
         }
         untouched_error = edited['model'].map(untouched)
-        removes = edited[
-            (edited['target_error_mean'] >= REMOVAL_THRESHOLD)
-            & (edited['target_error_mean'] >= UNTOUCHED_FACTOR * untouched_error)
-        ]
+        removes = edited[removes_target(edited['target_error_mean'], untouched_error)]
         # Collateral damage is measured away from each method's own targets: only methods with the baseline's
         # targets (the first evaluation's) are ranked against each other.
         compared_targets = str(by_method.loc[BASELINE, 'targets'])
@@ -247,5 +252,6 @@ __all__ = [
     'Verdict',
     'check_written_together',
     'read_table',
+    'removes_target',
     'write_comparison',
 ]

@@ -280,6 +280,9 @@ def test_sweep_report_links_to_its_best_run(short_sweep):
     page = parse(path)
     assert 'best/report.html' in page.links
     assert (result.directory / 'best' / 'report.html').is_file()
+    best = path.read_text().split('<h2 id="best">')[1].split('</p>')[0]
+    assert 'ablated aims at red' in best and ' removes ' not in best  # a sweep measures no removal rule here
+    assert 'control-' not in best  # a sweep trains no control, so it names none of the control's methods
     sources = {img['src'] for img in page.images}
     assert 'figures/sweep-boxes.png' in sources
     assert 'best/figures/colors-ablated.png' in sources

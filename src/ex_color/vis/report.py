@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ex_color.config import ConfigError, load_experiment, sweep_objectives
+from ex_color.config import CONTROL, ConfigError, load_experiment, sweep_objectives
 from ex_color.data import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.data.target import Target
 from ex_color.files import write_atomic
@@ -247,7 +247,7 @@ def _write_sweep_report(directory: str | Path, stop_if_asked: Callable[[], None]
             minimise=minimise,
             maximise=maximise,
             best_column=best_column,
-            targets=[(e.name, ' + '.join(e.targets)) for e in experiment.config.evaluations],
+            targets=[(e.name, ' + '.join(e.targets)) for e in experiment.config.evaluations if e.model != CONTROL],
             best_report=best_report.relative_to(directory).as_posix() if best_report else None,
             best_headline=best_headline,
             figures=figures,
