@@ -2,6 +2,8 @@
 
     python experiments/summarise.py experiments/delete-cyan runs/delete-cyan/sweep
 
+Only the prepared model's evaluations are listed: a sweep trains no control.
+
 Collateral colours are the named colours whose similarity to every target is below 0.2.
 """
 
@@ -12,10 +14,11 @@ import sys
 import numpy as np
 import pandas as pd
 
+from ex_color.columns import color_column
 from ex_color.config import build_targets, load_experiment
 from ex_color.data import NAMED_COLORS_HSV
 from ex_color.data.color import hsv_to_rgb
-from ex_color.evaluation import color_column, target_similarity
+from ex_color.data.target import target_similarity
 
 COLLATERAL_BELOW = 0.2
 
@@ -25,13 +28,19 @@ def main(experiment_path: str, sweep_dir: str) -> None:
     table = pd.read_csv(f'{sweep_dir}/sweep.csv')
     names = list(NAMED_COLORS_HSV)
     rgb = hsv_to_rgb(np.array(list(NAMED_COLORS_HSV.values())))
-    for evaluation in experiment.config.evaluations:
+    for evaluation in experiment.config.prepared_evaluations():  # a sweep trains no control model
         targets = build_targets(experiment.config, evaluation)
         similarity = target_similarity(rgb, targets)
         far = [name for name, s in zip(names, similarity, strict=True) if s < COLLATERAL_BELOW]
-        print(f'{evaluation.name} ({evaluation.kind} removes {" + ".join(t.name for t in targets)})')
+        print(f'{evaluation.name} ({evaluation.kind}, aimed at {" + ".join(t.name for t in targets)})')
         for _, row in table.iterrows():
-            hit = ', '.join(f'{t.name} {row[color_column(evaluation.name, t.name)]:.3f}' for t in targets)
+            # A target that is a label's colour rather than a named colour has no column of its own in sweep.csv.
+            hit = ', '.join(
+                f'{t.name} {row[color_column(evaluation.name, t.name)]:.3f}'
+                for t in targets
+                if color_column(evaluation.name, t.name) in row
+            )
+            hit = hit or 'not a named colour (see the report)'
             worst = max(far, key=lambda c: row[color_column(evaluation.name, c)])
             print(
                 f'  seed {int(row.seed)}: target error {hit}; worst collateral {worst} '
