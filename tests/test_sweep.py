@@ -97,7 +97,8 @@ def test_ctrl_c_while_the_last_chunk_is_assessed_stops_the_sweep(experiment, swe
     pd.testing.assert_frame_equal(result.table, swept.table)
 
 
-def test_interrupted_sweep_continues_without_redoing_seeds(experiment, swept, tmp_path: Path, monkeypatch):
+def test_interrupted_sweep_continues_without_redoing_seeds(experiment, swept, tmp_path: Path, monkeypatch, caplog):
+    caplog.set_level('INFO', logger='ex_color')
     real_train_chunk = sweep_module.train_chunk
     calls: list[list[int]] = []
 
@@ -114,9 +115,13 @@ def test_interrupted_sweep_continues_without_redoing_seeds(experiment, swept, tm
     assert calls == [[0, 1], [2]]
     assert list(pd.read_csv(out / 'sweep.csv')['seed']) == [0, 1]
 
+    assert 'The first chunk took' in caplog.text and 'the 1 left should take about' in caplog.text  # an estimate
+
     calls.clear()
+    caplog.clear()
     result = run_sweep(experiment, [0, 1, 2], out=out, chunk=2, steps=STEPS, progress=False)
     assert calls == [[2]]  # seeds 0 and 1 were not trained again
+    assert 'should take about' not in caplog.text  # one chunk left: nothing to estimate
     pd.testing.assert_frame_equal(result.table, swept.table)
     assert result.best_seed == swept.best_seed
 

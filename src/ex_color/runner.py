@@ -21,6 +21,7 @@ picklable arguments, so a Ray task can run it) and what a seed's file holds (`Se
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import json
 import logging
@@ -270,6 +271,28 @@ class LocalChunks:
             self.checkpoint.unlink(missing_ok=True)  # the chunk's seeds are saved
 
 
+def _log_estimate(first_chunk_seconds: float, chunks_left: int) -> None:
+    """After the first chunk: how long the rest should take at its pace (training and assessment, wall clock)."""
+    left = first_chunk_seconds * chunks_left
+    finish = datetime.datetime.now() + datetime.timedelta(seconds=left)
+    log.info(
+        'The first chunk took %s; the %d left should take about %s more (done around %s)',
+        _duration(first_chunk_seconds),
+        chunks_left,
+        _duration(left),
+        finish.strftime('%H:%M'),
+    )
+
+
+def _duration(seconds: float) -> str:
+    """'42 s', '7.5 min', '3.2 h'."""
+    if seconds < 90:
+        return f'{seconds:.0f} s'
+    if seconds < 5400:
+        return f'{seconds / 60:.1f} min'
+    return f'{seconds / 3600:.1f} h'
+
+
 def drop_stale_checkpoint(path: Path, members: list[int]) -> None:
     """A chunk checkpoint for other seeds (e.g. after changing --chunk) cannot be resumed."""
     if path.exists() and read_torch(path).get('seeds') != members:
@@ -361,8 +384,11 @@ class SeedRunner:
             stop_on_signals(self.trainer.stopping) as stop,
             contextlib.closing(self.trainer.train(self.job, chunks, bar, stop)) as finished,
         ):
-            for records, chunk_train_seconds in finished:
+            started = time.perf_counter()
+            for done_chunks, (records, chunk_train_seconds) in enumerate(finished, start=1):
                 train_seconds += chunk_train_seconds
+                if done_chunks == 1 and len(chunks) > 1:
+                    _log_estimate(time.perf_counter() - started, len(chunks) - 1)
                 for record in records:
                     if loggers:
                         self.pending.set(record.seed, loggers)
