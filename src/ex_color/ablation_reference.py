@@ -153,6 +153,7 @@ def largest_difference(got: Any, expected: Any) -> str | None:
     if output_shapes(got) != output_shapes(expected):
         return f'its output has shape {output_shapes(got)}, the reference {output_shapes(expected)}'
     worst, where = 0.0, ''
+    several = len(list(tensors_in(expected))) > 1
     for n, (a, b) in enumerate(zip(tensors_in(got), tensors_in(expected), strict=True)):
         if not (a.is_floating_point() or a.is_complex()):
             if not torch.equal(a, b):
@@ -166,7 +167,7 @@ def largest_difference(got: Any, expected: Any) -> str | None:
         if bool((excess > 0).any()):
             largest = float(difference[excess > 0].max())
             if largest > worst or not where:
-                worst, where = largest, f'output tensor {n}' if len(list(tensors_in(expected))) > 1 else 'the output'
+                worst, where = largest, f'output tensor {n}' if several else 'the output'
     if not where:
         return None
     return f'{where} differs from the reference by up to {worst:.3g}'

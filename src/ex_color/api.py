@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,12 +92,7 @@ class ExperimentHandle:
         progress: bool | None = None,
     ) -> SweepView:
         """Train and evaluate many seeds, as `ex-color sweep`: `seeds` is '0-59', a count (range(n)) or a list."""
-        result = run_sweep(
-            self.experiment, _seeds(seeds), out=out, chunk=chunk, steps=steps, ray=ray, progress=progress
-        )
-        if report:
-            _draw_report(result.directory)
-        return SweepView(result)
+        return SweepView(self._seeds_job(run_sweep, seeds, steps, out, chunk, ray, report, progress))
 
     def compare(
         self,
@@ -111,12 +106,24 @@ class ExperimentHandle:
         progress: bool | None = None,
     ) -> CompareView:
         """Prepared against control models with post-hoc erasures, as `ex-color compare`."""
-        result = run_compare(
-            self.experiment, _seeds(seeds), out=out, chunk=chunk, steps=steps, ray=ray, progress=progress
-        )
+        return CompareView(self._seeds_job(run_compare, seeds, steps, out, chunk, ray, report, progress))
+
+    def _seeds_job(
+        self,
+        job: Callable[..., Any],
+        seeds: str | int | Sequence[int],
+        steps: int | None,
+        out: str | Path | None,
+        chunk: int | None,
+        ray: str | None,
+        report: bool,
+        progress: bool | None,
+    ) -> Any:
+        """`run_sweep` or `run_compare` on these seeds, then the report if asked; the job's result."""
+        result = job(self.experiment, _seeds(seeds), out=out, chunk=chunk, steps=steps, ray=ray, progress=progress)
         if report:
             _draw_report(result.directory)
-        return CompareView(result)
+        return result
 
 
 def _draw_report(directory: Path) -> Path:

@@ -394,12 +394,10 @@ def removal_words(name: str, evaluation: Any, baseline: Any) -> str:
 
     if name == 'baseline' or not evaluation.targets:
         return ''
-    measured = [t for t in evaluation.targets if t in evaluation.named_colors and t in baseline.named_colors]
     targets = ', '.join(evaluation.targets)
-    if len(measured) != len(evaluation.targets):
+    error, untouched = evaluation.mean_error(evaluation.targets), baseline.mean_error(evaluation.targets)
+    if error is None or untouched is None:
         return f'{name} aims at {targets}'
-    error = sum(evaluation.named_colors[t] for t in measured) / len(measured)
-    untouched = sum(baseline.named_colors[t] for t in measured) / len(measured)
     ratio = f'{error / untouched:.2g}× unedited' if untouched > 0 else 'unedited 0'
     verb = 'removes' if removes_target(error, untouched) else 'does not remove'
     return f'{name} {verb} {targets} (error {error:.2g}, {ratio})'

@@ -108,6 +108,12 @@ class Evaluation:
         edit = data.get('edit') or None
         return cls(**{**data, 'edit': ErasureEdit.from_dict(edit) if edit is not None else None})
 
+    def mean_error(self, colours: Sequence[str]) -> float | None:
+        """The mean of these named colours' errors; None unless every one is a named colour measured here."""
+        if not colours or any(c not in self.named_colors for c in colours):
+            return None
+        return sum(self.named_colors[c] for c in colours) / len(colours)
+
     def row(self, name: str) -> dict[str, float]:
         """This variant's columns of a sweep's table (see `evaluation_columns`)."""
         values = [getattr(self, metric) for metric in METRICS] + list(self.named_colors.values())
