@@ -62,7 +62,7 @@ def test_an_empty_value_clears_a_cell(plain):
     assert set(_column(cleared, 'reg-separate')[:1001]) == {0.01}
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.floats(min_value=0.01, max_value=1e4, allow_nan=False, allow_infinity=False))
 def test_a_value_is_read_as_toml_writes_it(power):
     changed = load_experiment(EX29, overrides=[f'labels.red.power={power!r}'])
