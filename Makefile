@@ -36,10 +36,12 @@ chromium:
 		echo 'note: chromium is missing and cannot be installed here (needs root and apt-get); the browser test will skip'; \
 	fi
 
+# The suite runs in one process per core (pytest-xdist), one test file per process at a time,
+# one thread each: the models are tiny, so two single-threaded workers beat one two-threaded run.
 test: $(STAMP) chromium
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
-	HYPOTHESIS_PROFILE=repeatable $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 HYPOTHESIS_PROFILE=repeatable $(BIN)/python -m pytest -q -n logical --dist loadfile
 
 # Trainer and evaluation speed on the Ex 2.9 workload; writes benchmarks/results.json.
 bench: $(STAMP)
