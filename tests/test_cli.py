@@ -93,18 +93,19 @@ BAD_FILES = {
     ),
     'unknown regularizer kind': BadFile(
         toml=replace_once(TOML, 'kind = "angular-anchor"', 'kind = "angle-anchor"'),
-        field="regularizers.1.kind: unknown kind 'angle-anchor'",
+        field="regularizers.1.kind (regularizer 'reg-anchor'): unknown kind 'angle-anchor'",
     ),
     'layer the model lacks': BadFile(
         toml=replace_once(TOML, 'layers = ["bottleneck"]', 'layers = ["bottlenek"]'),
-        field="regularizers.1.layers: no layer 'bottlenek'",
+        field="regularizers.1.layers (regularizer 'reg-anchor'): no layer 'bottlenek'",
     ),
     'duplicate regularizer name': BadFile(
         toml=replace_once(TOML, 'name = "reg-separate"', 'name = "reg-unit"'),
         field="regularizers.2.name: 'reg-unit' is already the name of regularizers.0",
     ),
     'ablate dims out of range': BadFile(
-        toml=replace_once(TOML, 'dims = [0]', 'dims = [7]'), field='evaluations.0.dims: [7] out of range'
+        toml=replace_once(TOML, 'dims = [0]', 'dims = [7]'),
+        field="evaluations.0.dims (evaluation 'ablated'): [7] out of range",
     ),
     'malformed TOML': BadFile(toml=replace_once(TOML, '[model]', '[model'), field='not valid TOML: '),
     'missing dopesheet': BadFile(csv=None, field='experiment.dopesheet: '),
@@ -142,15 +143,20 @@ BAD_FILES = {
     ),
     'regularizer naming an undeclared label': BadFile(
         toml=replace_once(TOML, 'labels = { red = 1.0 }', 'labels = { redd = 1.0 }'),
-        field="regularizers.1.labels.redd: label 'redd' is not declared",
+        field="regularizers.1.labels.redd (regularizer 'reg-anchor'): label 'redd' is not declared (did you mean red?)",
     ),
     'evaluation naming an undeclared target': BadFile(
         toml=replace_once(TOML, 'target = "red"', 'target = "redd"'),
-        field="evaluations.0.target: 'redd' is neither a declared label (red, vibrant, desaturated) nor a named colour",
+        field="evaluations.0.target (evaluation 'ablated'): 'redd' is neither a declared label (red, vibrant, "
+        'desaturated) nor a named colour',
+    ),
+    'misspelt named colour as a target': BadFile(
+        toml=replace_once(TOML, 'target = "red"', 'target = "magneta"'),
+        field='light gray, white) (did you mean magenta?)',
     ),
     'target label without a colour': BadFile(
         toml=replace_once(TOML, 'target = "red"', 'target = "vibrant"'),
-        field="evaluations.0.target: label 'vibrant' (vibrancy) has no colour",
+        field="evaluations.0.target (evaluation 'ablated'): label 'vibrant' (vibrancy) has no colour",
     ),
     'sweep column no run produces': BadFile(
         toml=replace_once(TOML, '"ablated_red", "ablated_cyan"', '"ablated_red", "ablated_cyaan"'),
@@ -312,6 +318,22 @@ def test_nonexistent_experiment_path(bad_runs):
     assert not (missing.parent / 'nowhere').exists()
 
 
+def test_a_dopesheet_given_as_the_experiment_says_what_to_give(tmp_path):
+    line = assert_one_line_error(run_cli('run', EX29 / 'dopesheet.csv', '--out', tmp_path / 'run'))
+    assert str(EX29 / 'dopesheet.csv') in line
+    assert 'not an experiment' in line
+    assert 'experiment.toml' in line
+    assert 'TOML' not in line.replace('experiment.toml', '')  # not a TOML syntax error
+    assert not (tmp_path / 'run').exists()
+
+
+def test_a_seed_range_for_run_points_to_sweep(tmp_path):
+    line = assert_one_line_error(run_cli('run', EX29, '--seed', '0-9', '--out', tmp_path / 'run'))
+    assert "--seed: expected one whole number, got '0-9'" in line
+    assert 'ex-color sweep EXPERIMENT --seeds 0-9' in line
+    assert not (tmp_path / 'run').exists()
+
+
 # Real runs -------------------------------------------------------------------------------------
 
 
@@ -452,7 +474,7 @@ def test_running_again_refuses_and_loses_nothing(finished_run, snapshot, later):
     run, _ = finished_run
     line = assert_one_line_error(later['again'])
     assert str(run) in line
-    assert 'finished' in line
+    assert 'finished run; --resume shows it again' in line
     assert files_of(run) == snapshot
 
 

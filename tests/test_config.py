@@ -49,6 +49,20 @@ def raw() -> dict:
     return tomllib.loads((EX29 / 'experiment.toml').read_text())
 
 
+EX29_ENTRIES = {
+    'regularizers': ['reg-unit', 'reg-anchor', 'reg-separate', 'reg-planar-d', 'reg-anti-anchor'],
+    'evaluations': ['ablated', 'pruned', 'suppressed', 'control-leace', 'control-mean-difference', 'control-leace-raw'],
+}
+
+
+def named(field: str) -> str:
+    """An Ex 2.9 field as messages write it: `evaluations.0.dims (evaluation 'ablated')`."""
+    section, index, *_ = [*field.split('.'), '']
+    if section not in EX29_ENTRIES or field.endswith('.name'):
+        return field
+    return f"{field} ({section.removesuffix('s')} '{EX29_ENTRIES[section][int(index)]}')"
+
+
 def config_error(raw: dict) -> str:
     """The ConfigError message for `raw` (parsed and checked against its model); fails if there is none."""
     with pytest.raises(ConfigError) as caught:
@@ -267,7 +281,7 @@ def test_a_value_in_labels_that_is_not_a_table_is_named(raw, key):
 def test_unknown_key_in_a_regularizer_is_named_without_pydantics_union_step(raw):
     raw['regularizers'][1]['hemi'] = True  # anti-anchor has `hemi`, angular-anchor does not
     message = config_error(raw)
-    assert message.startswith('exp.toml: regularizers.1.hemi: unknown key; expected one of ')
+    assert message.startswith("exp.toml: regularizers.1.hemi (regularizer 'reg-anchor'): unknown key; expected one of ")
     assert 'angular-anchor' not in message.split(': ')[1]
 
 
@@ -280,30 +294,34 @@ def test_wrong_type_names_field_and_value(raw):
 
 def test_wrong_type_inside_a_regularizer_point(raw):
     raw['regularizers'][1]['point'][2] = 'x'
-    assert config_error(raw).startswith('exp.toml: regularizers.1.point.2: ')
+    assert config_error(raw).startswith("exp.toml: regularizers.1.point.2 (regularizer 'reg-anchor'): ")
 
 
 def test_non_finite_numbers_are_rejected(raw):
     raw['regularizers'][4]['point'][0] = float('-inf')
-    assert config_error(raw).startswith('exp.toml: regularizers.4.point.0: ')
+    assert config_error(raw).startswith("exp.toml: regularizers.4.point.0 (regularizer 'reg-anti-anchor'): ")
 
 
 def test_unknown_regularizer_kind_lists_the_kinds(raw):
     raw['regularizers'][3]['kind'] = 'planarity'
     message = config_error(raw)
-    assert message.startswith("exp.toml: regularizers.3.kind: unknown kind 'planarity'; expected one of ")
+    assert message.startswith(
+        "exp.toml: regularizers.3.kind (regularizer 'reg-planar-d'): unknown kind 'planarity'; expected one of "
+    )
     assert "'axis-aligned-subspace'" in message
 
 
 def test_missing_regularizer_kind(raw):
     del raw['evaluations'][0]['kind']
-    assert config_error(raw).startswith('exp.toml: evaluations.0.kind: missing')
+    assert config_error(raw).startswith("exp.toml: evaluations.0.kind (evaluation 'ablated'): missing")
 
 
 def test_unknown_label_in_affinities_is_named(raw):
     raw['regularizers'][1]['labels'] = {'rde': 1.0}  # a typo would otherwise switch the term off for good
     message = config_error(raw)
-    assert message.startswith("exp.toml: regularizers.1.labels.rde: label 'rde' is not declared")
+    assert message.startswith(
+        "exp.toml: regularizers.1.labels.rde (regularizer 'reg-anchor'): label 'rde' is not declared"
+    )
     assert '(red, vibrant, desaturated)' in message
 
 
@@ -337,9 +355,18 @@ def _similarity(**key) -> dict:
         (lambda r: r['labels'].update(cyan=_similarity(hsv=[0.5, 0.5, 1])), 'labels.cyan: named like the colour cyan'),
         (lambda r: r['labels'].update(red=_similarity(hsv=[0, 1])), 'labels.red.hsv: List should have at least 3'),
         (lambda r: r['labels'].update(red=_similarity()), 'labels.red: give exactly one of color'),
-        (lambda r: r['regularizers'][1].update(labels={}), 'regularizers.1.labels: Dictionary should have at least 1'),
-        (lambda r: r['evaluations'][0].update(target=['red', 'red']), "evaluations.0.target: ['red', 'red'] repeats"),
-        (lambda r: r['evaluations'][0].update(target=3), 'evaluations.0.target: Input should be a valid string'),
+        (
+            lambda r: r['regularizers'][1].update(labels={}),
+            "regularizers.1.labels (regularizer 'reg-anchor'): Dictionary should have at least 1",
+        ),
+        (
+            lambda r: r['evaluations'][0].update(target=['red', 'red']),
+            "evaluations.0.target (evaluation 'ablated'): ['red', 'red'] repeats",
+        ),
+        (
+            lambda r: r['evaluations'][0].update(target=3),
+            "evaluations.0.target (evaluation 'ablated'): Input should be a valid string",
+        ),
         (lambda r: r['sweep'].update(minimise=['val_recon', 'val_recon']), 'sweep.minimise: '),
         (lambda r: r['sweep'].update(maximise=['seed']), "sweep.maximise: 'seed' is a label"),
         (lambda r: r['sweep'].update(best='pruned_mse_max'), "sweep.best: 'pruned_mse_max' is neither"),
@@ -412,16 +439,34 @@ def _erasure(**keys) -> dict:
             "control.keep.0: 'reg-anti-anchor' is an anti-anchor",
         ),
         (lambda r: r['control'].update(keep=['reg-unit', 'reg-unit']), 'control.keep: '),
-        (lambda r: r.pop('control'), "evaluations.3.model: 'control' needs a [control] table"),
-        (lambda r: r['evaluations'][3].update(model='trained'), "evaluations.3.model: Input should be 'prepared'"),
-        (lambda r: r['evaluations'].append(_erasure(target='orange')), 'evaluations.6.label: is missing'),
+        (
+            lambda r: r.pop('control'),
+            "evaluations.3.model (evaluation 'control-leace'): 'control' needs a [control] table",
+        ),
+        (
+            lambda r: r['evaluations'][3].update(model='trained'),
+            "evaluations.3.model (evaluation 'control-leace'): Input should be 'prepared'",
+        ),
+        (
+            lambda r: r['evaluations'].append(_erasure(target='orange')),
+            "evaluations.6.label (evaluation 'erased'): is missing",
+        ),
         (
             lambda r: r['evaluations'].append(_erasure(label='redd')),
-            "evaluations.6.label: label 'redd' is not declared",
+            "evaluations.6.label (evaluation 'erased'): label 'redd' is not declared",
         ),
-        (lambda r: r['labels']['red'].update(scale=0), "evaluations.3.label: label 'red' is off"),
-        (lambda r: r['evaluations'].append(_erasure(renormalize=1)), 'evaluations.6.renormalize: Input should be'),
-        (lambda r: r['evaluations'].append(_erasure(name='control')), "evaluations.6.name: 'control' is reserved"),
+        (
+            lambda r: r['labels']['red'].update(scale=0),
+            "evaluations.3.label (evaluation 'control-leace'): label 'red' is off",
+        ),
+        (
+            lambda r: r['evaluations'].append(_erasure(renormalize=1)),
+            "evaluations.6.renormalize (evaluation 'erased'): Input should be",
+        ),
+        (
+            lambda r: r['evaluations'].append(_erasure(name='control')),
+            "evaluations.6.name: 'control' is reserved",
+        ),
     ],
 )
 def test_control_and_erasure_mistakes_name_the_field(raw, edit, says):
@@ -433,7 +478,9 @@ def test_control_and_erasure_mistakes_name_the_field(raw, edit, says):
 def test_renormalising_an_erasure_of_a_layer_that_is_not_unit_norm_fails_at_load(raw):
     raw['evaluations'].append(_erasure(layer='encoder'))
     message = config_error(raw)
-    assert message.startswith("exp.toml: evaluations.6.renormalize: is true but 'encoder' does not output unit vectors")
+    assert message.startswith(
+        "exp.toml: evaluations.6.renormalize (evaluation 'erased'): is true but 'encoder' does not output unit vectors"
+    )
     raw['evaluations'][-1]['renormalize'] = False
     check_layers(parse_config(raw))
 
@@ -474,7 +521,7 @@ def test_baseline_is_reserved(raw):
 )
 def test_config_that_does_not_fit_the_model_fails_at_load(raw, edit, field):
     edit(raw)
-    assert config_error(raw).startswith(f'exp.toml: {field}: ')
+    assert config_error(raw).startswith(f'exp.toml: {named(field)}: ')
 
 
 def test_in_range_dims_on_a_wider_model_pass(raw):
@@ -622,9 +669,18 @@ INTEGER, NUMBER = 'Input should be a valid integer', 'Input should be a valid nu
         (lambda r: r['labels']['red'].update(power='10'), f"labels.red.power: {NUMBER} (got '10', a string)"),
         (lambda r: r['labels']['red'].update(scale=True), f'labels.red.scale: {NUMBER} (got true, a boolean)'),
         (lambda r: r['labels'].update(sea=_similarity(hsv=['0', 1, 1])), f"labels.sea.hsv.0: {NUMBER} (got '0', a"),
-        (lambda r: r['regularizers'][1].update(labels={'red': '1.0'}), f"regularizers.1.labels.red: {NUMBER} (got '1"),
-        (lambda r: r['regularizers'][1].update(validation=1), 'regularizers.1.validation: Input should be a valid'),
-        (lambda r: r['evaluations'][2].update(falloff_power=True), f'evaluations.2.falloff_power: {NUMBER} (got true'),
+        (
+            lambda r: r['regularizers'][1].update(labels={'red': '1.0'}),
+            f"regularizers.1.labels.red (regularizer 'reg-anchor'): {NUMBER} (got '1",
+        ),
+        (
+            lambda r: r['regularizers'][1].update(validation=1),
+            "regularizers.1.validation (regularizer 'reg-anchor'): Input should be a valid",
+        ),
+        (
+            lambda r: r['evaluations'][2].update(falloff_power=True),
+            f"evaluations.2.falloff_power (evaluation 'suppressed'): {NUMBER} (got true",
+        ),
         (lambda r: r['sweep'].update(best=1), 'sweep.best: Input should be a valid string (got 1, an integer)'),
     ],
 )
@@ -661,7 +717,8 @@ def test_seeds_at_the_ends_of_the_range_are_fine(raw, seed):
 def test_a_negative_affinity_is_refused(raw):
     raw['regularizers'][3]['labels'] = {'desaturated': 1.0, 'red': -1}
     assert config_error(raw) == (
-        'exp.toml: regularizers.3.labels.red: affinity -1.0 is negative; expected a number >= 0 '
+        "exp.toml: regularizers.3.labels.red (regularizer 'reg-planar-d'): affinity -1.0 is negative; "
+        'expected a number >= 0 '
         "(a sample's weight is clamp(Σ label × affinity, 0, 1))"
     )
 
@@ -682,7 +739,7 @@ def test_affinities_of_zero_and_above_one_are_fine(raw):
 def test_a_direction_of_zeros_is_refused(raw, edit, field):
     edit(raw)
     message = config_error(raw)
-    assert message.startswith(f'exp.toml: {field}: [')
+    assert message.startswith(f'exp.toml: {named(field)}: [')
     assert message.endswith('is all zeros, so it has no direction; expected at least one non-zero component')
 
 
@@ -694,7 +751,7 @@ def test_a_euclidean_anchor_at_the_origin_is_fine(raw):
 def test_a_component_float32_cannot_hold_is_refused(raw):
     raw['evaluations'][2]['direction'] = [1e39, 0, 0, 0, 0]  # finite in TOML, inf as the float32 tensor
     assert config_error(raw) == (
-        'exp.toml: evaluations.2.direction: component 0 (1e+39) overflows float32; '
+        "exp.toml: evaluations.2.direction (evaluation 'suppressed'): component 0 (1e+39) overflows float32; "
         'expected components of magnitude <= 3.403e+38'
     )
 
@@ -915,9 +972,16 @@ def test_a_complement_label_names_a_declared_label(raw):
 @pytest.mark.parametrize(
     ('labels', 'says'),
     [
-        ({'~redd': 1.0}, "regularizers.1.labels.~redd: the complement of label 'redd', which is not declared"),
-        ({'~~red': 1.0}, "regularizers.1.labels.~~red: label key '~~red' is a complement of a complement"),
-        ({'~': 1.0}, "regularizers.1.labels.~: label key '~' names no label"),
+        (
+            {'~redd': 1.0},
+            "regularizers.1.labels.~redd (regularizer 'reg-anchor'): the complement of label 'redd', which is not "
+            'declared',
+        ),
+        (
+            {'~~red': 1.0},
+            "regularizers.1.labels.~~red (regularizer 'reg-anchor'): label key '~~red' is a complement of a complement",
+        ),
+        ({'~': 1.0}, "regularizers.1.labels.~ (regularizer 'reg-anchor'): label key '~' names no label"),
     ],
 )
 def test_a_malformed_complement_names_the_field(raw, labels, says):
@@ -1003,5 +1067,8 @@ def test_the_command_line_refuses_a_regularizer_that_never_applies(tmp_path, raw
 def test_strict_loading_still_names_a_term_that_does_not_build(tmp_path, raw):
     """The strict check builds the regularizers, so it runs after the checks that name a term that cannot be built."""
     raw['regularizers'][2]['power'] = 0.0
-    with pytest.raises(ConfigError, match=r'experiment.toml: regularizers.2: Separate: power must be > 0'):
+    with pytest.raises(
+        ConfigError,
+        match=r"experiment.toml: regularizers.2 \(regularizer 'reg-separate'\): Separate: power must be > 0",
+    ):
         load_experiment(_write(tmp_path, raw), strict=True)

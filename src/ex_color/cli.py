@@ -49,6 +49,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _one_seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected one whole number, got {text!r}; for many seeds: ex-color sweep EXPERIMENT --seeds {text}'
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog='ex-color', description='Concept-anchored representation engineering experiments.')
     parser.add_argument('--version', action='version', version=f'ex-color {__version__}')
@@ -57,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser('run', help='train one seed of an experiment, operate on it and evaluate it')
     run.add_argument('experiment', metavar='EXPERIMENT', help='a directory holding experiment.toml, or a .toml file')
-    run.add_argument('--seed', type=int, help="seed (default: the experiment file's)")
+    run.add_argument('--seed', type=_one_seed, help="seed (default: the experiment file's)")
     run.add_argument('--out', help='run directory (default: runs/<experiment>/seed-<N>/)')
     run.add_argument('--engine', choices=['fast', 'lightning'], default='fast', help='trainer (default: fast)')
     run.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')

@@ -187,7 +187,10 @@ def run_experiment(
             if resume:
                 log.info('%s is already finished', directory)
                 return RunResult(directory, read_results(directory))
-            raise RunExistsError(f'{directory} already holds a finished run; choose another --out or remove it')
+            raise RunExistsError(
+                f'{directory} already holds a finished run; --resume shows it again, or choose another --out or '
+                'remove it'
+            )
         checkpoint = directory / CHECKPOINT_FILE
         if checkpoint.exists() and not resume:
             raise RunExistsError(f'{directory} holds an interrupted run; pass --resume to continue it, or remove it')

@@ -70,7 +70,7 @@ def test_a_value_is_read_as_toml_writes_it(power):
 
 
 BAD = {
-    'labels.redd.power=5': 'labels.redd: no such table in',
+    'labels.redd.power=5': '(did you mean red?); it has',
     'labels.red.powerr=5': 'labels.red.powerr: unknown key',
     'labels.red.power="high"': 'labels.red.power: Input should be a valid number',
     'regularizers.9.name=x': 'regularizers.9: ',

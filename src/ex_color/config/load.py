@@ -11,7 +11,6 @@ otherwise a switched-off regularizer is a warning.
 
 from __future__ import annotations
 
-import difflib
 import io
 import logging
 import tomllib
@@ -42,6 +41,8 @@ from ex_color.config.schema import (
     SeparateConfig,
     SubspaceConfig,
     SuppressEvaluation,
+    did_you_mean,
+    name_the_entry,
     parse_config,
 )
 from ex_color.indices import check_indices
@@ -89,6 +90,11 @@ def resolve_experiment_path(path: str | Path) -> Path:
         raise ConfigError(f'{path}: no such experiment file ({expected})') from None
     if problem:
         raise ConfigError(f'{path}: {problem}; {expected}')
+    if path.suffix.lower() == '.csv':
+        raise ConfigError(
+            f'{path}: a CSV file, such as a dopesheet, is not an experiment; {expected} (its experiment.dopesheet '
+            'names the dopesheet)'
+        )
     return path
 
 
@@ -177,6 +183,12 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
     )
 
 
+def _named(config: ExperimentConfig, field: str) -> str:
+    """`field`, saying which regularizer or evaluation it belongs to (see `name_the_entry`)."""
+    names = {'regularizers': [r.name for r in config.regularizers], 'evaluations': [e.name for e in config.evaluations]}
+    return name_the_entry(field, names)
+
+
 def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:
     """Check the config against the model it builds, so that a bad file fails at load, not after training.
 
@@ -192,10 +204,10 @@ def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:
         try:
             get_layer(model, layer)
         except KeyError as e:
-            raise ConfigError(f'{source}: {field}: {e}') from None
+            raise ConfigError(f'{source}: {_named(config, field)}: {e}') from None
     widths = layer_widths(model, {layer for _, layer in named})
     for field, problem in (*_shape_problems(config, model, widths), *_sweep_problems(config)):
-        raise ConfigError(f'{source}: {field}: {problem}')
+        raise ConfigError(f'{source}: {_named(config, field)}: {problem}')
 
 
 def layer_widths(model: nn.Module, layers: Iterable[str]) -> dict[str, int]:
@@ -334,10 +346,8 @@ def _sweep_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
                     '(scale 0); expected a column with figures',
                 )
             elif column not in produced:
-                close = difflib.get_close_matches(column, produced, n=3)
-                hint = f' (did you mean {", ".join(close)}?)' if close else ''
                 yield (
                     f'sweep.{key}.{i}',
-                    f'{column!r} is not a column a run produces{hint}; expected e.g. val_recon or '
-                    '<evaluation>_selectivity_r2, <evaluation>_mse_max, <evaluation>_<colour>',
+                    f'{column!r} is not a column a run produces{did_you_mean(column, produced)}; expected e.g. '
+                    'val_recon or <evaluation>_selectivity_r2, <evaluation>_mse_max, <evaluation>_<colour>',
                 )

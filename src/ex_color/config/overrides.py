@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ex_color.config.schema import ConfigError
+from ex_color.config.schema import ConfigError, did_you_mean
 
 DOPESHEET_PREFIX = 'dopesheet.'
 FLAG = '--set'
@@ -111,7 +111,10 @@ def apply_file_overrides(raw: dict[str, Any], overrides: Sequence[FileOverride],
                     node[key] = override.value
                 elif key not in node:
                     known = ', '.join(map(str, node)) or 'nothing'
-                    raise ConfigError(f'{FLAG} {override.text}: {where}: no such table in {source}; it has {known}')
+                    raise ConfigError(
+                        f'{FLAG} {override.text}: {where}: no such table in {source}{did_you_mean(key, node)}; it has '
+                        f'{known}'
+                    )
                 else:
                     node = node[key]
             else:

@@ -9,6 +9,9 @@ against the model it builds is `ex_color.config.load`'s.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
@@ -47,6 +50,41 @@ class ConfigError(ValueError):
 def _field_error(field: str, message: str) -> PydanticCustomError:
     """A validation error whose message names its own field (for checks across fields)."""
     return PydanticCustomError('config_field', message, {'field': field})
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean X?)` for the choices closest to a misspelt `word`; empty when none is close."""
+    close = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=3)
+    return f' (did you mean {", ".join(close)}?)' if close else ''
+
+
+_ENTRY_FIELD = re.compile(r'^(regularizers|evaluations)\.(\d+)(?=\.|$)')
+
+
+def name_the_entry(field: str, names: Mapping[str, Sequence[object]]) -> str:
+    """`evaluations.0.target` as `evaluations.0.target (evaluation 'ablated')`: a field of an entry of
+    [[regularizers]] or [[evaluations]] also says the entry's name, from `names` (section → each entry's name)."""
+    match = _ENTRY_FIELD.match(field)
+    if match is None or field.endswith('.name'):  # a problem with the name itself quotes it already
+        return field
+    section, index = match.group(1), int(match.group(2))
+    entries = names.get(section, ())
+    name = entries[index] if index < len(entries) else None
+    if not isinstance(name, str) or not name:
+        return field
+    return f'{field} ({section.removesuffix("s")} {name!r})'
+
+
+def entry_names(raw: object) -> dict[str, list[object]]:
+    """Each [[regularizers]] and [[evaluations]] entry's name as the (parsed, unvalidated) file gives it."""
+    if not isinstance(raw, dict):
+        return {}
+    sections = {s: raw.get(s) for s in ('regularizers', 'evaluations')}
+    return {
+        s: [e.get('name') if isinstance(e, dict) else None for e in entries]
+        for s, entries in sections.items()
+        if isinstance(entries, list)
+    }
 
 
 def check_seed(seed: int, what: str, limit: int = SEED_LIMIT) -> int:
@@ -512,8 +550,8 @@ class ExperimentConfig(_Section):
                     what = f'the complement of label {name!r}, which' if complement else f'label {name!r}'
                     raise _field_error(
                         field,
-                        f'{what} is not declared; expected one of the [labels] tables ({declared}), '
-                        f'or {COMPLEMENT}<label> for its complement',
+                        f'{what} is not declared{did_you_mean(name, labels)}; expected one of the [labels] tables '
+                        f'({declared}), or {COMPLEMENT}<label> for its complement',
                     )
         for i, e in enumerate(self.evaluations):
             if e.name in (BASELINE, CONTROL):
@@ -541,7 +579,7 @@ class ExperimentConfig(_Section):
                     raise _field_error(
                         f'evaluations.{i}.target',
                         f'{target!r} is neither a declared label ({declared}) nor a named colour '
-                        f'({", ".join(NAMED_COLORS)})',
+                        f'({", ".join(NAMED_COLORS)}){did_you_mean(target, [*labels, *NAMED_COLORS])}',
                     )
         self._check_erasures()
         self._check_control()
@@ -565,7 +603,10 @@ class ExperimentConfig(_Section):
                 )
             if e.concept not in labels:
                 declared = ', '.join(labels) or 'none'
-                raise _field_error(field, f'label {e.concept!r} is not declared; expected one of {declared}')
+                raise _field_error(
+                    field,
+                    f'label {e.concept!r} is not declared{did_you_mean(e.concept, labels)}; expected one of {declared}',
+                )
             if labels[e.concept].scale == 0:
                 raise _field_error(field, f'label {e.concept!r} is off (scale 0), so there is nothing to fit with')
 
@@ -581,7 +622,10 @@ class ExperimentConfig(_Section):
             r = regularizers.get(name)
             if r is None:
                 declared = ', '.join(regularizers) or 'none'
-                raise _field_error(f'control.keep.{i}', f'{name!r} is not a regularizer; expected one of {declared}')
+                raise _field_error(
+                    f'control.keep.{i}',
+                    f'{name!r} is not a regularizer{did_you_mean(name, regularizers)}; expected one of {declared}',
+                )
             if r.labels is not None or isinstance(r, AntiAnchorConfig):
                 why = 'has label affinities' if r.labels is not None else 'is an anti-anchor'
                 raise _field_error(
@@ -659,9 +703,10 @@ def _describe(error: ErrorDetails, raw: object) -> str:
     path = _field_path(error['loc'], raw)
     ctx = error.get('ctx', {})
     message = error['msg']
+    names = entry_names(raw)
     match error['type']:
         case 'config_field':
-            return f'{ctx["field"]}: {message}'
+            return f'{name_the_entry(ctx["field"], names)}: {message}'
         case 'config_value':  # the message already quotes the value
             pass
         case 'unknown_key' | 'section_key':  # checks of one section that put the key in ctx
@@ -681,7 +726,7 @@ def _describe(error: ErrorDetails, raw: object) -> str:
             message = f'{message} (got {written}, {_TOML_TYPES[type(given)]})'
         case _ if isinstance(error['input'], str | int | float | bool):
             message = f'{message} (got {error["input"]!r})'
-    return f'{".".join(str(part) for part in path) or "(top level)"}: {message}'
+    return f'{name_the_entry(".".join(str(part) for part in path), names) or "(top level)"}: {message}'
 
 
 _TOML_TYPES = {bool: 'a boolean', str: 'a string', int: 'an integer', float: 'a float'}
