@@ -77,7 +77,7 @@ def test_a_lightning_run_shorter_than_the_logging_interval_still_has_metrics():
     experiment = load_experiment(EXPERIMENT)
     _, metrics = train_lightning_seed(experiment, 0, 12, progress=False)
     assert len(metrics) >= 1
-    assert {'loss', 'loss_recon', 'loss_reg-anchor', 'weight_reg-anchor'} <= set(metrics.columns)
+    assert {'train_loss', 'train_recon', 'train_reg-anchor', 'weight_reg-anchor'} <= set(metrics.columns)
 
 
 def test_a_run_applies_prepared_erasures_reports_their_settings_and_skips_the_controls(tmp_path: Path):

@@ -52,7 +52,7 @@ def test_sweep_rows_equal_lone_runs(experiment, swept, tmp_path: Path):
                 assert table.loc[seed, color_column(name, colour)] == error
         for column, value in results.validation.items():
             assert table.loc[seed, column] == value
-        assert table.loc[seed, 'train_loss_recon'] == results.final_train_loss['loss_recon']
+        assert table.loc[seed, 'train_recon'] == results.final_train_loss['train_recon']
 
 
 def test_sweep_directory_has_table_pareto_and_best_run(swept):

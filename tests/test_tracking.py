@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from ex_color.cli import main
-from ex_color.tracking import metric_key
 
 from .cli import assert_one_line_after_logs, assert_one_line_error, run_cli
 
@@ -46,9 +45,9 @@ def test_tensorboard_holds_every_logged_step_and_the_final_figures(tracked_run):
     events = EventAccumulator(str(run / 'tensorboard'), size_guidance={'scalars': 0})
     events.Reload()
     scalars = set(events.Tags()['scalars'])
-    for column in ('loss', 'loss_recon', 'loss_reg-anchor', 'lr', 'weight_reg-anchor'):
-        assert metric_key(column) in scalars
-        logged = events.Scalars(metric_key(column))
+    for column in ('train_loss', 'train_recon', 'train_reg-anchor', 'lr', 'weight_reg-anchor'):
+        assert column in scalars
+        logged = events.Scalars(column)
         assert [e.step for e in logged] == metrics['step'].tolist()
         assert [e.value for e in logged] == pytest.approx(metrics[column].tolist(), rel=1e-6)
     (final,) = events.Scalars('final/ablated_selectivity_r2')
@@ -68,7 +67,7 @@ def test_mlflow_holds_the_config_metrics_and_report(tracked_run):
     assert run.data.params['model/k_bottleneck'] == '5' and run.data.params['steps'] == str(STEPS)
     history = client.get_metric_history(run.info.run_id, 'train_loss')
     assert [m.step for m in history] == metrics['step'].tolist()
-    assert [m.value for m in history] == pytest.approx(metrics['loss'].tolist(), rel=1e-6)
+    assert [m.value for m in history] == pytest.approx(metrics['train_loss'].tolist(), rel=1e-6)
     figure = run.data.metrics['final/ablated_red']
     assert figure == pytest.approx(results['evaluations']['ablated']['named_colors']['red'], rel=1e-6)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -125,7 +124,7 @@ def test_wandb_offline_run_holds_the_config_history_and_report(tracked_run):
         for h in history
         if 'train_loss' in h
     ]
-    assert [v for _, v in losses] == pytest.approx(metrics['loss'].tolist(), rel=1e-6)
+    assert [v for _, v in losses] == pytest.approx(metrics['train_loss'].tolist(), rel=1e-6)
     (final,) = [h for h in history if 'final/ablated_selectivity_r2' in h]
     assert final['final/ablated_selectivity_r2'] == pytest.approx(_final(results, 'ablated', 'selectivity_r2'))
     artifacts = [r.artifact for r in records if r.WhichOneof('record_type') == 'artifact']
@@ -268,7 +267,7 @@ def test_the_csv_tracker_keeps_every_step_once_across_an_interrupt_and_resume(tm
     logged = pd.read_csv(out / 'tracking' / 'csv' / 'metrics.csv')
     rows = logged[logged['train_loss'].notna()]
     assert rows['step'].tolist() == metrics['step'].tolist()  # every logged step, once, in order
-    assert rows['train_loss'].tolist() == pytest.approx(metrics['loss'].tolist(), rel=1e-6)
+    assert rows['train_loss'].tolist() == pytest.approx(metrics['train_loss'].tolist(), rel=1e-6)
     assert logged['final/ablated_selectivity_r2'].notna().sum() == 1
 
 

@@ -3,7 +3,9 @@ and the reports agree on every name.
 
 - a variant's figures: `<variant>_<metric>` for each of `METRICS`, `<variant>_<colour>` for each
   named colour (spaces become '_');
-- validation losses: `val_recon` and `val_<regularizer>` (the `reg-` prefix dropped).
+- validation losses: `val_recon` and `val_<regularizer>` (the `reg-` prefix dropped);
+- training losses: `train_loss` (the total) and `train_<term>` (`train_recon`, `train_reg-anchor`), as the
+  seed's Lightning module logs them, in metrics.csv, sweep.csv and every tracker alike.
 """
 
 from __future__ import annotations
@@ -25,9 +27,21 @@ def evaluation_columns(name: str, colors: Iterable[str]) -> list[str]:
     return [f'{name}_{metric}' for metric in METRICS] + [color_column(name, c) for c in colors]
 
 
+def train_loss_column(term: str) -> str:
+    """A training loss as reported: `'loss'` (the total) → `'train_loss'`, `'reg-anchor'` → `'train_reg-anchor'`."""
+    return f'train_{term}'
+
+
 def validation_column(regularizer_name: str) -> str:
     """`'reg-anchor'` → `'val_anchor'`."""
     return 'val_' + regularizer_name.removeprefix('reg-')
 
 
-__all__ = ['METRICS', 'VALIDATION_RECON', 'color_column', 'evaluation_columns', 'validation_column']
+__all__ = [
+    'METRICS',
+    'VALIDATION_RECON',
+    'color_column',
+    'evaluation_columns',
+    'train_loss_column',
+    'validation_column',
+]

@@ -83,7 +83,7 @@ class SeedOutcome:
     seed: int
     model: nn.Module
     metrics: pd.DataFrame
-    """This seed's rows of the training metrics (step, lr, loss, loss_<term>, weight_<name>)."""
+    """This seed's rows of the training metrics (step, lr, train_loss, train_<term>, weight_<name>)."""
     evaluations: dict[str, Evaluation]
     """'baseline' and each evaluation of the experiment."""
     validation: dict[str, float]
@@ -93,12 +93,12 @@ class SeedOutcome:
     def final_train_loss(self) -> dict[str, float]:
         """Each logged loss term at the last logged step."""
         last = self.metrics.iloc[-1]
-        return {c: float(last[c]) for c in self.metrics.columns if c.startswith('loss')}
+        return {c: float(last[c]) for c in self.metrics.columns if c.startswith('train_')}
 
     def figures(self) -> dict[str, Any]:
         """This seed's row of sweep.csv: final train losses, validation losses, every variant's figures."""
         row: dict[str, Any] = {'seed': self.seed}
-        row.update({f'train_{k}': v for k, v in self.final_train_loss().items()})
+        row.update(self.final_train_loss())
         row.update(self.validation)
         for name, e in self.evaluations.items():
             row.update(e.row(name))

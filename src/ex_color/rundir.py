@@ -25,9 +25,11 @@ import tomli_w
 import torch
 from torch import nn
 
+from ex_color.columns import train_loss_column
 from ex_color.config import ConfigError, Experiment, build_model, load_experiment
 from ex_color.evaluation import Evaluation
 from ex_color.files import write_atomic
+from ex_color.loss import TOTAL_LOSS
 from ex_color.workdir import (
     MANIFEST_FILE,
     DirectoryError,
@@ -195,9 +197,14 @@ def read_metrics(path: Path) -> pd.DataFrame:
         metrics = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
         raise RunArtifactsError(f'{path}: not a metrics table ({e})') from None
-    missing = {'step', 'loss'} - set(metrics.columns)
+    if 'loss' in metrics.columns:  # written before losses were named as reported (loss_<term> → train_<term>)
+        old = {c: train_loss_column(c.removeprefix('loss_')) for c in metrics.columns if c.split('_')[0] == 'loss'}
+        metrics = metrics.rename(columns=old)
+    missing = {'step', train_loss_column(TOTAL_LOSS)} - set(metrics.columns)
     if missing or metrics.empty:
-        raise RunArtifactsError(f'{path}: expected columns step, loss, loss_<term>… with one row per logged step')
+        raise RunArtifactsError(
+            f'{path}: expected columns step, train_loss, train_<term>… with one row per logged step'
+        )
     return metrics
 
 

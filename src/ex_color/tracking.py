@@ -54,8 +54,6 @@ MLFLOW_STORE = 'sqlite:///runs/mlflow.db'
 MLFLOW_ARTIFACTS = Path('runs') / 'mlflow-artifacts'
 TRACKING_FILE = 'tracking.json'
 """In a run directory: the tracked runs' ids, so that a resumed run continues them."""
-METRIC_KEYS = {'loss': 'train_loss'}
-"""The fast engine's metrics columns → the keys Lightning's `TrainingModule` logs (`loss_<term>` → `train_<term>`)."""
 
 
 class TrackerError(ConfigError):
@@ -78,13 +76,6 @@ def check_trackers(names: Sequence[str]) -> list[str]:
             except ImportError:
                 raise ConfigError(f'--logger {name} needs {title}, which is not installed: {EXTRA}') from None
     return list(names)
-
-
-def metric_key(column: str) -> str:
-    """A metrics column as a tracked key: `loss` → `train_loss`, `loss_recon` → `train_recon`; others unchanged."""
-    if column in METRIC_KEYS:
-        return METRIC_KEYS[column]
-    return 'train_' + column.removeprefix('loss_') if column.startswith('loss_') else column
 
 
 class Tracker:
@@ -226,12 +217,13 @@ class Tracker:
                 logger.log_hyperparams(dict(config))
 
     def log_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Metrics-table rows (step, lr, loss, loss_<term>, weight_<name>) at their steps; NaN terms are skipped."""
+        """Metrics-table rows (step, lr, train_loss, train_<term>, weight_<name>) at their steps; NaN terms are
+        skipped."""
         for row in rows:
             step = int(row['step'])
             self._restore_csv_rows(before=step)
             values = {
-                metric_key(k): float(v)
+                k: float(v)
                 for k, v in row.items()
                 if k not in ('step', 'seed') and isinstance(v, int | float) and v == v  # NaN: a skipped term
             }
@@ -433,7 +425,6 @@ __all__ = [
     'Tracker',
     'TrackerError',
     'check_trackers',
-    'metric_key',
     'naming_failures',
     'sqlite_store_problem',
     'track_seed',

@@ -59,7 +59,7 @@ def test_training_changes_the_model_and_lowers_the_loss(data, regularizers, sche
     before = parameters(init_models(make_model, [0])[0])
     after = parameters(result.models[0])
     assert not torch.equal(before['decoder.0.weight'], after['decoder.0.weight'])
-    recon = result.metrics.set_index('step')['loss_recon']
+    recon = result.metrics.set_index('step')['train_recon']
     assert recon.iloc[-1] < recon.iloc[1] / 5
 
 
@@ -78,7 +78,7 @@ def test_metrics_hold_terms_lr_and_weights_every_n_steps(data, regularizers, sch
     assert sorted(set(metrics['seed'])) == [0, 1]
     for r in regularizers:
         assert f'weight_{r.name}' in metrics
-    assert {'loss', 'loss_recon', 'loss_reg-unit', 'loss_reg-separate', 'lr'} <= set(metrics.columns)
+    assert {'train_loss', 'train_recon', 'train_reg-unit', 'train_reg-separate', 'lr'} <= set(metrics.columns)
     row = metrics[(metrics.step == 40) & (metrics.seed == 1)].iloc[0]
     assert row['lr'] == pytest.approx(schedule.lr[40])
     assert row['weight_reg-anchor'] == pytest.approx(schedule.weights_at(40)['reg-anchor'])
@@ -164,7 +164,7 @@ def test_non_finite_loss_stops_naming_term_and_step_and_keeps_checkpoint(tmp_pat
     assert torch.load(checkpoint, weights_only=False)['step'] == 100
     logged = pd.read_csv(metrics)
     assert logged['step'].max() == 150
-    assert logged['loss'].notna().all()
+    assert logged['train_loss'].notna().all()
 
 
 def test_steps_beyond_the_schedule_are_refused(data, regularizers, schedule):
@@ -205,10 +205,10 @@ def test_a_term_its_labels_never_select_is_a_nan_column(data, regularizers, shor
     everything = [*regularizers, never]
     schedule = TrainingSchedule.from_dopesheet(short_sheet, everything)
     result = train([0], data, everything, schedule, steps=3, log_every=1)
-    assert result.metrics['loss_reg-never'].isna().all()
-    assert not result.metrics['loss_reg-unit'].isna().any()
-    columns = [c for c in result.metrics.columns if c.startswith('loss_')]
-    assert columns == ['loss_recon', *(f'loss_{r.name}' for r in [*regularizers, never])]
+    assert result.metrics['train_reg-never'].isna().all()
+    assert not result.metrics['train_reg-unit'].isna().any()
+    columns = [c for c in result.metrics.columns if c.startswith('train_')]
+    assert columns == ['train_loss', 'train_recon', *(f'train_{r.name}' for r in [*regularizers, never])]
 
 
 def test_terms_that_can_never_apply_are_warned_about_once_before_training(data, regularizers, short_sheet, caplog):

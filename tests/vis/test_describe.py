@@ -143,11 +143,31 @@ def test_describe_dopesheet_and_training_curves():
     assert 'lr starts at 0.1, peaks at 0.5 at step 1 and ends at 0.2.' in text
     assert 'Phases: Train from step 0.' in text
 
-    metrics = pd.DataFrame({'step': [0, 50], 'lr': [0.1, 0.1], 'loss': [1.0, 0.01], 'loss_recon': [0.5, 0.001]})
+    metrics = pd.DataFrame({'step': [0, 50], 'lr': [0.1, 0.1], 'train_loss': [1.0, 0.01], 'train_recon': [0.5, 0.001]})
     curves = describe_training_curves('T', metrics)
     assert 'from 0 to 50' in curves
     assert 'The total loss goes from 1 to 0.01. Recon goes from 0.5 to 0.001.' in curves
     assert 'lr' not in curves.split('y-axis.')[1]
+
+
+def test_the_training_curves_alt_text_says_where_a_sparse_term_applied():
+    """A label-weighted term is 0 in batches without its labels: 'goes from 0 to 0' hid that it worked."""
+    metrics = pd.DataFrame(
+        {
+            'step': [0, 50, 100, 150],
+            'train_loss': [1.0, 0.5, 0.2, 0.1],
+            'train_reg-anchor': [0.0, 0.09, 0.0, 0.03],
+            'train_reg-never': [0.0, 0.0, float('nan'), 0.0],
+        }
+    )
+    curves = describe_training_curves('T', metrics)
+    assert 'The total loss goes from 1 to 0.1.' in curves
+    assert (
+        'Reg-anchor is above 0 at 2 of 4 logged steps (0 at the others, as in a batch without a sample of its '
+        'labels), between 0.03 and 0.09; the last, at step 150, is 0.03.'
+    ) in curves
+    assert 'Reg-never is 0 at every logged step.' in curves
+    assert 'from 0 to 0' not in curves
 
 
 def test_describe_sweep_boxes():

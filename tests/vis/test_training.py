@@ -140,9 +140,9 @@ def metrics() -> pd.DataFrame:
             'step': steps,
             'seed': 3,
             'lr': 0.01,
-            'loss': recon + anchor,
-            'loss_recon': recon,
-            'loss_reg-anchor': anchor,
+            'train_loss': recon + anchor,
+            'train_recon': recon,
+            'train_reg-anchor': anchor,
             'weight_reg-anchor': 0.5,
         }
     )
@@ -154,23 +154,26 @@ def test_one_line_per_loss_column_on_a_log_axis(metrics, close_figures):
 
     (ax,) = fig.axes
     assert ax.get_yscale() == 'log'
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ['total', 'recon', 'reg-anchor']
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ['total', 'recon', 'reg-anchor (3 of 5 steps)']
     np.testing.assert_array_equal(line(ax, 'total').get_xdata(), [0, 10, 20, 30, 40])
-    np.testing.assert_allclose(line(ax, 'total').get_ydata(), metrics['loss'])
-    np.testing.assert_allclose(line(ax, 'recon').get_ydata(), metrics['loss_recon'])
+    np.testing.assert_allclose(line(ax, 'total').get_ydata(), metrics['train_loss'])
+    np.testing.assert_allclose(line(ax, 'recon').get_ydata(), metrics['train_recon'])
     assert line(ax, 'total').get_linewidth() > line(ax, 'recon').get_linewidth()
     assert fig.get_suptitle() == 'Losses'
     assert ax.get_xlabel() == 'Step'
     assert 'Loss' in ax.get_ylabel()
 
 
-def test_non_positive_values_are_masked_for_the_log_axis(metrics, close_figures):
+def test_a_term_that_is_0_at_some_steps_joins_its_positive_values_with_a_dot_at_each(metrics, close_figures):
+    """A log axis cannot show 0: masking the zeros used to break a sparse term into invisible fragments."""
     fig = plot_training_curves(metrics)
     close_figures.append(fig)
 
-    anchor = np.asarray(line(fig.axes[0], 'reg-anchor').get_ydata(), dtype=float)
-    np.testing.assert_array_equal(np.isnan(anchor), [False, True, False, True, False])
-    np.testing.assert_allclose(anchor[[0, 2, 4]], [0.1, 0.02, 0.01])
+    anchor = line(fig.axes[0], 'reg-anchor (3 of 5 steps)')
+    np.testing.assert_array_equal(anchor.get_xdata(), [0, 20, 40])
+    np.testing.assert_allclose(anchor.get_ydata(), [0.1, 0.02, 0.01])
+    assert anchor.get_marker() == 'o'
+    assert line(fig.axes[0], 'recon').get_marker() in ('None', None, '')  # positive everywhere: a plain line
     assert render_png(fig).startswith(b'\x89PNG')
 
 
@@ -192,8 +195,8 @@ def test_several_seeds_are_an_error(metrics):
 def test_bad_metrics_are_an_error(metrics):
     with pytest.raises(ValueError, match=r"lack column\(s\) \['step'\]"):
         plot_training_curves(metrics.drop(columns='step'))
-    with pytest.raises(ValueError, match=r"lack column\(s\) \['loss'\]"):
-        plot_training_curves(metrics.drop(columns='loss'))
+    with pytest.raises(ValueError, match=r"lack column\(s\) \['train_loss'\]"):
+        plot_training_curves(metrics.drop(columns='train_loss'))
     with pytest.raises(ValueError, match='no rows'):
         plot_training_curves(metrics.iloc[:0])
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ex_color.columns import evaluation_columns, validation_column
+from ex_color.columns import evaluation_columns, train_loss_column, validation_column
 from ex_color.config.schema import (
     BASELINE,
     AnchorConfig,
@@ -36,6 +36,7 @@ from ex_color.data.target import Target
 from ex_color.intervention import BoundedFalloff, InterventionConfig, Suppression
 from ex_color.loss import (
     RECON_TERM,
+    TOTAL_LOSS,
     Anchor,
     AngularAnchor,
     AntiAnchor,
@@ -150,7 +151,8 @@ def control_weight_scale(config: ExperimentConfig) -> list[float]:
 
 def run_columns(config: ExperimentConfig) -> list[str]:
     """Every column of a sweep's per-seed table (sweep.csv) that a run of `config` produces."""
-    columns = ['seed', 'train_loss', f'train_loss_{RECON_TERM}', *(f'train_loss_{r.name}' for r in config.regularizers)]
+    terms = [TOTAL_LOSS, RECON_TERM, *(r.name for r in config.regularizers)]
+    columns = ['seed', *(train_loss_column(t) for t in terms)]
     columns += ['val_recon', *(validation_column(r.name) for r in config.regularizers if r.validation)]
     for name in (BASELINE, *(e.name for e in config.prepared_evaluations())):
         columns += evaluation_columns(name, NAMED_COLORS)

@@ -21,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from ex_color.columns import validation_column
+from ex_color.columns import train_loss_column, validation_column
 from ex_color.config.build import (
     build_intervention,
     build_model,
@@ -335,7 +335,7 @@ def _sweep_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
     if config.sweep is None:
         return
     produced = run_columns(config)
-    never = {f'train_loss_{name}': i for name, i in off.items()}
+    never = {train_loss_column(name): i for name, i in off.items()}
     never |= {validation_column(name): i for name, i in off.items()}
     for key in ('minimise', 'maximise', 'print'):
         for i, column in enumerate(getattr(config.sweep, key)):

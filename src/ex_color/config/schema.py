@@ -270,8 +270,8 @@ class LabelsSection(_Section):
 
 class _RegularizerBase(_Section):
     name: str = Field(min_length=1)
-    """Unique among regularizers; also the name of its dopesheet column, of its `loss_<name>` column in
-    `metrics.csv` and of its `train_loss_<name>` column in `sweep.csv`. Must not be `recon`."""
+    """Unique among regularizers; also the name of its dopesheet column and, as `train_<name>`, of its loss in
+    `metrics.csv`, `sweep.csv` and the trackers. Must not be `recon`, `loss` or `lr`."""
     layers: list[str] = Field(min_length=1)
     """Module paths whose outputs the term regularizes, e.g. `["bottleneck"]`; with several layers the per-layer
     terms add up."""

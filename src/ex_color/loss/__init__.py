@@ -13,7 +13,7 @@ from ex_color.loss.compose import (
     total_loss,
     weighted_term,
 )
-from ex_color.loss.config import COMPLEMENT, RECON_TERM, RegularizerConfig, parse_label_key
+from ex_color.loss.config import COMPLEMENT, RECON_TERM, TOTAL_LOSS, RegularizerConfig, parse_label_key
 from ex_color.loss.coverage import (
     TRAIN_PHASE,
     LabelCoverage,
@@ -35,6 +35,7 @@ from ex_color.loss.regularizers import (
 __all__ = [
     'COMPLEMENT',
     'RECON_TERM',
+    'TOTAL_LOSS',
     'TRAIN_PHASE',
     'Anchor',
     'AngularAnchor',

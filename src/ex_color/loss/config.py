@@ -13,8 +13,12 @@ RECON_TERM = 'recon'
 LR_COLUMN = 'lr'
 """The dopesheet column of the learning rate; reserved, so no regularizer's weight column is the learning rate."""
 
+TOTAL_LOSS = 'loss'
+"""The total loss's name (`train_loss` where it is reported); reserved, so no term is reported under it."""
+
 RESERVED_NAMES = {
     RECON_TERM: 'the reconstruction term',
+    TOTAL_LOSS: "the total loss (its term would be reported as 'train_loss', the total's name)",
     LR_COLUMN: "the learning rate (the dopesheet's lr column)",
 }
 """Names no regularizer may take, with what each already names."""

@@ -23,7 +23,9 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from ex_color.columns import train_loss_column
 from ex_color.loss import (
+    TOTAL_LOSS,
     NonFiniteLossError,
     RegularizerConfig,
     check_finite,
@@ -325,7 +327,8 @@ def _metric_rows(
     total: Tensor,
     terms: Mapping[str, Tensor],
 ) -> list[dict[str, Any]]:
-    """One metrics row per member; every regularizer has a `loss_<name>` (NaN at a step its labels skipped).
+    """One metrics row per member: `train_loss`, and `train_<name>` for every term (NaN at a step its labels
+    skipped; see `ex_color.columns.train_loss_column`).
 
     A weight is a number, or `[S]` per member (see `weight_scale`)."""
     names = list(dict.fromkeys([*terms, *weights]))  # the reconstruction term first, then every regularizer
@@ -335,8 +338,8 @@ def _metric_rows(
     member_weights = {n: w.tolist() if isinstance(w, Tensor) else [w] * len(seeds) for n, w in weights.items()}
     rows = []
     for s, seed in enumerate(seeds):
-        row: dict[str, Any] = {'step': step, 'seed': seed, 'lr': lr, 'loss': stacked[0][s]}
-        row.update({f'loss_{n}': values[n][s] if n in values else math.nan for n in names})
+        row: dict[str, Any] = {'step': step, 'seed': seed, 'lr': lr, train_loss_column(TOTAL_LOSS): stacked[0][s]}
+        row.update({train_loss_column(n): values[n][s] if n in values else math.nan for n in names})
         row.update({f'weight_{n}': w[s] for n, w in member_weights.items()})
         rows.append(row)
     return rows

@@ -23,8 +23,10 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from ex_color.columns import train_loss_column
 from ex_color.loss import (
     COMPLEMENT,
+    TOTAL_LOSS,
     TRAIN_PHASE,
     LabelCoverage,
     RegularizerConfig,
@@ -46,7 +48,6 @@ OutputSelector = int | str | Callable[[Any], Tensor]
 field), or a function of the whole output."""
 
 BATCH_FORMAT = '(x, {name: [B] tensor}) or (x, y, {name: [B] tensor})'
-TOTAL_LOSS = 'loss'
 """Logged as `train_loss`, the total; each term is logged as `train_<name>`, so no regularizer may be called this."""
 LABEL_CHECK_STEPS = 100
 """By default, a regularizer whose labels weigh no sample in this many first steps is reported."""
@@ -107,11 +108,6 @@ class TrainingModule(L.LightningModule):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
                 raise ValueError(f'{name} must be a whole number >= {least}, got {value!r}')
         names = [r.name for r in regularizers]
-        if TOTAL_LOSS in names:  # its term would be logged as train_loss, the total's key
-            raise ValueError(
-                f"regularizer name {TOTAL_LOSS!r} is taken: its term would be logged as 'train_{TOTAL_LOSS}', the "
-                'total loss; expected another name, e.g. a prefix like reg-'
-            )
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(
@@ -258,9 +254,9 @@ class TrainingModule(L.LightningModule):
             self._runs.clear()
         check_finite(terms, self.regularizers, step)
         batch_size = x.shape[0]
-        self.log(f'train_{TOTAL_LOSS}', loss, prog_bar=True, batch_size=batch_size)
+        self.log(train_loss_column(TOTAL_LOSS), loss, prog_bar=True, batch_size=batch_size)
         for name, value in terms.items():
-            self.log(f'train_{name}', value, batch_size=batch_size)
+            self.log(train_loss_column(name), value, batch_size=batch_size)
         self.log('lr', float(self.schedule.lr[step]), batch_size=batch_size)
         for name, weight in self.schedule.weights_at(step).items():
             self.log(f'weight_{name}', weight, batch_size=batch_size)

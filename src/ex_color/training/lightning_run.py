@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
+from ex_color.columns import train_loss_column
 from ex_color.data.cube_sampler import vibrancy
 from ex_color.data.labels import collate_with_labels
 from ex_color.loss import RegularizerConfig
@@ -44,7 +45,7 @@ def train_lightning(
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Seed everything, build the model and train it for `steps` steps; return it with its metrics.
 
-    The metrics table has the fast engine's columns: step, lr, loss, loss_<term>, weight_<name>.
+    The metrics table has the fast engine's columns: step, lr, train_loss, train_<term>, weight_<name>.
     `loggers` (Lightning loggers, e.g. from `ex_color.tracking`) receive what the Trainer logs.
     """
     set_deterministic_mode(seed)
@@ -84,15 +85,12 @@ def train_lightning(
 
 
 def _metrics_table(logged: pd.DataFrame, module: TrainingModule) -> pd.DataFrame:
-    """Lightning's CSV log in the fast engine's columns: step, lr, loss, loss_<term>, weight_<name>."""
-    terms = [c for c in logged.columns if c.startswith('train_') and c != 'train_loss']
-    columns = {'train_loss': 'loss'} | {c: 'loss_' + c.removeprefix('train_') for c in terms}
-    table = logged.rename(columns=columns)
-    table = table[['step', 'lr', 'loss', *[c for c in table.columns if c.startswith('loss_')]]]
-    table = table.groupby('step', as_index=False).first()
+    """Lightning's CSV log in the fast engine's columns: step, lr, train_loss, train_<term>, weight_<name>."""
+    losses = [c for c in logged.columns if c.startswith('train_')]  # TrainingModule logs train_loss_column names
+    table = logged[['step', 'lr', *losses]].groupby('step', as_index=False).first()
     for name in module.schedule.regularizer_names:  # a term its labels always skipped was never logged
-        if f'loss_{name}' not in table:
-            table[f'loss_{name}'] = float('nan')
+        if train_loss_column(name) not in table:
+            table[train_loss_column(name)] = float('nan')
     for r, name in enumerate(module.schedule.regularizer_names):
         table[f'weight_{name}'] = module.schedule.weights[table['step'].to_numpy(), r]
     return table

@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from ex_color.columns import train_loss_column
 from ex_color.data import named_colors_rgb, rgb_to_hsv
 from ex_color.evaluation import per_colour_error
+from ex_color.loss import TOTAL_LOSS
+from ex_color.vis.training import loss_points
 
 HUE_NAMES = ('red', 'orange', 'yellow', 'lime', 'green', 'teal', 'cyan', 'azure', 'blue', 'purple', 'magenta', 'pink')
 """Names of the hues 0°, 30°, …, 330° (the named colours' hues)."""
@@ -248,16 +251,26 @@ def _describe_track(name: str, values: pd.Series) -> str:
 
 
 def describe_training_curves(title: str, metrics: pd.DataFrame) -> str:
-    """Alt text of the training-curves figure: each loss term's first and last value."""
-    terms = [c for c in metrics.columns if c == 'loss' or c.startswith('loss_')]
-    first, last = metrics.iloc[0], metrics.iloc[-1]
+    """Alt text of the training-curves figure: each loss term's first and last value, and for a term that is 0
+    at some logged steps (a batch without its labels), at how many it was above 0 and its range there."""
+    metrics = metrics.sort_values('step', kind='stable')
     text = (
-        f'Line chart titled "{title}": each training loss term against step, from {int(first["step"])} '
-        f'to {int(last["step"])}, on a logarithmic y-axis.'
+        f'Line chart titled "{title}": each training loss term against step, from {int(metrics["step"].iloc[0])} '
+        f'to {int(metrics["step"].iloc[-1])}, on a logarithmic y-axis.'
     )
-    for column in terms:
-        label = 'the total loss' if column == 'loss' else column.removeprefix('loss_')
-        text += f' {label[0].upper()}{label[1:]} goes from {g(first[column])} to {g(last[column])}.'
+    for points in loss_points(metrics):
+        label = 'the total loss' if points.column == train_loss_column(TOTAL_LOSS) else points.term
+        label = label[0].upper() + label[1:]
+        if points.everywhere:
+            text += f' {label} goes from {g(points.values[0])} to {g(points.values[-1])}.'
+        elif len(points.values) == 0:
+            text += f' {label} is 0 at every logged step.'
+        else:
+            text += (
+                f' {label} is above 0 at {len(points.values)} of {points.logged} logged steps (0 at the others, as '
+                f'in a batch without a sample of its labels), between {g(points.values.min())} and '
+                f'{g(points.values.max())}; the last, at step {int(points.steps[-1])}, is {g(points.values[-1])}.'
+            )
     return text
 
 

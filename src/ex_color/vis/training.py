@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,6 +12,8 @@ from matplotlib.legend import Legend
 from matplotlib.transforms import blended_transform_factory
 from numpy.typing import NDArray
 
+from ex_color.columns import train_loss_column
+from ex_color.loss import TOTAL_LOSS
 from ex_color.vis.theme import Palette, new_figure, set_title
 
 if TYPE_CHECKING:
@@ -135,6 +138,39 @@ def _single_seed(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics
 
 
+@dataclass(frozen=True)
+class LossPoints:
+    """One loss column's positive values: what a log axis can show."""
+
+    column: str
+    term: str
+    """The column without its `train_` prefix (`loss` for the total)."""
+    steps: NDArray[np.float64]
+    values: NDArray[np.float64]
+    logged: int
+    """How many steps the table logged."""
+
+    @property
+    def everywhere(self) -> bool:
+        """Positive at every logged step."""
+        return len(self.steps) == self.logged
+
+
+def loss_points(metrics: pd.DataFrame) -> list[LossPoints]:
+    """The total loss and each `train_<term>` column of one seed's table (sorted by step), each without its
+    values that are 0, negative or NaN (a label-weighted term is 0 in a batch with no sample of its labels)."""
+    steps = metrics['step'].to_numpy(dtype=np.float64)
+    total = train_loss_column(TOTAL_LOSS)
+    columns = [total, *(c for c in metrics.columns if c.startswith('train_') and c != total)]
+    points = []
+    for column in columns:
+        values = metrics[column].to_numpy(dtype=np.float64)
+        shown = values > 0  # False for NaN too
+        term = column.removeprefix('train_')
+        points.append(LossPoints(column, term, steps[shown], values[shown], len(values)))
+    return points
+
+
 def plot_training_curves(
     metrics: pd.DataFrame,
     *,
@@ -145,35 +181,38 @@ def plot_training_curves(
     """
     Plot the total loss and each loss term against the step, on a log y axis.
 
-    Every column starting with `loss` is drawn: `loss` (the total, thicker, labelled 'total')
-    and each `loss_<term>` (labelled `<term>`). Values that are not positive (a term can be
-    exactly 0) cannot be shown on a log axis, so they are masked to NaN and leave a gap.
+    Every `train_*` column is drawn: `train_loss` (the total, thicker, labelled 'total') and
+    each `train_<term>` (labelled `<term>`). A log axis cannot show 0, and a label-weighted
+    term is exactly 0 in a batch without a sample of its labels, so each line joins the
+    term's positive values only; a term that is positive at only some logged steps is drawn
+    with a dot at each and says in its legend at how many (see `loss_points`).
 
     Args:
-        metrics: one seed's training log `[rows]` with columns `step`, `loss` and `loss_<term>`;
-            other columns (`lr`, `weight_<name>`, a single-valued `seed`) are ignored.
+        metrics: one seed's training log `[rows]` with columns `step`, `train_loss` and
+            `train_<term>`; other columns (`lr`, `weight_<name>`, a single-valued `seed`) are ignored.
         title: figure title.
         theme: 'light' or 'dark'.
         figsize: figure size in inches.
     """
-    missing = [c for c in ('step', 'loss') if c not in metrics.columns]
+    total = train_loss_column(TOTAL_LOSS)
+    missing = [c for c in ('step', total) if c not in metrics.columns]
     if missing:
         raise ValueError(f'metrics lack column(s) {missing}: got {list(metrics.columns)}')
     if len(metrics) == 0:
         raise ValueError('metrics have no rows')
     metrics = _single_seed(metrics).sort_values('step', kind='stable')
-    steps = metrics['step'].to_numpy(dtype=np.float64)
-    loss_columns = ['loss', *[c for c in metrics.columns if c.startswith('loss_')]]
 
     fig, axes, palette = new_figure(theme, 1, 1, figsize)
     ax = axes[0, 0]
-    for column in loss_columns:
-        values = metrics[column].to_numpy(dtype=np.float64)
-        values = np.where(values > 0, values, np.nan)  # NaN stays NaN; 0 and below would break the log axis
-        if column == 'loss':
-            ax.plot(steps, values, color=palette.text, linewidth=TOTAL_LINE_WIDTH, label='total', zorder=3)
-        else:
-            ax.plot(steps, values, linewidth=TERM_LINE_WIDTH, label=column.removeprefix('loss_'))
+    for points in loss_points(metrics):
+        if points.column == total:
+            ax.plot(
+                points.steps, points.values, color=palette.text, linewidth=TOTAL_LINE_WIDTH, label='total', zorder=3
+            )
+            continue
+        label = points.term if points.everywhere else f'{points.term} ({len(points.steps)} of {points.logged} steps)'
+        marker = None if points.everywhere else 'o'
+        ax.plot(points.steps, points.values, linewidth=TERM_LINE_WIDTH, marker=marker, markersize=3, label=label)
     ax.set_yscale('log')
     ax.grid(True, which='major', color=palette.guide, linewidth=0.5)
     ax.set_axisbelow(True)
