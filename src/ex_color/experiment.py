@@ -207,6 +207,9 @@ def run_experiment(
             loggers = tracker.loggers if tracker is not None else ()
             model, metrics = train_lightning_seed(experiment, seed, steps, progress, loggers)
         train_seconds = time.perf_counter() - started
+        log.info(
+            'Trained in %.1f s; evaluating %d variants', train_seconds, len(experiment.config.prepared_evaluations())
+        )
         outcome = assess(seed, model, metrics, experiment.config)
         results = outcome.results(experiment, engine=engine, steps=steps, train_seconds=train_seconds)
         write_run(directory, experiment, model, metrics, results)

@@ -24,6 +24,7 @@ class Progress:
     ) -> None:
         self.label, self.total, self.completed, self.unit = label, total, completed, unit
         self.enabled = enabled if enabled is not None else sys.stderr.isatty()
+        self.note = ''
         self.bar: Any = None
         self.task: Any = None
 
@@ -44,15 +45,22 @@ class Progress:
         return self
 
     def update(self, completed: int, note: str = '') -> None:
-        self.completed = completed
+        self.completed, self.note = completed, note
         if self.bar is not None:
             speed = self.bar.tasks[0].speed
             self.bar.update(self.task, completed=completed, speed=f'{speed:,.0f}' if speed else '-', note=note)
 
-    def part(self, weight: int) -> Callable[[int], None]:
-        """A callback for one part of the work from here on (a chunk of `weight` models): its steps → the bar."""
+    def part(self, weight: int, steps: int | None = None, then: str = '') -> Callable[[int], None]:
+        """A callback for one part of the work from here on (a chunk of `weight` models): its steps → the bar.
+
+        `then`: the note once the part's `steps` are done (e.g. 'evaluating 60 models'), so that a bar at
+        the end of its training does not look stuck while the part's models are evaluated."""
         base = self.completed
-        return lambda steps_done: self.update(base + steps_done * weight)
+
+        def advance(steps_done: int) -> None:
+            self.update(base + steps_done * weight, note=then if steps is not None and steps_done >= steps else '')
+
+        return advance
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

@@ -260,7 +260,9 @@ class LocalChunks:
                 checkpoint_path=self.checkpoint,
                 progress=False,
                 should_stop=should_stop,
-                on_progress=bar.part(job.members * len(seeds)),
+                on_progress=bar.part(
+                    job.members * len(seeds), self.steps, then=f'evaluating {job.members * len(seeds)} models'
+                ),
             )
             drop_stale_checkpoint(self.checkpoint, seeds * job.members)
             started = time.perf_counter()
