@@ -122,7 +122,7 @@ class CompareResult:
 
 
 def default_compare_dir(experiment: Experiment) -> Path:
-    return Path('runs') / experiment.name / 'compare'
+    return Path('runs') / experiment.runs_name / 'compare'
 
 
 def check_comparable(config: ExperimentConfig, source: str) -> None:

@@ -146,7 +146,7 @@ class SeedOutcome:
 
 
 def default_run_dir(experiment: Experiment, seed: int) -> Path:
-    return Path('runs') / experiment.name / f'seed-{seed}'
+    return Path('runs') / experiment.runs_name / f'seed-{seed}'
 
 
 def run_experiment(

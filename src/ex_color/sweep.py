@@ -64,7 +64,7 @@ class SweepResult:
 
 
 def default_sweep_dir(experiment: Experiment) -> Path:
-    return Path('runs') / experiment.name / 'sweep'
+    return Path('runs') / experiment.runs_name / 'sweep'
 
 
 def run_sweep(

@@ -110,3 +110,19 @@ def test_the_command_line_records_the_change_and_refuses_to_mix_it_with_other_wo
     bad = run_cli('run', EX29, '--steps', 20, '--out', tmp_path / 'b', '--set', 'labels.bleu.power=1', cwd=tmp_path)
     assert '--set labels.bleu.power=1: labels.bleu: no such table' in assert_one_line_error(bad)
     assert not (tmp_path / 'b').exists()
+
+
+def test_a_changed_experiment_has_default_directories_of_its_own():
+    """`make run` then the README's cell with overrides: the cell must not meet Ex 2.9's own run directory."""
+    from ex_color.compare import default_compare_dir
+    from ex_color.experiment import default_run_dir
+    from ex_color.sweep import default_sweep_dir
+
+    plain = load_experiment(EX29)
+    changed = load_experiment(EX29, overrides=['labels.red.power=5'])
+    other = load_experiment(EX29, overrides=['labels.red.power=6'])
+    assert default_run_dir(plain, 0) == Path('runs/ex-2.9/seed-0')
+    digest = hashlib.sha256(b'labels.red.power=5').hexdigest()[:8]
+    assert default_run_dir(changed, 0) == Path(f'runs/ex-2.9+set-{digest}/seed-0')
+    assert default_run_dir(other, 0) != default_run_dir(changed, 0)
+    assert default_sweep_dir(changed).parent == default_compare_dir(changed).parent == Path(f'runs/ex-2.9+set-{digest}')

@@ -11,6 +11,7 @@ otherwise a switched-off regularizer is a warning.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import tomllib
@@ -74,8 +75,17 @@ class Experiment(BaseModel):
 
     @property
     def name(self) -> str:
-        """The experiment directory's name, e.g. 'ex-2.9' (used for run directories)."""
+        """The experiment directory's name, e.g. 'ex-2.9'."""
         return self.path.parent.name
+
+    @property
+    def runs_name(self) -> str:
+        """The folder under runs/ that its runs, sweeps and comparisons go to by default: `name`, or with overrides
+        `name+set-<8 hex digits of their hash>`, so that a changed experiment never meets the unchanged one's runs."""
+        if not self.overrides:
+            return self.name
+        digest = hashlib.sha256('\n'.join(self.overrides).encode()).hexdigest()[:8]
+        return f'{self.name}+set-{digest}'
 
 
 def resolve_experiment_path(path: str | Path) -> Path:
