@@ -24,13 +24,16 @@ from typing import Any
 
 import pandas as pd
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ex_color.compare import CompareResult, run_compare
-from ex_color.config import Experiment, load_experiment
+from ex_color.config import Experiment, build_model, build_regularizers, load_experiment, training_data
 from ex_color.experiment import Engine, run_experiment
-from ex_color.rundir import RunResults, load_run
+from ex_color.loss import RegularizerConfig
+from ex_color.rundir import METRICS_FILE, RunResults, load_run, read_metrics
 from ex_color.runner import parse_seeds
 from ex_color.sweep import SweepResult, run_sweep
+from ex_color.temporal import Dopesheet
 from ex_color.variants import Variant, build_variants
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,24 @@ class ExperimentHandle:
     @property
     def name(self) -> str:
         return self.experiment.name
+
+    @property
+    def dopesheet(self) -> Dopesheet:
+        """The schedule (with overrides applied, unused columns dropped)."""
+        return self.experiment.dopesheet
+
+    def model(self) -> nn.Module:
+        """A fresh, untrained model as the file declares it (seed torch first to repeat its initial weights)."""
+        return build_model(self.experiment.config)
+
+    def regularizers(self) -> list[RegularizerConfig]:
+        """The file's regularizers, ready for `TrainingModule`."""
+        return build_regularizers(self.experiment.config)
+
+    def loader(self) -> DataLoader:
+        """The file's training colours as Lightning batches `(colours [B, 3], labels {name: [B]})`, drawn as the
+        seed draws them (weighted, with replacement; seed torch first to repeat them)."""
+        return training_data(self.experiment.config).loader()
 
     def run(
         self,
@@ -155,8 +176,8 @@ class RunView:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """The training metrics (metrics.csv)."""
-        return pd.read_csv(self.directory / 'metrics.csv')
+        """The training metrics (metrics.csv): step, lr, train_loss, train_<term>, weight_<name>."""
+        return read_metrics(self.directory / METRICS_FILE)
 
     def show(self, *, all_figures: bool = False) -> list[Path]:
         """Display the report's headline figures (every figure with `all_figures`) inline; returns their paths."""

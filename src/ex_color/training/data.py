@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from ex_color.data.labels import ConceptLabel, probabilities_of
+from ex_color.data.cube_sampler import vibrancy
+from ex_color.data.labels import ConceptLabel, collate_with_labels, probabilities_of
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,18 @@ class TrainingData:
     """S·V per colour `[N]` (computed from `colors` when None)."""
     soft: bool = False
     batch_size: int = 64
+
+    def loader(self) -> DataLoader:
+        """Batches of `(colours [B, 3], labels {name: [B]})` as the seed draws them: `batch_size` colours with
+        replacement, weighted by `weights`, labelled by `collate_with_labels` (seed torch's RNG to repeat them)."""
+        vibrancies = self.vibrancies if self.vibrancies is not None else vibrancy(self.colors)
+        dataset = TensorDataset(self.colors, vibrancies)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=WeightedRandomSampler(self.weights.tolist(), num_samples=len(dataset), replacement=True),
+            collate_fn=partial(collate_with_labels, labels=dict(self.labels), soft=self.soft),
+        )
 
     @cached_property
     def label_probabilities(self) -> dict[str, Tensor]:

@@ -10,7 +10,6 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -18,11 +17,8 @@ import pandas as pd
 import torch
 from lightning.pytorch.loggers import CSVLogger, Logger
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from ex_color.columns import train_loss_column
-from ex_color.data.cube_sampler import vibrancy
-from ex_color.data.labels import collate_with_labels
 from ex_color.loss import RegularizerConfig
 from ex_color.seed import set_deterministic_mode
 from ex_color.temporal import Dopesheet
@@ -50,14 +46,7 @@ def train_lightning(
     """
     set_deterministic_mode(seed)
     model = make_model()
-    vibrancies = data.vibrancies if data.vibrancies is not None else vibrancy(data.colors)
-    dataset = TensorDataset(data.colors, vibrancies)
-    loader = DataLoader(
-        dataset,
-        batch_size=data.batch_size,
-        sampler=WeightedRandomSampler(data.weights.tolist(), num_samples=len(dataset), replacement=True),
-        collate_fn=partial(collate_with_labels, labels=dict(data.labels), soft=data.soft),
-    )
+    loader = data.loader()
     module = TrainingModule(model, dopesheet, torch.nn.MSELoss(), regularizers, planned_steps=steps)
     with tempfile.TemporaryDirectory() as logs:
         trainer = L.Trainer(
