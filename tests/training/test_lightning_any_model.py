@@ -340,6 +340,24 @@ def test_a_step_budget_shorter_than_the_dopesheet_is_a_warning_unless_planned(ca
     assert 'the trainer will run' not in caplog.text
 
 
+@pytest.mark.parametrize('persistent', [False, True])
+def test_loader_workers_restarted_every_epoch_of_a_long_run_are_a_warning(caplog, persistent):
+    """The seed's loader restarts its workers each 16-batch epoch: with spawn, minutes of re-imported torch."""
+    module = TrainingModule(Classifier(), sheet(12), nn.CrossEntropyLoss(), [], output=0)
+    loader = DataLoader([labelled_batch()], batch_size=None, num_workers=1, persistent_workers=persistent)
+    with caplog.at_level(logging.WARNING, logger='ex_color'):
+        trainer(max_steps=12).fit(module, loader)
+    restarts = [r.getMessage() for r in caplog.records if 'worker processes afresh' in r.getMessage()]
+    if persistent:
+        assert restarts == []
+    else:
+        assert restarts == [
+            'the DataLoader starts its 1 worker processes afresh for each of about 12 epochs (1 batches each); pass '
+            'persistent_workers=True, or num_workers=0 for data this small (with the spawn or forkserver start '
+            'method each restart imports torch again, which can take longer than the training)'
+        ]
+
+
 class ConvNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()

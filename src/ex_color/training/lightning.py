@@ -53,6 +53,10 @@ LABEL_CHECK_STEPS = 100
 """By default, a regularizer whose labels weigh no sample in this many first steps is reported."""
 
 
+WORKER_RESTART_EPOCHS = 10
+"""Epochs from which a loader whose workers restart every epoch is worth a warning."""
+
+
 class TrainingModule(L.LightningModule):
     """Train `model` under a dopesheet schedule, with regularizers on its layers.
 
@@ -147,6 +151,7 @@ class TrainingModule(L.LightningModule):
         coverage = LabelCoverage(self.regularizers, TRAIN_PHASE)
         self._coverage = coverage if coverage.regularizers and self.label_check_steps > 0 else None
         self._check_step_budget()
+        self._check_worker_restarts()
 
     def on_train_end(self) -> None:
         if self._coverage is not None:  # a run shorter than the check: report what it saw
@@ -189,6 +194,33 @@ class TrainingModule(L.LightningModule):
             plan,
             what,
             planned,
+        )
+
+    def _check_worker_restarts(self) -> None:
+        """Warn once when the loader's worker processes start afresh every epoch of a many-epoch run.
+
+        The seed's loader (`num_workers=2`, 16 batches per epoch) restarts its workers 188 times in
+        Ex 2.9's 3001 steps. Under the spawn or forkserver start method (macOS, Windows, Python ≥ 3.14)
+        each restart imports torch again, ~1.5 s on a two-core machine: about 5 minutes in all, against
+        seconds for the training itself (`benchmarks/notebook_path.py`).
+        """
+        loader = getattr(self.trainer, 'train_dataloader', None)
+        workers = getattr(loader, 'num_workers', 0)
+        if not workers or getattr(loader, 'persistent_workers', False):
+            return
+        batches = self.trainer.num_training_batches
+        if not isinstance(batches, int) or batches <= 0 or math.isinf(batches):
+            return
+        epochs = math.ceil(self.planned_steps / batches)
+        if epochs < WORKER_RESTART_EPOCHS:
+            return
+        log.warning(
+            'the DataLoader starts its %d worker processes afresh for each of about %d epochs (%d batches each); '
+            'pass persistent_workers=True, or num_workers=0 for data this small (with the spawn or forkserver '
+            'start method each restart imports torch again, which can take longer than the training)',
+            workers,
+            epochs,
+            batches,
         )
 
     def _check_coverage(self) -> None:
