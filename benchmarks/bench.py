@@ -43,7 +43,7 @@ CHUNK_SEEDS = 20
 """Seeds in the sweep and compare chunks (the acceptance comparison's size)."""
 
 
-def fast_steps_per_second(experiment, seeds: list[int], steps: int) -> float:
+def fast_steps_per_second(experiment, seeds: list[int], steps: int, device: str = 'cpu') -> float:
     """Ensemble steps per second of the fast engine (multiply by S for model-steps)."""
     config = experiment.config
     regularizers = build_regularizers(config)
@@ -51,7 +51,8 @@ def fast_steps_per_second(experiment, seeds: list[int], steps: int) -> float:
     data = training_data(config)
     models = init_models(lambda: build_model(config), seeds)
     started = time.perf_counter()
-    train_ensemble(models, seeds, data, regularizers, schedule, steps=steps, options=EngineOptions(progress=False))
+    options = EngineOptions(progress=False, device=device)
+    train_ensemble(models, seeds, data, regularizers, schedule, steps=steps, options=options)
     return steps / (time.perf_counter() - started)
 
 
@@ -154,6 +155,11 @@ def main() -> None:
     for size in ENSEMBLE_SIZES:
         ensemble[str(size)] = size * fast_steps_per_second(experiment, list(range(size)), steps)
         print(f'  ensemble, S = {size:2d}:           {ensemble[str(size)]:8.0f} model-steps/s', flush=True)
+    gpu = {}  # the same on CUDA, when there is a GPU (not run where there is none)
+    if torch.cuda.is_available():
+        for size in (1, 60):
+            gpu[str(size)] = size * fast_steps_per_second(experiment, list(range(size)), steps, device='cuda')
+            print(f'  on CUDA, S = {size:2d}:            {gpu[str(size)]:8.0f} model-steps/s', flush=True)
     colours = eval_colours_per_second(experiment)
     print(f'  evaluation, one model:       {colours / 1e6:8.2f} M colours/s (infer on the error cube)', flush=True)
     variant_colours = variant_colours_per_second(experiment)
@@ -203,6 +209,7 @@ def main() -> None:
         'lightning_steps_per_s': lightning,
         'fast_steps_per_s': fast,
         'ensemble_model_steps_per_s': ensemble,
+        'cuda_model_steps_per_s': gpu or None,
         'eval_colours_per_s': colours,
         'eval_variant_colours_per_s': variant_colours,
         'chunk_seeds_per_s': {'seeds': CHUNK_SEEDS, **chunk},

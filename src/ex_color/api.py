@@ -91,11 +91,19 @@ class ExperimentHandle:
         engine: Engine = 'fast',
         report: bool = True,
         progress: bool | None = None,
+        device: str = 'cpu',
     ) -> RunView:
         """Train and evaluate one seed (default: the file's), as `ex-color run`; a finished run in `out` is reopened,
         an interrupted one continued. `steps`: train only the first N steps of the schedule."""
         result = run_experiment(
-            self.experiment, seed=seed, out=out, engine=engine, steps=steps, resume=True, progress=progress
+            self.experiment,
+            seed=seed,
+            out=out,
+            engine=engine,
+            steps=steps,
+            resume=True,
+            progress=progress,
+            device=device,
         )
         if report:
             _draw_report(result.directory)
@@ -111,9 +119,10 @@ class ExperimentHandle:
         ray: str | None = None,
         report: bool = True,
         progress: bool | None = None,
+        device: str = 'cpu',
     ) -> SweepView:
         """Train and evaluate many seeds, as `ex-color sweep`: `seeds` is '0-59', a count (range(n)) or a list."""
-        return SweepView(self._seeds_job(run_sweep, seeds, steps, out, chunk, ray, report, progress))
+        return SweepView(self._seeds_job(run_sweep, seeds, steps, out, chunk, ray, report, progress, device))
 
     def compare(
         self,
@@ -125,9 +134,10 @@ class ExperimentHandle:
         ray: str | None = None,
         report: bool = True,
         progress: bool | None = None,
+        device: str = 'cpu',
     ) -> CompareView:
         """Prepared against control models with post-hoc erasures, as `ex-color compare`."""
-        return CompareView(self._seeds_job(run_compare, seeds, steps, out, chunk, ray, report, progress))
+        return CompareView(self._seeds_job(run_compare, seeds, steps, out, chunk, ray, report, progress, device))
 
     def _seeds_job(
         self,
@@ -139,9 +149,12 @@ class ExperimentHandle:
         ray: str | None,
         report: bool,
         progress: bool | None,
+        device: str,
     ) -> Any:
         """`run_sweep` or `run_compare` on these seeds, then the report if asked; the job's result."""
-        result = job(self.experiment, _seeds(seeds), out=out, chunk=chunk, steps=steps, ray=ray, progress=progress)
+        result = job(
+            self.experiment, _seeds(seeds), out=out, chunk=chunk, steps=steps, ray=ray, progress=progress, device=device
+        )
         if report:
             _draw_report(result.directory)
         return result

@@ -61,6 +61,7 @@ from ex_color.config import (
     control_weight_scale,
     training_data,
 )
+from ex_color.device import resolve_device
 from ex_color.evaluation import Removal, evaluate_variants, hue_ring, measure_removal
 from ex_color.experiment import checked_steps
 from ex_color.runner import SeedJob, SeedRunner
@@ -261,6 +262,7 @@ def run_compare(
     ray: str | None = None,
     ray_cpus: int | None = None,
     loggers: Sequence[str] = (),
+    device: str = 'cpu',
 ) -> CompareResult:
     """Compare prepared and control models over `seeds`; write the compare directory (see the module docstring).
 
@@ -272,6 +274,7 @@ def run_compare(
     """
     check_comparable(experiment.config, str(experiment.path))
     steps = checked_steps(experiment, steps)
+    device = resolve_device(device)
     directory = Path(out) if out is not None else default_compare_dir(experiment)
     started = time.perf_counter()
     seeds = list(seeds)
@@ -282,8 +285,9 @@ def run_compare(
         steps,
         seeds,
         chunk=chunk,
-        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus),
+        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device),
         loggers=loggers,
+        device=device,
     ) as runner:
         runner.run(progress=progress)
         compared = [SeedComparison.from_state(runner.files.read(seed), experiment.config) for seed in seeds]

@@ -30,6 +30,7 @@ from ex_color.config import (
     training_data,
     validation_regularizers,
 )
+from ex_color.device import resolve_device
 from ex_color.evaluation import Evaluation, evaluate_variants, validation_losses
 from ex_color.rundir import (
     CHECKPOINT_FILE,
@@ -130,7 +131,9 @@ class SeedOutcome:
             validation=state['validation'],
         )
 
-    def results(self, experiment: Experiment, *, engine: str, steps: int, train_seconds: float) -> RunResults:
+    def results(
+        self, experiment: Experiment, *, engine: str, steps: int, train_seconds: float, device: str = 'cpu'
+    ) -> RunResults:
         """What results.json holds for this seed."""
         return RunResults(
             experiment=experiment.name,
@@ -142,6 +145,7 @@ class SeedOutcome:
             evaluations=self.evaluations,
             validation=self.validation,
             final_train_loss=self.final_train_loss(),
+            device=device,
         )
 
 
@@ -160,6 +164,7 @@ def run_experiment(
     progress: bool | None = None,
     checkpoint_every: int = 500,
     tracker: Tracker | None = None,
+    device: str = 'cpu',
 ) -> RunResult:
     """Train, operate and evaluate one seed of `experiment`; write its run directory.
 
@@ -171,6 +176,7 @@ def run_experiment(
         resume: continue an interrupted run in `out` (fast engine), or return a finished one.
         tracker: also log the config, every logged step and the final figures there (`ex_color.tracking`);
             the caller finishes it (after adding the report, say).
+        device: 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (see `ex_color.device`).
 
     Raises RunExistsError rather than overwrite a run in `out`, and TrainingInterrupted
     (after checkpointing) on SIGINT/SIGTERM.
@@ -180,8 +186,9 @@ def run_experiment(
     seed = experiment.config.experiment.seed if seed is None else seed
     check_seed(seed, '--seed', LIGHTNING_SEED_LIMIT) if engine == 'lightning' else check_seed(seed, '--seed')
     steps = checked_steps(experiment, steps)
+    device = resolve_device(device)
     directory = Path(out) if out is not None else default_run_dir(experiment, seed)
-    claim(directory, 'run', run_identity(experiment, seed=seed, engine=engine, steps=steps))
+    claim(directory, 'run', run_identity(experiment, seed=seed, engine=engine, steps=steps, device=device))
     with lock(directory):
         if (directory / RESULTS_FILE).exists():
             if resume:
@@ -202,16 +209,18 @@ def run_experiment(
         started = time.perf_counter()
         if engine == 'fast':
             on_metrics = tracker.log_rows if tracker is not None else None
-            model, metrics = train_fast(experiment, seed, steps, directory, progress, checkpoint_every, on_metrics)
+            model, metrics = train_fast(
+                experiment, seed, steps, directory, progress, checkpoint_every, on_metrics, device=device
+            )
         else:
             loggers = tracker.loggers if tracker is not None else ()
-            model, metrics = train_lightning_seed(experiment, seed, steps, progress, loggers)
+            model, metrics = train_lightning_seed(experiment, seed, steps, progress, loggers, device=device)
         train_seconds = time.perf_counter() - started
         log.info(
             'Trained in %.1f s; evaluating %d variants', train_seconds, len(experiment.config.prepared_evaluations())
         )
         outcome = assess(seed, model, metrics, experiment.config)
-        results = outcome.results(experiment, engine=engine, steps=steps, train_seconds=train_seconds)
+        results = outcome.results(experiment, engine=engine, steps=steps, train_seconds=train_seconds, device=device)
         write_run(directory, experiment, model, metrics, results)
         if tracker is not None:
             tracker.log_final(outcome.figures(), step=steps - 1)
@@ -236,8 +245,10 @@ def train_fast(
     progress: bool | None,
     checkpoint_every: int,
     on_metrics: Callable[[list[dict[str, Any]]], None] | None = None,
+    *,
+    device: str = 'cpu',
 ) -> tuple[nn.Module, pd.DataFrame]:
-    """One seed with the fast engine, checkpointing into `directory` (and resuming from it)."""
+    """One seed with the fast engine on `device`, checkpointing into `directory` (and resuming from it)."""
     with stop_on_signals() as stop_requested:
         options = EngineOptions(
             checkpoint_path=directory / CHECKPOINT_FILE,
@@ -246,13 +257,20 @@ def train_fast(
             progress=progress,
             should_stop=stop_requested,
             on_metrics=on_metrics,
+            device=device,
         )
         result = train_seeds(experiment.config, experiment.dopesheet, [seed], steps=steps, options=options)
     return result.models[0], result.metrics
 
 
 def train_lightning_seed(
-    experiment: Experiment, seed: int, steps: int, progress: bool | None, loggers: Sequence[Any] = ()
+    experiment: Experiment,
+    seed: int,
+    steps: int,
+    progress: bool | None,
+    loggers: Sequence[Any] = (),
+    *,
+    device: str = 'cpu',
 ) -> tuple[nn.Module, pd.DataFrame]:
     """One seed as the seed notebook trains it (see `ex_color.training.lightning_run`), also logging to `loggers`."""
     from ex_color.training.lightning_run import train_lightning
@@ -268,6 +286,7 @@ def train_lightning_seed(
         log_every=LOG_EVERY,
         progress=progress,
         loggers=loggers,
+        device=device,
     )
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from ex_color.columns import train_loss_column
 from ex_color.config import ConfigError, Experiment, build_model, load_experiment
+from ex_color.device import device_fields
 from ex_color.evaluation import Evaluation
 from ex_color.files import write_atomic
 from ex_color.loss import TOTAL_LOSS
@@ -70,6 +71,8 @@ class RunResults:
     validation: dict[str, float] = field(default_factory=dict)
     """`val_recon` and `val_<name>` for the regularizers marked for validation."""
     final_train_loss: dict[str, float] = field(default_factory=dict)
+    device: str = 'cpu'
+    """Where it trained (`ex_color.device`); runs written before devices were recorded trained on the CPU."""
 
     def to_json(self) -> str:
         data = asdict(replace(self, evaluations={}))
@@ -103,8 +106,8 @@ def dopesheet_bytes(experiment: Experiment) -> bytes:
     return experiment.dopesheet_csv or experiment.dopesheet_path.read_bytes()
 
 
-def run_identity(experiment: Experiment, *, seed: int, engine: str, steps: int) -> dict[str, Any]:
-    return identity(experiment, seed=seed, engine=engine, steps=steps)
+def run_identity(experiment: Experiment, *, seed: int, engine: str, steps: int, device: str = 'cpu') -> dict[str, Any]:
+    return identity(experiment, seed=seed, engine=engine, steps=steps, **device_fields(device))
 
 
 def write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
@@ -118,7 +121,9 @@ def write_run(
 ) -> None:
     """Write a complete run directory for one trained seed (its manifest first, results.json last)."""
     write_manifest(
-        directory, 'run', run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps)
+        directory,
+        'run',
+        run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps, device=results.device),
     )
     write_inputs(directory, experiment, results.seed)
     write_atomic(directory / METRICS_FILE, metrics.to_csv(index=False))
@@ -211,7 +216,9 @@ def read_metrics(path: Path) -> pd.DataFrame:
 def check_run_files(directory: Path, experiment: Experiment, results: RunResults) -> None:
     """The run's config.toml and dopesheet.csv are the ones it trained under (its manifest says so)."""
     check_inputs(
-        directory, 'run', run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps)
+        directory,
+        'run',
+        run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps, device=results.device),
     )
 
 

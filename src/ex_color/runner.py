@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import torch
 
 from ex_color.config import ConfigError, Experiment, ExperimentConfig, check_seed
+from ex_color.device import device_fields
 from ex_color.files import read_torch, write_atomic
 from ex_color.progress import Progress
 from ex_color.rundir import RunArtifactsError, identity, read_json, resolved_config, write_inputs
@@ -236,8 +237,8 @@ class ChunkTrainer(Protocol):
 class LocalChunks:
     """Trains the chunks one after another in this process, each checkpointed to `chunk.pt`."""
 
-    def __init__(self, experiment: Experiment, steps: int, checkpoint: Path) -> None:
-        self.experiment, self.steps, self.checkpoint = experiment, steps, checkpoint
+    def __init__(self, experiment: Experiment, steps: int, checkpoint: Path, device: str = 'cpu') -> None:
+        self.experiment, self.steps, self.checkpoint, self.device = experiment, steps, checkpoint, device
         self.description = None
         self.stopping = 'checkpointing the chunk and stopping'
 
@@ -260,6 +261,7 @@ class LocalChunks:
                 checkpoint_path=self.checkpoint,
                 progress=False,
                 should_stop=should_stop,
+                device=self.device,
                 on_progress=bar.part(
                     job.members * len(seeds), self.steps, then=f'evaluating {job.members * len(seeds)} models'
                 ),
@@ -310,6 +312,7 @@ class SeedRunner:
         trainer: where the chunks train (`ex_color.backends.chunk_trainer`); entered with the runner.
         chunk: seeds per ensemble (default: the trainer's, see `ChunkTrainer.default_chunk`).
         loggers: also track each newly finished seed as a run of its own, grouped by the job.
+        device: where the chunks train (resolved); recorded in the directory's fingerprint unless the CPU.
     """
 
     def __init__(
@@ -323,6 +326,7 @@ class SeedRunner:
         chunk: int | None = None,
         trainer: ChunkTrainer,
         loggers: Sequence[str] = (),
+        device: str = 'cpu',
     ) -> None:
         self.seeds = list(seeds)
         if not self.seeds:
@@ -332,7 +336,7 @@ class SeedRunner:
         self.chunk = chunk
         self.loggers = check_trackers(loggers)
         self.job, self.experiment, self.directory, self.steps = job, experiment, directory, steps
-        self.work = identity(experiment, engine=ENGINE, steps=steps)
+        self.work = identity(experiment, engine=ENGINE, steps=steps, **device_fields(device))
         self.files = SeedFiles(directory, job, self.work)
         self.pending = PendingTracking(directory)
         claim(directory, job.kind, self.work, write=False)  # a wrong --out fails before a cluster starts

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ex_color.backends import chunk_trainer
 from ex_color.config import Experiment, ExperimentConfig, build_model, sweep_objectives
+from ex_color.device import resolve_device
 from ex_color.experiment import SeedOutcome, checked_steps, train_chunk
 from ex_color.rundir import write_run
 from ex_color.runner import ENGINE, SeedFiles, SeedJob, SeedRunner, parse_seeds
@@ -78,6 +79,7 @@ def run_sweep(
     ray: str | None = None,
     ray_cpus: int | None = None,
     loggers: Sequence[str] = (),
+    device: str = 'cpu',
 ) -> SweepResult:
     """Train and evaluate every seed (as ensembles of `chunk` seeds) and summarise the sweep.
 
@@ -95,6 +97,7 @@ def run_sweep(
     """
     seeds = list(seeds)
     steps = checked_steps(experiment, steps)
+    device = resolve_device(device)
     directory = Path(out) if out is not None else default_sweep_dir(experiment)
     started = time.perf_counter()
     with SeedRunner(
@@ -104,8 +107,9 @@ def run_sweep(
         steps,
         seeds,
         chunk=chunk,
-        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus),
+        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device),
         loggers=loggers,
+        device=device,
     ) as runner:
         files = runner.files
         report = runner.run(

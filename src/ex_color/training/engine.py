@@ -83,6 +83,9 @@ class EngineOptions:
     """Batches are pre-drawn this many steps at a time per member (default: `predraw_steps`)."""
     progress: bool | None = None
     """Show a progress bar; None → only when stderr is a terminal."""
+    device: str = 'cpu'
+    """Where the members train ('cpu', 'cuda', 'cuda:1'; see `ex_color.device.resolve_device`). Batches are
+    drawn on the CPU as everywhere (the same stream on every device); the trained models come back on the CPU."""
     should_stop: Callable[[], bool] = field(default=lambda: False)
     """Polled every step; True → checkpoint and raise TrainingInterrupted."""
     on_progress: Callable[[int], None] | None = None
@@ -144,12 +147,17 @@ class _Batches:
     size, which is what makes a member's stream identical alone and in an ensemble.
     """
 
-    def __init__(self, data: TrainingData, generators: list[torch.Generator]) -> None:
-        self.data = data
+    def __init__(
+        self, data: TrainingData, generators: list[torch.Generator], device: torch.device | str = 'cpu'
+    ) -> None:
+        self.data, self.device = data, device
+        self.colors = data.colors.to(device)
         self.generators = generators
         self.label_names = list(data.label_probabilities)
         probabilities = [data.label_probabilities[n] for n in self.label_names]
-        self.probabilities = torch.stack(probabilities) if probabilities else torch.empty(0, len(data.colors))  # [L, N]
+        self.probabilities = (torch.stack(probabilities) if probabilities else torch.empty(0, len(data.colors))).to(
+            device
+        )  # [L, N]
         self.start = 0
         self.indices = torch.empty(0)
         self.uniform = torch.empty(0)
@@ -165,14 +173,14 @@ class _Batches:
             if not self.data.soft:
                 uniform.append(torch.rand(steps, L, B, generator=g))
         self.start = start
-        self.indices = torch.stack(indices, dim=1)  # [T, S, B]
+        self.indices = torch.stack(indices, dim=1).to(self.device)  # [T, S, B]
         if uniform:
-            self.uniform = torch.stack(uniform, dim=2)  # [T, L, S, B]
+            self.uniform = torch.stack(uniform, dim=2).to(self.device)  # [T, L, S, B]
 
     def batch(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         """Colours `[S, B, 3]` and labels {name: `[S, B]`} for one step of the current chunk."""
         idx = self.indices[step - self.start]  # [S, B]
-        colors = self.data.colors[idx]
+        colors = self.colors[idx]
         p = self.probabilities[:, idx]  # [L, S, B]
         labels = p.to(colors.dtype) if self.data.soft else (self.uniform[step - self.start] < p).to(colors.dtype)
         return colors, {name: labels[i] for i, name in enumerate(self.label_names)}
@@ -222,11 +230,13 @@ def train_ensemble(
         log.warning(problem)
     regularizer_names = [r.name for r in regularizers]
     chunk_steps = options.chunk_steps or predraw_steps(data.batch_size, len(data.label_probabilities))
-    chain = StackedChain(models)
+    device = torch.device(options.device)
+    scale_here = scale.to(device) if scale is not None else None  # the checkpoint keeps the CPU copy
+    chain = StackedChain(models, device)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
     optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]), foreach=True)
     generators = [data_generator(seed) for seed in seeds]
-    batches = _Batches(data, generators)
+    batches = _Batches(data, generators, device)
     loop = Loop(seeds, steps, chain, optimizer, generators, scale)
     callbacks = options.make_callbacks()
 
@@ -256,8 +266,8 @@ def train_ensemble(
                 outputs, captured = chain.forward(colours, capture=layers)
                 recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
                 weights = schedule.weights_at(step)
-                if scale is not None:
-                    weights = {name: weights[name] * scale[:, r] for r, name in enumerate(regularizer_names)}
+                if scale_here is not None:
+                    weights = {name: weights[name] * scale_here[:, r] for r, name in enumerate(regularizer_names)}
                 total, terms = total_loss(recon, regularizers, captured, labels, weights)
                 if not bool(torch.isfinite(total).all()):
                     fire('on_failure')  # the last good checkpoint is kept as it is

@@ -38,11 +38,13 @@ def train_lightning(
     log_every: int = 50,
     progress: bool | None = None,
     loggers: Sequence[Logger] = (),
+    device: str = 'cpu',
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Seed everything, build the model and train it for `steps` steps; return it with its metrics.
 
     The metrics table has the fast engine's columns: step, lr, train_loss, train_<term>, weight_<name>.
-    `loggers` (Lightning loggers, e.g. from `ex_color.tracking`) receive what the Trainer logs.
+    `loggers` (Lightning loggers, e.g. from `ex_color.tracking`) receive what the Trainer logs. `device`:
+    'cpu', 'cuda' or 'cuda:N' (batches are drawn on the CPU either way); the model comes back on the CPU.
     """
     set_deterministic_mode(seed)
     model = make_model()
@@ -56,7 +58,8 @@ def train_lightning(
             enable_checkpointing=False,
             enable_model_summary=False,
             enable_progress_bar=progress if progress is not None else sys.stderr.isatty(),
-            accelerator='cpu',
+            accelerator='cpu' if device == 'cpu' else 'gpu',
+            devices=1 if device in ('cpu', 'cuda') else [int(device.removeprefix('cuda:'))],
             deterministic=True,
         )
         sigint = signal.getsignal(signal.SIGINT)
@@ -70,7 +73,7 @@ def train_lightning(
         finally:
             signal.signal(signal.SIGINT, sigint)  # Lightning ignores SIGINT from then on
         logged = pd.read_csv(Path(logs) / 'metrics.csv')
-    return model, _metrics_table(logged, module)
+    return model.cpu(), _metrics_table(logged, module)
 
 
 def _metrics_table(logged: pd.DataFrame, module: TrainingModule) -> pd.DataFrame:

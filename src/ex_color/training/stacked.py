@@ -76,7 +76,9 @@ class StackedChain:
     layers are stacked; parameter-free layers (GELU, L2Norm) are applied to `[S, B, D]`.
     """
 
-    def __init__(self, models: Sequence[nn.Module]) -> None:
+    def __init__(self, models: Sequence[nn.Module], device: torch.device | str | None = None) -> None:
+        """`device`: where the stacked parameters live (default: the models'); `to_models` and `state_dict`
+        always give CPU tensors."""
         if not models:
             raise ValueError('an ensemble needs at least one model')
         self.template = copy.deepcopy(models[0])
@@ -87,8 +89,9 @@ class StackedChain:
         self.biases: list[Tensor] = []
         for path in self.linear_paths:
             layers = [m.get_submodule(path) for m in models]
-            self.weights.append(torch.stack([layer.weight.detach() for layer in layers]).clone().requires_grad_())
-            self.biases.append(torch.stack([layer.bias.detach() for layer in layers]).clone().requires_grad_())
+            for stacked, kind in ((self.weights, 'weight'), (self.biases, 'bias')):
+                tensor = torch.stack([getattr(layer, kind).detach() for layer in layers]).clone()
+                stacked.append(tensor.to(device).requires_grad_() if device is not None else tensor.requires_grad_())
         self.layer_paths = {path for op in self._ops for path in op.ends}
 
     @property
@@ -131,7 +134,7 @@ class StackedChain:
 
     def state_dict(self) -> dict[str, Tensor]:
         return {
-            f'{path}.{kind}': t.detach().clone()
+            f'{path}.{kind}': t.detach().to('cpu', copy=True)
             for path, w, b in zip(self.linear_paths, self.weights, self.biases, strict=True)
             for kind, t in (('weight', w), ('bias', b))
         }
