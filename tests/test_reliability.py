@@ -234,10 +234,14 @@ CASES: dict[str, Case] = {
     'batch_size = true': Case(_bad_file('bool', 'batch_size = 64', 'batch_size = true'), 2, 'data.batch_size: '),
     'batch_size = "64"': Case(_bad_file('str', 'batch_size = 64', 'batch_size = "64"'), 2, 'data.batch_size: '),
     'anchor point of zeros': Case(
-        _bad_file('zeros', 'point = [1, 0, 0, 0, 0]', 'point = [0, 0, 0, 0, 0]'), 2, 'regularizers.1.point: '
+        _bad_file('zeros', 'point = [1, 0, 0, 0, 0]', 'point = [0, 0, 0, 0, 0]'),
+        2,
+        "regularizers.1.point (regularizer 'reg-anchor'): ",
     ),
     'affinity -1': Case(
-        _bad_file('aff', 'labels = { red = 1.0 }', 'labels = { red = -1.0 }'), 2, 'regularizers.1.labels.red: '
+        _bad_file('aff', 'labels = { red = 1.0 }', 'labels = { red = -1.0 }'),
+        2,
+        "regularizers.1.labels.red (regularizer 'reg-anchor'): ",
     ),
     # 5. Messages that say what is wrong.
     'dopesheet is a directory': Case(_dopesheet_is(lambda c: '.'), 2, 'is a directory'),
