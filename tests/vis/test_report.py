@@ -171,6 +171,9 @@ def test_alt_texts_describe_what_the_figures_show(figure_index):
     assert 'Dimension 0 is zero' not in alt['latents-baseline']
     assert 'training step from 0 to 3000' in alt['dopesheet']  # the dopesheet, not just the steps trained
     assert 'from 0 to 199' in alt['training-curves']  # 200 steps: 0 … 199
+    assert 'reg-anchor' in alt['dopesheet']
+    assert 'reg-planar-v' not in alt['dopesheet']  # declared unused: no regularizer reads it, so it is not drawn
+    assert 'goes from 0 to 0' not in alt['training-curves']  # a sparse term says where it applied instead
 
 
 def test_run_report_page_shows_each_figure_with_its_dark_twin(short_run_report, figure_index):
