@@ -38,6 +38,8 @@ class Loop:
     optimizer: torch.optim.Optimizer
     generators: list[torch.Generator]
     weight_scale: Tensor | None
+    member_schedules: dict[str, Tensor] | None = None
+    """Each member's own lr and weights (`MemberSchedules.as_tensors`), when the members have their own."""
     start: int = 0
     """The first step this call trains (after a resume, the checkpoint's)."""
     metrics: list[dict[str, Any]] = field(default_factory=list)
@@ -80,7 +82,13 @@ class Checkpointer(EngineCallback):
     def on_train_start(self, loop: Loop) -> None:
         if self.path.exists():
             loop.start, loop.metrics = load_checkpoint(
-                self.path, loop.seeds, loop.weight_scale, loop.chain, loop.optimizer, loop.generators
+                self.path,
+                loop.seeds,
+                loop.weight_scale,
+                loop.chain,
+                loop.optimizer,
+                loop.generators,
+                member_schedules=loop.member_schedules,
             )
             log.info('Resuming from step %d (%s)', loop.start, self.path)
 
@@ -105,6 +113,7 @@ class Checkpointer(EngineCallback):
             loop.optimizer,
             loop.chunk_generator_states,
             loop.metrics,
+            member_schedules=loop.member_schedules,
         )
 
 
@@ -172,6 +181,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     generator_states: list[Tensor],
     metrics: list[dict[str, Any]],
+    member_schedules: dict[str, Tensor] | None = None,
 ) -> None:
     """Write the state at the start of `step` atomically (temp file, then rename)."""
     state = {
@@ -179,6 +189,7 @@ def save_checkpoint(
         'step': step,
         'seeds': seeds,
         'weight_scale': weight_scale,
+        'member_schedules': member_schedules,
         'chain': chain.state_dict(),
         'optimizer': optimizer.state_dict(),
         'generators': generator_states,
@@ -197,6 +208,7 @@ def load_checkpoint(
     chain: StackedChain,
     optimizer: torch.optim.Optimizer,
     generators: list[torch.Generator],
+    member_schedules: dict[str, Tensor] | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     state = read_torch(path)
     if not isinstance(state, dict) or state.get('version') != CHECKPOINT_VERSION:
@@ -208,6 +220,11 @@ def load_checkpoint(
         saved_scale is not None and not torch.equal(saved_scale, weight_scale)
     ):
         raise ValueError(f'{path}: checkpoint was trained with other per-member regularizer weights')
+    saved = state.get('member_schedules')
+    if (saved is None) != (member_schedules is None) or (
+        saved is not None and any(not torch.equal(saved[k], member_schedules[k]) for k in ('lr', 'weights'))
+    ):
+        raise ValueError(f'{path}: checkpoint was trained with other per-member schedules')
     chain.load_state_dict(state['chain'])
     optimizer.load_state_dict(state['optimizer'])
     for g, g_state in zip(generators, state['generators'], strict=False):

@@ -42,6 +42,7 @@ from ex_color.training.callbacks import (
     ProgressCallback,
 )
 from ex_color.training.data import TrainingData
+from ex_color.training.members import MemberAdam, MemberSchedules
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.training.stacked import StackedChain
 
@@ -191,7 +192,7 @@ def train_ensemble(
     seeds: Sequence[int],
     data: TrainingData,
     regularizers: Sequence[RegularizerConfig],
-    schedule: TrainingSchedule,
+    schedule: TrainingSchedule | MemberSchedules,
     *,
     steps: int | None = None,
     options: EngineOptions | None = None,
@@ -204,7 +205,8 @@ def train_ensemble(
         seeds: S seeds; each seeds its member's data stream.
         data: the colours to sample batches from and their label probabilities.
         regularizers: terms added to the MSE reconstruction loss, weighted by the schedule.
-        schedule: per-step learning rate and regularizer weights.
+        schedule: per-step learning rate and regularizer weights, shared by every member; or
+            `MemberSchedules`, each member's own (trained with `MemberAdam`, one learning rate per member).
         steps: how many steps to train (default: the whole schedule).
         options: logging, checkpointing and progress settings.
         weight_scale: `[S, R]`, each member's factor on each regularizer's schedule weight (R in the
@@ -222,6 +224,9 @@ def train_ensemble(
     if not 0 < steps <= len(schedule):
         raise ValueError(f'steps must be in 1..{len(schedule)} (the schedule length), got {steps}')
 
+    per_member = isinstance(schedule, MemberSchedules)
+    if per_member:
+        _check_member_schedules(schedule, len(seeds), regularizers)
     scale = _checked_weight_scale(weight_scale, len(seeds), regularizers)
     # Once, before the loop: a term that can never apply (a phase other than 'train', labels no training
     # example can carry). The command line refuses these when it loads the experiment file.
@@ -234,10 +239,16 @@ def train_ensemble(
     scale_here = scale.to(device) if scale is not None else None  # the checkpoint keeps the CPU copy
     chain = StackedChain(models, device)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
-    optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]), foreach=True)
+    optimizer: torch.optim.Optimizer
+    if per_member:
+        optimizer = MemberAdam(chain.parameters())
+    else:
+        optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]), foreach=True)
     generators = [data_generator(seed) for seed in seeds]
     batches = _Batches(data, generators, device)
     loop = Loop(seeds, steps, chain, optimizer, generators, scale)
+    if per_member:
+        loop.member_schedules = schedule.as_tensors()
     callbacks = options.make_callbacks()
 
     def fire(hook: str, *args: Any) -> None:
@@ -259,13 +270,20 @@ def train_ensemble(
                     raise TrainingInterrupted(f'training stopped at step {step}')
                 fire('on_step_start', step)
 
-                lr = float(schedule.lr[step])
-                for group in optimizer.param_groups:
-                    group['lr'] = lr
+                lr: float | Tensor
+                weights: Mapping[str, float | Tensor]
+                if isinstance(schedule, MemberSchedules):
+                    lr = schedule.lr_at(step)  # [S]
+                    optimizer.member_lr = lr  # type: ignore[attr-defined]
+                    weights = {name: w.to(device) for name, w in schedule.weights_at(step).items()}
+                else:
+                    lr = float(schedule.lr[step])
+                    for group in optimizer.param_groups:
+                        group['lr'] = lr
+                    weights = schedule.weights_at(step)
                 colours, labels = batches.batch(step)
                 outputs, captured = chain.forward(colours, capture=layers)
                 recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
-                weights = schedule.weights_at(step)
                 if scale_here is not None:
                     weights = {name: weights[name] * scale_here[:, r] for r, name in enumerate(regularizer_names)}
                 total, terms = total_loss(recon, regularizers, captured, labels, weights)
@@ -292,6 +310,20 @@ def train_ensemble(
         for callback in callbacks:
             callback.close()
     return EnsembleResult(seeds=seeds, models=chain.to_models(), metrics=pd.DataFrame(loop.metrics), steps=steps)
+
+
+def _check_member_schedules(
+    schedules: MemberSchedules, members: int, regularizers: Sequence[RegularizerConfig]
+) -> None:
+    """One schedule per member, weighing these regularizers in this order; a ValueError otherwise."""
+    if schedules.members != members:
+        raise ValueError(f'got {schedules.members} per-member schedules for {members} members')
+    names = tuple(r.name for r in regularizers)
+    if schedules.regularizer_names != names:
+        raise ValueError(
+            f'the per-member schedules weigh {list(schedules.regularizer_names)}; expected the regularizers '
+            f'{list(names)}, in that order'
+        )
 
 
 def _checked_weight_scale(
@@ -332,7 +364,7 @@ def _intra_op_threads(n: int) -> Iterator[None]:
 def _metric_rows(
     step: int,
     seeds: list[int],
-    lr: float,
+    lr: float | Tensor,
     weights: Mapping[str, float | Tensor],
     total: Tensor,
     terms: Mapping[str, Tensor],
@@ -340,15 +372,21 @@ def _metric_rows(
     """One metrics row per member: `train_loss`, and `train_<name>` for every term (NaN at a step its labels
     skipped; see `ex_color.columns.train_loss_column`).
 
-    A weight is a number, or `[S]` per member (see `weight_scale`)."""
+    The learning rate and each weight is a number, or `[S]` per member (see `weight_scale`, `MemberSchedules`)."""
     names = list(dict.fromkeys([*terms, *weights]))  # the reconstruction term first, then every regularizer
     present = [n for n in names if n in terms]
     stacked = torch.stack([total.detach(), *(terms[n].detach() for n in present)]).tolist()  # [1 + T, S]
     values = dict(zip(present, stacked[1:], strict=True))
     member_weights = {n: w.tolist() if isinstance(w, Tensor) else [w] * len(seeds) for n, w in weights.items()}
+    member_lr = lr.tolist() if isinstance(lr, Tensor) else [lr] * len(seeds)
     rows = []
     for s, seed in enumerate(seeds):
-        row: dict[str, Any] = {'step': step, 'seed': seed, 'lr': lr, train_loss_column(TOTAL_LOSS): stacked[0][s]}
+        row: dict[str, Any] = {
+            'step': step,
+            'seed': seed,
+            'lr': member_lr[s],
+            train_loss_column(TOTAL_LOSS): stacked[0][s],
+        }
         row.update({train_loss_column(n): values[n][s] if n in values else math.nan for n in names})
         row.update({f'weight_{n}': w[s] for n, w in member_weights.items()})
         rows.append(row)
