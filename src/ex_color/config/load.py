@@ -46,6 +46,7 @@ from ex_color.config.schema import (
     name_the_entry,
     parse_config,
 )
+from ex_color.config.search import search_problems
 from ex_color.indices import check_indices
 from ex_color.loss import expected_weight_problems, parse_label_key
 from ex_color.model import forward_hooks, get_layer
@@ -158,6 +159,7 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
             f'{path}: experiment.dopesheet: {str(dopesheet_path)!r} {e}; expected a CSV file (relative to the '
             'experiment file)'
         ) from None
+    written = data  # the sheet as its file has it: what a [search] table refers to
     try:
         if changes.cells:
             cells = [(c.column, c.step, c.value) for c in changes.cells]
@@ -182,6 +184,12 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
         check_schedule_values(dopesheet, [r.name for r in config.regularizers])
     except DopesheetError as e:
         raise ConfigError(str(e)) from None
+    if config.search is not None:  # against the files' sheet: a trial's overrides may move the keyframes it names
+        as_written = (
+            dopesheet if written is data else Dopesheet.from_csv(io.BytesIO(written), source=str(dopesheet_path))
+        )
+        for field, problem in search_problems(config, as_written):
+            raise ConfigError(f'{path}: {field}: {problem}')
     dopesheet = _without_unused_columns(dopesheet, config, source=str(path))
     return Experiment(
         path=path,

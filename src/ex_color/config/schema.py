@@ -461,6 +461,141 @@ class SweepSection(_Section):
         return self
 
 
+class _SearchParameter(_Section):
+    low: float
+    """The smallest value tried."""
+    high: float
+    """The largest value tried; must be above `low`."""
+    log: StrictBool = False
+    """Sample on a log scale (both bounds must then be above 0)."""
+    name: str | None = None
+    """What trials.csv calls it (default: from what it changes, e.g. `reg-anchor@1000`)."""
+
+    @model_validator(mode='after')
+    def _bounds(self) -> _SearchParameter:
+        if self.low >= self.high:
+            raise _field_error_here('high', f'{self.high:g} is not above low ({self.low:g}); expected low < high')
+        if self.log and self.low <= 0:
+            raise _field_error_here('low', f'{self.low:g} with log = true; expected bounds above 0 on a log scale')
+        return self
+
+    @property
+    def target(self) -> str:
+        """What the parameter changes, e.g. `cell reg-anchor@1000` (two parameters may not change one thing)."""
+        raise NotImplementedError
+
+    @property
+    def heading(self) -> str:
+        """Its column in trials.csv: `name`, or what it changes."""
+        return self.name or self.target.split(' ', 1)[1]
+
+
+class CellParameter(_SearchParameter):
+    """One cell of the dopesheet: a column's value at one keyframe row."""
+
+    kind: Literal['cell']
+    column: str = Field(min_length=1)
+    """The dopesheet column (`lr` or a regularizer's weight)."""
+    step: str = Field(min_length=1)
+    """The keyframe row, by its STEP as written (`+10`) or as resolved (`1000`)."""
+
+    @property
+    def target(self) -> str:
+        return f'cell {self.column}@{self.step}'
+
+
+class ColumnScaleParameter(_SearchParameter):
+    """A whole column multiplied by one factor: every keyed value of it."""
+
+    kind: Literal['column-scale']
+    column: str = Field(min_length=1)
+    """The dopesheet column (`lr` or a regularizer's weight)."""
+
+    @property
+    def target(self) -> str:
+        return f'scale {self.column}*'
+
+
+class KeyframeStepParameter(_SearchParameter):
+    """When a keyframe happens: its STEP, between its neighbours' (the last keyframe, which sets the length, stays)."""
+
+    kind: Literal['keyframe-step']
+    step: str = Field(min_length=1)
+    """The keyframe row, by its STEP as written or as resolved; it must be written as an absolute step."""
+
+    @property
+    def target(self) -> str:
+        return f'step step@{self.step}'
+
+
+class LabelPowerParameter(_SearchParameter):
+    """A label's `power`: how sharply its probability falls off."""
+
+    kind: Literal['label-power']
+    label: str = Field(min_length=1)
+    """The declared label."""
+
+    @property
+    def target(self) -> str:
+        return f'power {self.label}.power'
+
+
+SearchParameter = Annotated[
+    CellParameter | ColumnScaleParameter | KeyframeStepParameter | LabelPowerParameter, Field(discriminator='kind')
+]
+
+
+class SearchSection(_Section):
+    """What `ex-color search` varies and optimises: dopesheet cells, column scales, keyframe steps and label powers,
+    against run figures (sweep.csv columns), each trial's figures the mean over `seeds_per_trial` seeds."""
+
+    parameters: list[SearchParameter] = Field(min_length=1)
+    """What varies, one `[[search.parameters]]` table each, with a `kind`: `cell`, `column-scale`, `keyframe-step`
+    or `label-power`."""
+    minimise: list[str] = Field(default_factory=list)
+    """sweep.csv columns where lower is better."""
+    maximise: list[str] = Field(default_factory=list)
+    """sweep.csv columns where higher is better. At least one objective in all."""
+    seeds_per_trial: int = Field(2, ge=1, le=60)
+    """Each trial trains on seeds 0 … N−1 and is judged on its mean, so that a lucky seed is not rewarded."""
+    validate_seeds: list[int] = Field(default_factory=lambda: list(range(100, 110)), min_length=1)
+    """Fresh seeds, never searched on, on which the finalists are retrained and the winner chosen."""
+    seed: int = Field(0, ge=0, lt=2**32)
+    """The sampler's seed: the same seed and trials give the same search."""
+
+    @model_validator(mode='after')
+    def _objectives_and_seeds(self) -> SearchSection:
+        if not (self.minimise or self.maximise):
+            raise _field_error_here('maximise', 'no objective; expected a column in minimise or maximise')
+        for key in ('minimise', 'maximise'):
+            columns = getattr(self, key)
+            if len(set(columns)) != len(columns):
+                raise _field_error_here(key, f'{columns} repeats a column; expected each column once')
+        both = set(self.minimise) & set(self.maximise)
+        if both:
+            raise _field_error_here('maximise', f'{sorted(both)} also minimised; expected each column once')
+        searched = set(range(self.seeds_per_trial))
+        fresh = [seed for seed in self.validate_seeds if seed in searched]
+        if fresh:
+            raise _field_error_here(
+                'validate_seeds',
+                f'{fresh} are searched on (seeds 0–{self.seeds_per_trial - 1}); expected fresh seeds',
+            )
+        if len(set(self.validate_seeds)) != len(self.validate_seeds) or min(self.validate_seeds) < 0:
+            raise _field_error_here('validate_seeds', 'expected distinct seeds >= 0')
+        first: dict[str, int] = {}
+        for i, parameter in enumerate(self.parameters):
+            for key in (parameter.target, f'name {parameter.heading}'):
+                if key in first:
+                    raise _field_error_here(
+                        f'parameters.{i}',
+                        f'changes {key.split(" ", 1)[1]!r} as parameters.{first[key]} does; '
+                        'expected each parameter once',
+                    )
+                first[key] = i
+        return self
+
+
 TRACKERS = ('csv', 'tensorboard', 'mlflow', 'wandb')
 """The experiment trackers a run can log to (Lightning's logger classes)."""
 Tracker = Literal[TRACKERS]  # type: ignore[valid-type]
@@ -509,6 +644,8 @@ class ExperimentConfig(_Section):
     """How a sweep ranks its seeds."""
     control: ControlSection | None = None
     """The control model `ex-color compare` trains beside each prepared one; required by `compare`."""
+    search: SearchSection | None = None
+    """What `ex-color search` varies and optimises."""
     tracking: TrackingSection = TrackingSection()
     """Where runs are tracked besides their own directory."""
 
@@ -583,6 +720,13 @@ class ExperimentConfig(_Section):
                     )
         self._check_erasures()
         self._check_control()
+        for i, parameter in enumerate(self.search.parameters if self.search else []):
+            if isinstance(parameter, LabelPowerParameter) and parameter.label not in labels:
+                raise _field_error(
+                    f'search.parameters.{i}.label',
+                    f'{parameter.label!r} is not a declared label{did_you_mean(parameter.label, labels)}; expected one '
+                    f'of {declared}',
+                )
         minimise, maximise, best, _ = self.sweep_objectives()
         if best not in (*minimise, *maximise):
             raise _field_error('sweep.best', f'{best!r} is neither minimised nor maximised; expected one of them')

@@ -320,7 +320,8 @@ def parse_dopesheet_csv(text: str, source: str) -> tuple[list[PropertySpec], lis
 
 def set_cells(text: str, cells: Sequence[tuple[str, str, str]], source: str) -> str:
     """Dopesheet CSV `text` with cells replaced: each `(property, step, value)` sets that property's cell in the row
-    whose STEP is `step` as written (`+10`) or as resolved (`1000`); an empty value clears the cell.
+    whose STEP is `step` as written (`+10`) or as resolved (`1000`); an empty value clears the cell. The property
+    `STEP` rewrites the row's STEP itself (rows are found by the steps of the sheet as given).
 
     The sheet is rewritten as plain CSV (cells stripped, blank lines dropped). A DopesheetError names the first
     property or step the sheet lacks; the result is checked by parsing it like any sheet.
@@ -330,9 +331,12 @@ def set_cells(text: str, cells: Sequence[tuple[str, str, str]], source: str) -> 
     header, rows = records[0], records[1:]
     names = [spec.name for spec in properties]
     for name, step, value in cells:
-        if name not in names:
+        if name == STEP_COLUMN:  # moves the keyframe; rows are found by the steps the sheet had before any change
+            column = header.index(STEP_COLUMN)
+        elif name not in names:
             raise DopesheetError(f'{source}: no property column {name!r}; expected one of {", ".join(names)}')
-        column = next(i for i, h in enumerate(header) if h and parse_property_header(h, source).name == name)
+        else:
+            column = next(i for i, h in enumerate(header) if h and parse_property_header(h, source).name == name)
         index = next(
             (i for i, k in enumerate(keyframes) if step in (k.written_step, str(k.step))),
             None,
