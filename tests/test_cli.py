@@ -332,6 +332,8 @@ def test_a_seed_range_for_run_points_to_sweep(tmp_path):
     assert "--seed: expected one whole number, got '0-9'" in line
     assert 'ex-color sweep EXPERIMENT --seeds 0-9' in line
     assert not (tmp_path / 'run').exists()
+    line = assert_one_line_error(run_cli('run', EX29, '--seed', 'abc', '--out', tmp_path / 'run'))
+    assert line.endswith("--seed: expected one whole number, got 'abc'")  # no hint towards an invalid --seeds
 
 
 # Real runs -------------------------------------------------------------------------------------

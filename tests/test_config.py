@@ -425,6 +425,14 @@ def test_duplicate_names_name_both_entries(raw, section, index, field, first):
     assert f'{section}.{first}' in message
 
 
+def test_a_validated_regularizer_may_not_report_as_the_reconstructions_validation_loss(raw):
+    """`reg-recon` would report as val_recon and overwrite the reconstruction's figure in every table."""
+    raw['regularizers'][1]['name'] = 'reg-recon'
+    raw['regularizers'][1]['validation'] = True
+    del raw['sweep']
+    assert config_error(raw).startswith("exp.toml: regularizers.1.name: 'reg-recon' would report as val_recon")
+
+
 def _erasure(**keys) -> dict:
     return {'name': 'erased', 'kind': 'leace', 'target': 'red', 'layer': 'bottleneck', **keys}
 

@@ -13,6 +13,7 @@ from ex_color.backends import chunk_trainer
 from ex_color.config import ConfigError, load_experiment
 from ex_color.device import device_fields, resolve_device
 from ex_color.experiment import run_experiment
+from ex_color.workdir import DirectoryError
 
 from .cli import assert_one_line_error, run_cli
 
@@ -39,7 +40,11 @@ def test_auto_is_the_gpu_when_there_is_one(no_gpu):
 def test_auto_and_cuda_name_a_gpu_that_is_there(two_gpus):
     assert resolve_device('auto') == 'cuda'
     assert resolve_device('cuda') == 'cuda'
+    assert resolve_device('cuda:0') == resolve_device('cuda:00') == 'cuda'  # one name per GPU, as auto gives it
     assert resolve_device('cuda:1') == 'cuda:1'
+    assert resolve_device(torch.device('cuda', 1)) == 'cuda:1'
+    with pytest.raises(ConfigError, match="'cuda:²' is not a device"):
+        resolve_device('cuda:²')
     with pytest.raises(ConfigError, match=r'^--device cuda:2: only 2 GPU\(s\) here$'):
         resolve_device('cuda:2')
 
@@ -55,6 +60,23 @@ def test_auto_and_cuda_name_a_gpu_that_is_there(two_gpus):
 def test_a_device_that_is_not_there_is_one_line(no_gpu, name, says):
     with pytest.raises(ConfigError, match=re.escape(says)):
         resolve_device(name)
+
+
+@pytest.mark.parametrize('given', [None, 0, 1.5])
+def test_a_device_that_is_not_a_name_is_one_line(given):
+    with pytest.raises(ConfigError, match='is not a device name'):
+        resolve_device(given)
+
+
+def test_a_run_recorded_on_a_gpu_is_not_continued_on_the_cpu(tmp_path):
+    """The directory's fingerprint holds its device; a CPU identity, which omits it, must still be compared."""
+    experiment = load_experiment(EX29)
+    out = tmp_path / 'run'
+    run_experiment(experiment, steps=20, out=out)
+    manifest = json.loads((out / 'manifest.json').read_text())
+    (out / 'manifest.json').write_text(json.dumps(manifest | {'device': 'cuda'}))
+    with pytest.raises(DirectoryError, match="holds a run with device 'cuda', not 'cpu'"):
+        run_experiment(experiment, steps=20, out=out, resume=True)
 
 
 def test_the_cpu_leaves_the_fingerprint_as_it_was_and_another_device_is_recorded():

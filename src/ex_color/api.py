@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 FIGURES_INDEX = Path('figures') / 'index.json'
 
 
-def load(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentHandle:
+def load(path: str | Path, overrides: Sequence[str] | str = ()) -> ExperimentHandle:
     """An experiment directory (or its experiment.toml), validated, with `overrides` (`PATH=VALUE`, as `--set`)."""
     return ExperimentHandle(load_experiment(path, strict=True, overrides=overrides))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import traceback
@@ -53,9 +54,9 @@ def _one_seed(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected one whole number, got {text!r}; for many seeds: ex-color sweep EXPERIMENT --seeds {text}'
-        ) from None
+        many = re.fullmatch(r'\d+(-\d+)?(,\d+(-\d+)?)*', text.strip()) is not None
+        hint = f'; for many seeds: ex-color sweep EXPERIMENT --seeds {text.strip()}' if many else ''
+        raise argparse.ArgumentTypeError(f'expected one whole number, got {text!r}{hint}') from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,20 +18,27 @@ DEVICES = ('auto', 'cpu', 'cuda')
 """What `--device` accepts ('cuda:N' names one GPU among several)."""
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str | torch.device) -> str:
     """'auto' → 'cuda' when PyTorch sees a GPU, else 'cpu'; 'cuda' or 'cuda:N' checked; a one-line ConfigError
     for a name that is not a device, or for a GPU that is not there."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ConfigError(
+            f'--device: {device!r} is not a device name; expected one of {", ".join(DEVICES)} (or cuda:N)'
+        )
     if device == 'auto':
         return 'cuda' if torch.cuda.is_available() else 'cpu'
     if device == 'cpu':
         return 'cpu'
-    if device == 'cuda' or (device.startswith('cuda:') and device[5:].isdigit()):
+    number = device.removeprefix('cuda:')
+    if device == 'cuda' or (device.startswith('cuda:') and number.isascii() and number.isdigit()):
         if not torch.cuda.is_available():
             raise ConfigError(f'--device {device}: PyTorch sees no CUDA GPU here; expected --device cpu or auto')
-        index = int(device[5:]) if ':' in device else 0
+        index = int(number) if ':' in device else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(f'--device {device}: only {torch.cuda.device_count()} GPU(s) here')
-        return device
+        return f'cuda:{index}' if index else 'cuda'  # one name per GPU: cuda:0 is cuda, as auto names it
     raise ConfigError(f'--device: {device!r} is not a device; expected one of {", ".join(DEVICES)} (or cuda:N)')
 
 

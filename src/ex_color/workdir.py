@@ -78,13 +78,19 @@ def write_manifest(directory: Path, kind: str, identity: dict[str, Any]) -> None
     write_atomic(directory / MANIFEST_FILE, json.dumps(document, indent=2) + '\n')
 
 
+RECORDED_UNLESS_DEFAULT = {'device': 'cpu'}
+"""Fingerprint keys written only when not their default, so that older directories keep their fingerprints."""
+
+
 def check_manifest(directory: Path, kind: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:
     """The directory's manifest, checked to be of `kind` (and `identity`, if given); DirectoryError otherwise."""
     manifest = read_manifest(directory)
     if manifest.get('kind') != kind:
         raise DirectoryError(f'{directory} holds a {manifest.get("kind")}, not a {kind}')
     if identity is not None:
-        differs = [key for key in identity if manifest.get(key) != identity[key]]
+        # A key recorded only away from its default (a device other than the CPU) must match when either side has it.
+        identity = {**{k: v for k, v in RECORDED_UNLESS_DEFAULT.items() if k in manifest}, **identity}
+        differs = [key for key in identity if manifest.get(key, RECORDED_UNLESS_DEFAULT.get(key)) != identity[key]]
         if differs:
             raise DirectoryError(f'{directory} holds a {kind} {describe_difference(manifest, identity, differs)}')
     return manifest

@@ -126,3 +126,18 @@ def test_a_changed_experiment_has_default_directories_of_its_own():
     assert default_run_dir(changed, 0) == Path(f'runs/ex-2.9+set-{digest}/seed-0')
     assert default_run_dir(other, 0) != default_run_dir(changed, 0)
     assert default_sweep_dir(changed).parent == default_compare_dir(changed).parent == Path(f'runs/ex-2.9+set-{digest}')
+
+
+def test_one_string_is_one_override_and_odd_values_are_one_line():
+    assert load_experiment(EX29, overrides='labels.red.power=5').config.labels.red.power == 5
+    with pytest.raises(ConfigError, match='expected a string PATH=VALUE'):
+        load_experiment(EX29, overrides=[5])
+    with pytest.raises(ConfigError, match='a line break in an override'):
+        load_experiment(EX29, overrides=['labels.red.power=5\nlabels.red.scale=0.9'])
+
+
+def test_a_problem_an_override_makes_names_the_override():
+    with pytest.raises(ConfigError, match=r'with --set evaluations\.0\.dims=\[7\]: evaluations\.0\.dims'):
+        load_experiment(EX29, overrides=['evaluations.0.dims=[7]'])
+    with pytest.raises(ConfigError, match=r'^--set dopesheet\.lr@0=-1: .*negative'):
+        load_experiment(EX29, overrides=['dopesheet.lr@0=-1'])

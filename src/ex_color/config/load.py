@@ -131,7 +131,7 @@ def _without_unused_columns(dopesheet: Dopesheet, config: ExperimentConfig, *, s
     return dopesheet.without(unused)
 
 
-def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequence[str] = ()) -> Experiment:
+def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequence[str] | str = ()) -> Experiment:
     """Read, validate and cross-check an experiment file and its dopesheet.
 
     `strict`: also refuse regularizers that can never apply (see `check_regularizers_apply`),
@@ -174,23 +174,24 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
     except DopesheetError as e:
         raise ConfigError(str(e)) from None
     if strict:  # before check_layers, which would only warn about switched-off labels
-        _check_switched_off(config, source=str(path))
-    check_layers(config, source=str(path))
+        _check_switched_off(config, source=source)
+    check_layers(config, source=source)
     if strict:  # after check_layers: building the terms needs a config that builds
-        check_regularizers_apply(config, source=str(path))
+        check_regularizers_apply(config, source=source)
     if LR_PROPERTY not in dopesheet.props:
         raise ConfigError(f"{dopesheet_path}: column '{LR_PROPERTY}' is missing; it sets the learning rate")
     try:
         check_schedule_values(dopesheet, [r.name for r in config.regularizers])
     except DopesheetError as e:
-        raise ConfigError(str(e)) from None
+        cells = ', '.join(c.text for c in changes.cells)
+        raise ConfigError(f'--set {cells}: {e}' if cells else str(e)) from None
     if config.search is not None:  # against the files' sheet: a trial's overrides may move the keyframes it names
         as_written = (
             dopesheet if written is data else Dopesheet.from_csv(io.BytesIO(written), source=str(dopesheet_path))
         )
         for field, problem in search_problems(config, as_written):
-            raise ConfigError(f'{path}: {field}: {problem}')
-    dopesheet = _without_unused_columns(dopesheet, config, source=str(path))
+            raise ConfigError(f'{source}: {field}: {problem}')
+    dopesheet = _without_unused_columns(dopesheet, config, source=source)
     return Experiment(
         path=path,
         config=config,

@@ -3,7 +3,7 @@
 Two kinds, told apart by their first name:
 
 - `PATH=VALUE` changes the experiment file: `labels.magenta.power=5`, `regularizers.1.name=x`,
-  `experiment.title="Delete magenta"`. PATH is dotted keys as in the file, with list indices
+  `experiment.name="Delete magenta"`. PATH is dotted keys as in the file, with list indices
   from 0; every table on the way must exist, the last key may be new (the schema then says if
   it is allowed). VALUE is written as in TOML (`5`, `0.08`, `true`, `[1, 0, 0]`, `"text"`); text
   that is not a TOML value is taken as a string.
@@ -58,10 +58,15 @@ class Overrides:
         return [o.text for o in (*self.file, *self.cells)]
 
 
-def parse_overrides(texts: Sequence[str]) -> Overrides:
-    """Each `PATH=VALUE` as a file or cell override; a one-line ConfigError naming the first malformed one."""
+def parse_overrides(texts: Sequence[str] | str) -> Overrides:
+    """Each `PATH=VALUE` as a file or cell override (one string is one override); a one-line ConfigError naming
+    the first malformed one."""
     file, cells, seen = [], [], {}
-    for text in texts:
+    for text in [texts] if isinstance(texts, str) else texts:
+        if not isinstance(text, str):
+            raise ConfigError(f'{FLAG} {text!r}: expected a string PATH=VALUE, e.g. labels.red.power=5')
+        if '\n' in text or '\r' in text:
+            raise ConfigError(f'{FLAG} {text!r}: a line break in an override; expected one PATH=VALUE per --set')
         name, equals, value = text.partition('=')
         name = name.strip()
         if not equals or not name or '..' in name or name.startswith('.') or name.endswith('.'):

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from ex_color.columns import validation_column
+from ex_color.columns import VALIDATION_RECON, validation_column
 from ex_color.data.labels import PRIMARY_CHANNELS
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.intervention.falloff import DEFAULT_PEAK, DEFAULT_POWER, DEFAULT_THRESHOLD
@@ -667,6 +667,11 @@ class ExperimentConfig(_Section):
             if not r.validation:
                 continue
             column = validation_column(r.name)
+            if column == VALIDATION_RECON:
+                raise _field_error(
+                    f'regularizers.{i}.name',
+                    f"{r.name!r} would report as {column}, the reconstruction's validation loss; expected another name",
+                )
             if column in validated:
                 raise _field_error(
                     f'regularizers.{i}.name',
