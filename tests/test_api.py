@@ -74,6 +74,14 @@ def test_show_draws_a_missing_report_and_displays_its_headline(api_run, monkeypa
     assert shown == [str(p) for p in paths]
 
 
+def test_a_reopened_run_keeps_its_report_and_a_run_without_one_gets_it(api_run):
+    exp, run = api_run
+    run.show()  # the report exists from here on
+    stamp = (run.directory / 'report.html').stat().st_mtime_ns
+    exp.run(seed=0, steps=STEPS, out=run.directory, progress=False)  # report=True: the cell run again
+    assert (run.directory / 'report.html').stat().st_mtime_ns == stamp  # not drawn again
+
+
 def test_overrides_sweeps_and_comparisons_from_python(tmp_path):
     exp = ex_color.load(EX29, overrides=['labels.red.power=5'])
     assert exp.experiment.config.labels.red.power == 5.0

@@ -105,8 +105,8 @@ class ExperimentHandle:
             progress=progress,
             device=device,
         )
-        if report:
-            _draw_report(result.directory)
+        if report and (result.trained or not (result.directory / FIGURES_INDEX).is_file()):
+            _draw_report(result.directory)  # a reopened run keeps the report it has
         return RunView.open(result.directory, self.experiment)
 
     def sweep(

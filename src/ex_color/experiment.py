@@ -75,6 +75,8 @@ class RunResult:
 
     directory: Path
     results: RunResults
+    trained: bool = True
+    """False when the run was finished before this call (`resume` returned it as it was)."""
 
 
 @dataclass
@@ -193,7 +195,7 @@ def run_experiment(
         if (directory / RESULTS_FILE).exists():
             if resume:
                 log.info('%s is already finished', directory)
-                return RunResult(directory, read_results(directory))
+                return RunResult(directory, read_results(directory), trained=False)
             raise RunExistsError(
                 f'{directory} already holds a finished run; --resume shows it again, or choose another --out or '
                 'remove it'
