@@ -74,7 +74,7 @@ def test_show_draws_a_missing_report_and_displays_its_headline(api_run, monkeypa
     assert shown == [str(p) for p in paths]
 
 
-def test_a_reopened_run_keeps_its_report_and_a_run_without_one_gets_it(api_run):
+def test_a_reopened_run_keeps_the_report_it_has(api_run):
     exp, run = api_run
     run.show()  # the report exists from here on
     stamp = (run.directory / 'report.html').stat().st_mtime_ns
