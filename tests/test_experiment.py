@@ -100,3 +100,14 @@ def test_a_run_applies_prepared_erasures_reports_their_settings_and_skips_the_co
     assert evaluations['ablated']['edit'] == {}
     # The erasure changed the model's outputs: red's error rose above the baseline's.
     assert result.results.evaluations['leace'].named_colors['red'] > evaluations['baseline']['named_colors']['red']
+
+
+def test_both_engines_write_the_same_metrics_columns_in_the_same_order():
+    from ex_color.experiment import train_lightning_seed, train_seeds
+    from ex_color.training.engine import EngineOptions
+
+    experiment = load_experiment(EXPERIMENT)
+    _, lightning = train_lightning_seed(experiment, 3, 20, progress=False)
+    fast = train_seeds(experiment.config, experiment.dopesheet, [3], steps=20, options=EngineOptions(progress=False))
+    assert list(lightning.columns) == list(fast.metrics.columns)
+    assert set(lightning['seed']) == {3}

@@ -79,6 +79,7 @@ BAD = {
     'dopesheet.reg-anchor@1000=abc': "column 'reg-anchor': expected a number",
     'noequals': 'expected PATH=VALUE',
     'dopesheet.lr=0.1': 'expected dopesheet.COLUMN@STEP=VALUE',
+    'dopesheet.reg-planar-v@0=1': 'that column is declared unused (experiment.unused_columns)',
 }
 
 
@@ -141,3 +142,8 @@ def test_a_problem_an_override_makes_names_the_override():
         load_experiment(EX29, overrides=['evaluations.0.dims=[7]'])
     with pytest.raises(ConfigError, match=r'^--set dopesheet\.lr@0=-1: .*negative'):
         load_experiment(EX29, overrides=['dopesheet.lr@0=-1'])
+
+
+def test_two_names_for_one_cell_are_refused():
+    with pytest.raises(ConfigError, match=r'lr@10 and lr@\+10 are one cell; expected it set once'):
+        load_experiment(EX29, overrides=['dopesheet.lr@+10=0.02', 'dopesheet.lr@10=0.03'])

@@ -159,6 +159,11 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
             f'{path}: experiment.dopesheet: {str(dopesheet_path)!r} {e}; expected a CSV file (relative to the '
             'experiment file)'
         ) from None
+    unused = [c.text for c in changes.cells if c.column in config.experiment.unused_columns]
+    if unused:
+        raise ConfigError(
+            f'--set {unused[0]}: that column is declared unused (experiment.unused_columns), so nothing reads it'
+        )
     written = data  # the sheet as its file has it: what a [search] table refers to
     try:
         if changes.cells:

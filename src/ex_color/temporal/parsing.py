@@ -330,6 +330,7 @@ def set_cells(text: str, cells: Sequence[tuple[str, str, str]], source: str) -> 
     records = [cells_ for _, cells_ in _read_records(text, source) if any(cells_)]
     header, rows = records[0], records[1:]
     names = [spec.name for spec in properties]
+    written: dict[tuple[str, int], str] = {}
     for name, step, value in cells:
         if name == STEP_COLUMN:  # moves the keyframe; rows are found by the steps the sheet had before any change
             column = header.index(STEP_COLUMN)
@@ -346,6 +347,11 @@ def set_cells(text: str, cells: Sequence[tuple[str, str, str]], source: str) -> 
             raise DopesheetError(
                 f'{source}: no row with STEP {step!r}; expected one of {written} (or the steps they resolve to)'
             )
+        if (name, index) in written:
+            raise DopesheetError(
+                f'{source}: {name}@{step} and {name}@{written[name, index]} are one cell; expected it set once'
+            )
+        written[name, index] = step
         row = rows[index] + [''] * (len(header) - len(rows[index]))
         row[column] = value
         rows[index] = row

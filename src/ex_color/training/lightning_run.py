@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from torch import nn
 
 from ex_color.columns import train_loss_column
-from ex_color.loss import RegularizerConfig
+from ex_color.loss import RECON_TERM, TOTAL_LOSS, RegularizerConfig
 from ex_color.seed import set_deterministic_mode
 from ex_color.temporal import Dopesheet
 from ex_color.training.data import TrainingData
@@ -73,16 +73,17 @@ def train_lightning(
         finally:
             signal.signal(signal.SIGINT, sigint)  # Lightning ignores SIGINT from then on
         logged = pd.read_csv(Path(logs) / 'metrics.csv')
-    return model.cpu(), _metrics_table(logged, module)
+    return model.cpu(), _metrics_table(logged, module, seed)
 
 
-def _metrics_table(logged: pd.DataFrame, module: TrainingModule) -> pd.DataFrame:
-    """Lightning's CSV log in the fast engine's columns: step, lr, train_loss, train_<term>, weight_<name>."""
-    losses = [c for c in logged.columns if c.startswith('train_')]  # TrainingModule logs train_loss_column names
+def _metrics_table(logged: pd.DataFrame, module: TrainingModule, seed: int) -> pd.DataFrame:
+    """Lightning's CSV log in the fast engine's columns and order: step, seed, lr, train_loss, train_<term>,
+    weight_<name>."""
+    terms = [TOTAL_LOSS, RECON_TERM, *module.schedule.regularizer_names]  # the fast engine's order
+    losses = [train_loss_column(t) for t in terms]
+    logged = logged.reindex(columns=[*logged.columns, *(c for c in losses if c not in logged)])  # never-logged: NaN
     table = logged[['step', 'lr', *losses]].groupby('step', as_index=False).first()
-    for name in module.schedule.regularizer_names:  # a term its labels always skipped was never logged
-        if train_loss_column(name) not in table:
-            table[train_loss_column(name)] = float('nan')
+    table.insert(1, 'seed', seed)
     for r, name in enumerate(module.schedule.regularizer_names):
         table[f'weight_{name}'] = module.schedule.weights[table['step'].to_numpy(), r]
     return table
