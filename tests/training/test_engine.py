@@ -30,7 +30,7 @@ def parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def train(seeds, data, regularizers, schedule, steps, **options):
+def train(seeds, data, regularizers, schedule, steps, scale=None, **options):
     return train_ensemble(
         init_models(make_model, seeds),
         seeds,
@@ -39,6 +39,7 @@ def train(seeds, data, regularizers, schedule, steps, **options):
         schedule,
         steps=steps,
         options=EngineOptions(**(QUIET | options)),
+        weight_scale=scale,
     )
 
 

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from ex_color.temporal import Dopesheet
-from ex_color.training.engine import EngineOptions, TrainingInterrupted, init_models, train_ensemble
+from ex_color.training.engine import TrainingInterrupted
 from ex_color.training.members import MemberAdam, MemberSchedules
 from ex_color.training.schedule import TrainingSchedule
 
-from .conftest import SHORT_SHEET, make_model
-from .test_engine import QUIET, parameters, stop_after
+from .conftest import SHORT_SHEET
+from .test_engine import parameters, stop_after
+from .test_engine import train as train_ensemble_of
 
 STEPS = 150
 
@@ -34,17 +35,8 @@ def trials(regularizers) -> MemberSchedules:
     return MemberSchedules.stack([TrainingSchedule.from_dopesheet(s, regularizers) for s in sheets])
 
 
-def train(seeds, data, regularizers, schedule, steps=STEPS, scale=None, **options):
-    return train_ensemble(
-        init_models(make_model, seeds),
-        seeds,
-        data,
-        regularizers,
-        schedule,
-        steps=steps,
-        options=EngineOptions(**(QUIET | options)),
-        weight_scale=scale,
-    )
+def train(*args, steps=STEPS, **options):
+    return train_ensemble_of(*args, steps=steps, **options)
 
 
 def test_each_trial_trains_in_the_ensemble_as_it_would_alone(data, regularizers, trials):

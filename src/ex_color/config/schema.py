@@ -449,16 +449,22 @@ class SweepSection(_Section):
 
     @model_validator(mode='after')
     def _objectives(self) -> SweepSection:
-        for key in ('minimise', 'maximise', 'print'):
-            columns = getattr(self, key)
-            if len(set(columns)) != len(columns):
-                raise _field_error_here(key, f'{columns} repeats a column; expected each column once')
-            if key != 'print' and 'seed' in columns:
-                raise _field_error_here(key, "'seed' is a label, not a figure; expected columns of figures")
-        both = set(self.minimise) & set(self.maximise)
-        if both:
-            raise _field_error_here('maximise', f'{sorted(both)} also minimised; expected each column once')
+        _check_objectives(self.minimise, self.maximise)
+        if len(set(self.print)) != len(self.print):
+            raise _field_error_here('print', f'{self.print} repeats a column; expected each column once')
         return self
+
+
+def _check_objectives(minimise: list[str], maximise: list[str]) -> None:
+    """Objective columns: each once, in one list only, and none the `seed` label."""
+    for key, columns in (('minimise', minimise), ('maximise', maximise)):
+        if len(set(columns)) != len(columns):
+            raise _field_error_here(key, f'{columns} repeats a column; expected each column once')
+        if 'seed' in columns:
+            raise _field_error_here(key, "'seed' is a label, not a figure; expected columns of figures")
+    both = set(minimise) & set(maximise)
+    if both:
+        raise _field_error_here('maximise', f'{sorted(both)} also minimised; expected each column once')
 
 
 class _SearchParameter(_Section):
@@ -567,13 +573,7 @@ class SearchSection(_Section):
     def _objectives_and_seeds(self) -> SearchSection:
         if not (self.minimise or self.maximise):
             raise _field_error_here('maximise', 'no objective; expected a column in minimise or maximise')
-        for key in ('minimise', 'maximise'):
-            columns = getattr(self, key)
-            if len(set(columns)) != len(columns):
-                raise _field_error_here(key, f'{columns} repeats a column; expected each column once')
-        both = set(self.minimise) & set(self.maximise)
-        if both:
-            raise _field_error_here('maximise', f'{sorted(both)} also minimised; expected each column once')
+        _check_objectives(self.minimise, self.maximise)
         searched = set(range(self.seeds_per_trial))
         fresh = [seed for seed in self.validate_seeds if seed in searched]
         if fresh:

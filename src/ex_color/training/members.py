@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -68,9 +69,14 @@ class MemberSchedules:
         """Each member's learning rate at `step`, `[S]` float64."""
         return torch.from_numpy(self.lr[:, step].copy())
 
+    @cached_property
+    def _weights32(self) -> Tensor:
+        """`weights` as float32 `[S, steps, R]`, converted once rather than at every step."""
+        return torch.from_numpy(self.weights.astype(np.float32))
+
     def weights_at(self, step: int) -> dict[str, Tensor]:
         """Each regularizer's weight for every member at `step`: name → `[S]` float32, as the loss uses it."""
-        row = torch.from_numpy(self.weights[:, step, :].astype(np.float32))  # [S, R]
+        row = self._weights32[:, step, :]  # [S, R]
         return {name: row[:, r] for r, name in enumerate(self.regularizer_names)}
 
     def as_tensors(self) -> dict[str, Tensor]:
