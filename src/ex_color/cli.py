@@ -88,7 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument('--out', help='compare directory (default: runs/<experiment>/compare/)')
     compare.add_argument('--chunk', type=_positive_int, help='seeds trained together per ensemble (default: up to 30)')
     compare.add_argument('--steps', type=_positive_int, help='train only the first N steps of the dopesheet')
-    for command in (sweep, compare):
+    search = commands.add_parser(
+        'search', help="search the experiment's [search] parameters; judge the finalists on fresh seeds"
+    )
+    search.add_argument('experiment', metavar='EXPERIMENT', help='a directory holding experiment.toml, or a .toml file')
+    search.add_argument(
+        '--trials', type=_positive_int, required=True, help='finish this many trials in all (a rerun continues)'
+    )
+    search.add_argument(
+        '--batch', type=_positive_int, help='trials asked and trained together (default: 60 models / seeds_per_trial)'
+    )
+    search.add_argument(
+        '--sampler',
+        choices=['tpe', 'nsga2', 'random'],
+        default='tpe',
+        help='Optuna sampler (default: tpe, multivariate with the constant liar)',
+    )
+    search.add_argument('--out', help='search directory (default: runs/<experiment>/search/)')
+    search.add_argument('--steps', type=_positive_int, help='train only the first N steps of every schedule')
+    for command in (sweep, compare, search):
         command.add_argument(
             '--ray',
             nargs='?',
@@ -100,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             '--ray-cpus', type=_positive_int, metavar='N', help='CPUs and torch threads per Ray task (default: 1)'
         )
-    for command in (run, sweep, compare):
+    for command in (run, sweep, compare, search):
         command.add_argument(
             '--set',
             action='append',
@@ -193,6 +211,8 @@ def _dispatch(args: argparse.Namespace) -> None:
         _run(args, experiment)
     elif args.command == 'compare':
         _compare(args, experiment)
+    elif args.command == 'search':
+        _search(args, experiment)
     else:
         _sweep(args, experiment)
 
@@ -227,6 +247,8 @@ def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None
                 return EXIT_INTERRUPTED, f'{error}; run it again to start over'
             if args.command == 'run':
                 return EXIT_INTERRUPTED, f'{error}; checkpoint saved, continue with --resume'
+            if args.command == 'search':
+                return EXIT_INTERRUPTED, f'{error}; finished trials are kept, continue with the same command'
             # A local chunk also saved a checkpoint; a Ray task keeps none: its chunk starts over.
             return EXIT_INTERRUPTED, f'{error}; finished seeds are kept, continue with the same command'
         case MemoryError():
@@ -312,6 +334,52 @@ def _sweep(args: argparse.Namespace, experiment: Experiment) -> None:
         from ex_color.vis.report import write_sweep_report
 
         print(f'Report: {write_sweep_report(result.directory)}')
+
+
+def _search(args: argparse.Namespace, experiment: Experiment) -> None:
+    from ex_color.config import ConfigError
+    from ex_color.search import run_search
+
+    if args.logger:
+        raise ConfigError('--logger: a search is not tracked yet; its study opens in optuna-dashboard (docs/search.md)')
+    result = run_search(
+        experiment,
+        trials=args.trials,
+        batch=args.batch,
+        sampler=args.sampler,
+        steps=args.steps,
+        out=args.out,
+        ray=args.ray,
+        ray_cpus=args.ray_cpus,
+        device=args.device,
+    )
+    summary, finalists = result.summary, result.finalists
+    where = f' · {summary.ray}' if summary.ray else ''
+    speed = f' · {summary.trials_per_second_this_call:.2f} trials/s' if summary.trials_per_second_this_call else ''
+    print(
+        f'{summary.title} · {summary.trials} trials ({summary.failed} failed) · {summary.sampler} · batches of '
+        f'{summary.batch} × {summary.seeds_per_trial} seeds · {summary.steps} steps{where} · '
+        f'{summary.wall_seconds_this_call:.1f} s{speed}'
+    )
+    print(f'Pareto trials: {", ".join(map(str, summary.pareto_trials)) or "none"}')
+    if summary.winner is None:
+        print('No finalist completed on the fresh seeds; no winner.')
+    else:
+        won = finalists.set_index('trial').loc[summary.winner]
+        seeds = summary.validate_seeds
+        print(f'Winner: trial {summary.winner}, on fresh seeds {seeds[0]}…{seeds[-1]} ({len(seeds)}):')
+        bounded = [c.split()[0] for c in summary.constraints]
+        for column in dict.fromkeys([*summary.maximise, *summary.minimise, *bounded]):
+            print(
+                f'  {column}: {_interval(won[f"{column}_mean"], won[f"{column}_low"], won[f"{column}_high"])} '
+                f'(searched seeds: {_figure(won[f"{column}_searched"])})'
+            )
+        print(f'Best schedule: {result.directory / "best"} (ex-color run {result.directory / "best"} --seed K)')
+    print(f'Results: {result.directory} (study: optuna-dashboard {result.directory / "study.journal"})')
+    if args.report:
+        from ex_color.vis.search_report import write_search_report
+
+        print(f'Report: {write_search_report(result.directory)}')
 
 
 def _compare(args: argparse.Namespace, experiment: Experiment) -> None:

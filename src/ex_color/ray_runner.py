@@ -1,4 +1,5 @@
-"""Multi-seed jobs on Ray: each chunk of seeds a Ray task, gathered as it finishes (`--ray`).
+"""Multi-seed jobs and search batches on Ray: each chunk of seeds (or part of a batch) a Ray task, gathered as it
+finishes (`--ray`).
 
 Only this module imports Ray, and `ex_color.runner` imports it only when asked for Ray, so the
 core install never needs Ray (`pip install 'ex-color[ray]'`). A task runs the job's
@@ -42,6 +43,7 @@ from ex_color.config import ConfigError, Experiment
 from ex_color.progress import Progress
 from ex_color.runner import MAX_CHUNK, SeedJob, chunk_task, span
 from ex_color.training.engine import TrainingInterrupted
+from ex_color.trials import Trained, trials_task
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ class RayChunks:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
                 for ref in ready:
                     seeds = pending.pop(ref)
-                    outcomes, seconds = _result(ref, seeds)
+                    outcomes, seconds = _result(ref, f'seeds {span(seeds)}')
                     log.info('Chunk %d/%d done: seeds %s', len(chunks) - len(pending), len(chunks), span(seeds))
                     bar.part(job.members * len(seeds))(self.steps)
                     yield outcomes, seconds
@@ -127,17 +129,64 @@ class RayChunks:
                 ray.cancel(ref, force=True)
 
 
-def _result(ref: Any, seeds: list[int]) -> tuple[list[Any], float]:
-    """A finished task's value; its error as ex-color reports errors."""
+def _result(ref: Any, what: str) -> Any:
+    """A finished task's value; its error as ex-color reports errors. `what`: the task's work, e.g. 'seeds 0–9'."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as error:  # raised by the training itself: the original error
         raise (error.cause or error) from error
     except ray.exceptions.OutOfMemoryError as error:
-        raise MemoryError(f'Ray ran out of memory training seeds {span(seeds)}') from error
+        raise MemoryError(f'Ray ran out of memory training {what}') from error
     except ray.exceptions.RayError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConnectionError(f'Ray lost seeds {span(seeds)} after {RETRIES} retries: {first}') from error
+        raise ConnectionError(f'Ray lost {what} after {RETRIES} retries: {first}') from error
+
+
+class RayTrials:
+    """Trains each batch of a search as Ray tasks: its trials split evenly over the cluster's slots (CPUs /
+    `num_cpus`), each task an ensemble of its trials × seeds (`trials.trials_task`). Enter it to connect."""
+
+    stopping = 'cancelling the running Ray tasks and stopping (the batch is asked again when the search is run again)'
+
+    def __init__(self, experiment: Experiment, steps: int, *, address: str = 'local', num_cpus: int | None = None):
+        self.chunks = RayChunks(experiment, steps, address=address, num_cpus=num_cpus)
+
+    @property
+    def description(self) -> str | None:
+        return self.chunks.description
+
+    def __enter__(self) -> RayTrials:
+        self.chunks.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.chunks.__exit__(*exc)
+
+    def train(
+        self, made: Sequence[Experiment], seeds: Sequence[int], steps: int, bar: Progress, stop: Callable[[], bool]
+    ) -> list[Trained]:
+        """Each trial's assessed seeds (or failure), in the order of `made`."""
+        num_cpus = self.chunks.num_cpus
+        slots = max(1, int(self.chunks.cpus // num_cpus))
+        size = math.ceil(len(made) / min(slots, len(made)))
+        parts = [list(range(i, min(i + size, len(made)))) for i in range(0, len(made), size)]
+        task = ray.remote(trials_task).options(num_cpus=num_cpus, max_retries=RETRIES, retry_exceptions=False)
+        pending = {task.remote([made[i] for i in part], list(seeds), steps, num_cpus): part for part in parts}
+        trained: dict[int, Trained] = {}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+                for ref in ready:
+                    part = pending.pop(ref)
+                    results, _ = _result(ref, f'{len(part)} trials of a search batch')
+                    trained.update(zip(part, results, strict=True))
+                    bar.part(len(part) * len(seeds))(steps)
+                if pending and stop():
+                    raise TrainingInterrupted('search stopped: the Ray tasks of its batch were cancelled')
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+        return [trained[i] for i in range(len(made))]
 
 
 @contextlib.contextmanager
@@ -290,4 +339,4 @@ def _stderr_to(sink: IO[bytes] | None) -> Iterator[None]:
         os.close(saved)
 
 
-__all__ = ['DEFAULT_CPUS', 'RETRIES', 'RayChunks', 'cluster']
+__all__ = ['DEFAULT_CPUS', 'RETRIES', 'RayChunks', 'RayTrials', 'cluster']

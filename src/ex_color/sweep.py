@@ -149,11 +149,14 @@ def run_sweep(
     return SweepResult(directory, table, pareto, best_seed, summary)
 
 
-def pick_best(pareto: pd.DataFrame, minimise: Sequence[str], maximise: Sequence[str], best: str) -> int:
-    """The Pareto seed with the best `best` column; ties go to the other objectives in order."""
+def pick_best(
+    pareto: pd.DataFrame, minimise: Sequence[str], maximise: Sequence[str], best: str, *, label: str = 'seed'
+) -> int:
+    """The Pareto row's `label` (its seed, or a search's trial) with the best `best` column; ties go to the other
+    objectives in order, then to the lowest label."""
     order = [best, *(c for c in (*maximise, *minimise) if c != best)]
     ascending = [c in minimise for c in order]
-    return int(pareto.sort_values([*order, 'seed'], ascending=[*ascending, True]).iloc[0]['seed'])
+    return int(pareto.sort_values([*order, label], ascending=[*ascending, True]).iloc[0][label])
 
 
 def _rows(files: SeedFiles, seeds: Sequence[int]) -> list[dict]:

@@ -10,26 +10,37 @@ seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ex_color.config import Experiment, build_model, build_regularizers, load_experiment, training_data
 from ex_color.config.search import trial_overrides
 from ex_color.experiment import SeedOutcome, assess, checked_steps
+from ex_color.loss import NonFiniteLossError
+from ex_color.progress import Progress
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.members import MemberSchedules
 from ex_color.training.schedule import TrainingSchedule
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrialOutcome:
-    """One trial: its parameter values, the experiment they make, and each seed's assessed run."""
+    """One trial: its parameter values, the experiment they make, and each seed's assessed run (none if it failed)."""
 
     values: dict[str, float]
     experiment: Experiment
     seeds: list[SeedOutcome]
+    failure: str | None = None
+    """Why the trial could not be trained (a loss that became NaN or infinite), or None."""
 
     def rows(self) -> list[dict[str, Any]]:
         """Each seed's sweep.csv row."""
@@ -58,6 +69,7 @@ def train_trials(
     *,
     steps: int | None = None,
     options: EngineOptions | None = None,
+    bar: Progress | None = None,
 ) -> list[TrialOutcome]:
     """Train every trial on every seed, as few ensembles as their labels allow; each trial's assessed seeds.
 
@@ -65,33 +77,84 @@ def train_trials(
         trials: each trial's parameter values, by the parameters' `heading`.
         seeds: the seeds each trial trains on (its figures are judged on their mean).
         steps: train only the first `steps` steps of every schedule.
+        bar: advanced by each ensemble's model-steps.
+
+    A trial whose loss becomes NaN or infinite is returned with its `failure` and no seeds; the
+    trials that shared its ensemble are trained again without it (each member trains as it would alone).
     """
     made = [trial_experiment(experiment, values) for values in trials]
-    steps = checked_steps(experiment, steps)
+    trained = train_experiments(made, seeds, checked_steps(experiment, steps), options=options, bar=bar)
+    return [
+        TrialOutcome(dict(values), trial, outcomes, failure)
+        for values, trial, (outcomes, failure) in zip(trials, made, trained, strict=True)
+    ]
+
+
+Trained = tuple[list[SeedOutcome], str | None]
+"""A trial's assessed seeds (in seed order), or none and why it failed."""
+
+
+def train_experiments(
+    made: Sequence[Experiment],
+    seeds: Sequence[int],
+    steps: int,
+    *,
+    options: EngineOptions | None = None,
+    bar: Progress | None = None,
+) -> list[Trained]:
+    """`train_trials` for trials already made into experiments (what a Ray task receives: no files are read)."""
+    options = options or EngineOptions(progress=False)
     groups: dict[str, list[int]] = {}
     for t, trial in enumerate(made):
         groups.setdefault(_data_key(trial), []).append(t)
     outcomes: dict[int, list[SeedOutcome]] = {}
+    failures: dict[int, str] = {}
     for members in groups.values():
-        config = made[members[0]].config
-        regularizers = build_regularizers(config)
-        member_seeds = [seed for _ in members for seed in seeds]
-        schedules = [TrainingSchedule.from_dopesheet(made[t].dopesheet, regularizers) for t in members]
-        result = train_ensemble(
-            init_models(lambda config=config: build_model(config), member_seeds),
-            member_seeds,
-            training_data(config),
-            regularizers,
-            MemberSchedules.stack([schedule for schedule in schedules for _ in seeds]),
-            steps=steps,
-            options=options or EngineOptions(progress=False),
-        )
-        per_member = len(member_seeds)
-        for m, model in enumerate(result.models):
-            t, seed = members[m // len(seeds)], member_seeds[m]
-            metrics = result.metrics.iloc[m::per_member].reset_index(drop=True)
-            outcomes.setdefault(t, []).append(assess(seed, model, metrics, made[t].config))
-    return [TrialOutcome(dict(values), made[t], outcomes[t]) for t, values in enumerate(trials)]
+        while members:
+            try:
+                if bar is not None:
+                    count = len(members) * len(seeds)
+                    on_progress = bar.part(count, steps, then=f'evaluating {count} models')
+                    options = dataclasses.replace(options, on_progress=on_progress)
+                result = _train_group([made[t] for t in members], seeds, steps, options)
+            except NonFiniteLossError as error:
+                if error.member is None:
+                    raise
+                failed = members[error.member[0] // len(seeds)]
+                failures[failed] = str(error)
+                log.info('A trial failed (%s); training the rest of its ensemble again', error)
+                members = [t for t in members if t != failed]
+                continue
+            for m, model in enumerate(result.models):
+                t, seed = members[m // len(seeds)], result.seeds[m]
+                metrics = result.metrics.iloc[m :: len(result.seeds)].reset_index(drop=True)
+                outcomes.setdefault(t, []).append(assess(seed, model, metrics, made[t].config))
+            break
+    return [(outcomes.get(t, []), failures.get(t)) for t in range(len(made))]
 
 
-__all__ = ['TrialOutcome', 'train_trials', 'trial_experiment']
+def trials_task(made: list[Experiment], seeds: list[int], steps: int, threads: int) -> tuple[list[Trained], float]:
+    """Trials as a Ray worker trains them: on `threads` torch threads, no progress bar; with the seconds taken."""
+    torch.set_num_threads(threads)  # not left to how the worker was started (OMP_NUM_THREADS)
+    started = time.perf_counter()
+    return train_experiments(made, seeds, steps), time.perf_counter() - started
+
+
+def _train_group(made: Sequence[Experiment], seeds: Sequence[int], steps: int, options: EngineOptions) -> Any:
+    """Trials that share their data and labels, each on every seed, as one ensemble under per-member schedules."""
+    config = made[0].config
+    regularizers = build_regularizers(config)
+    member_seeds = [seed for _ in made for seed in seeds]
+    schedules = [TrainingSchedule.from_dopesheet(trial.dopesheet, regularizers) for trial in made]
+    return train_ensemble(
+        init_models(lambda: build_model(config), member_seeds),
+        member_seeds,
+        training_data(config),
+        regularizers,
+        MemberSchedules.stack([schedule for schedule in schedules for _ in seeds]),
+        steps=steps,
+        options=options,
+    )
+
+
+__all__ = ['Trained', 'TrialOutcome', 'train_experiments', 'train_trials', 'trial_experiment', 'trials_task']

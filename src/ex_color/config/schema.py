@@ -10,9 +10,10 @@ against the model it builds is `ex_color.config.load`'s.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -551,6 +552,34 @@ SearchParameter = Annotated[
 ]
 
 
+class Bound(NamedTuple):
+    """One [search] constraint: `column op value`."""
+
+    column: str
+    op: Literal['>=', '<=']
+    value: float
+
+    def excess(self, figure: float) -> float:
+        """How far `figure` breaks the bound (<= 0: it holds; NaN breaks it by infinity), as Optuna's constraints
+        expect."""
+        if math.isnan(figure):
+            return math.inf
+        return self.value - figure if self.op == '>=' else figure - self.value
+
+    def __str__(self) -> str:
+        return f'{self.column} {self.op} {self.value:g}'
+
+
+def parse_bound(text: str) -> Bound:
+    """'ablated_red >= 0.1' → Bound; a ValueError in words for anything else."""
+    match = re.fullmatch(r'\s*(\S+)\s*(>=|<=)\s*(\S+)\s*', text)
+    number = match.group(3) if match else ''
+    value = float(number) if re.fullmatch(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?', number) else None
+    if match is None or value is None:
+        raise ValueError(f'cannot read {text!r}; expected COLUMN >= NUMBER or COLUMN <= NUMBER')
+    return Bound(match.group(1), match.group(2), value)  # type: ignore[arg-type]
+
+
 class SearchSection(_Section):
     """What `ex-color search` varies and optimises: dopesheet cells, column scales, keyframe steps and label powers,
     against run figures (sweep.csv columns), each trial's figures the mean over `seeds_per_trial` seeds."""
@@ -566,14 +595,40 @@ class SearchSection(_Section):
     """Each trial trains on seeds 0 … N−1 and is judged on its mean, so that a lucky seed is not rewarded."""
     validate_seeds: list[int] = Field(default_factory=lambda: list(range(100, 110)), min_length=1)
     """Fresh seeds, never searched on, on which the finalists are retrained and the winner chosen."""
+    constraints: list[str] = Field(default_factory=list)
+    """Bounds a trial must meet to count, each `COLUMN >= NUMBER` or `COLUMN <= NUMBER` on its mean over seeds, e.g.
+    `"ablated_red >= 0.1"`. The sampler steers away from trials that break one; finalists and the winner are
+    chosen among those that meet every bound (on their own seeds, then on the fresh ones)."""
+    best: str | None = None
+    """Of the finalists on the Pareto front of their fresh-seed means, the winner has the best mean of this column,
+    which must be an objective. Default: the first `maximise` column, or else the first `minimise` column."""
+    finalists: int = Field(5, ge=1, le=60)
+    """How many Pareto trials (the best on `best` first) are retrained on `validate_seeds`."""
     seed: int = Field(0, ge=0, lt=2**32)
     """The sampler's seed: the same seed and trials give the same search."""
+
+    @property
+    def best_column(self) -> str:
+        return self.best or (self.maximise or self.minimise)[0]
+
+    def bounds(self) -> list[Bound]:
+        """`constraints` read as (column, '>=' or '<=', number)."""
+        return [parse_bound(text) for text in self.constraints]
 
     @model_validator(mode='after')
     def _objectives_and_seeds(self) -> SearchSection:
         if not (self.minimise or self.maximise):
             raise _field_error_here('maximise', 'no objective; expected a column in minimise or maximise')
         _check_objectives(self.minimise, self.maximise)
+        if self.best is not None and self.best not in (*self.minimise, *self.maximise):
+            raise _field_error_here(
+                'best', f'{self.best!r} is not an objective; expected one of {", ".join(self.minimise + self.maximise)}'
+            )
+        for i, text in enumerate(self.constraints):
+            try:
+                parse_bound(text)
+            except ValueError as error:
+                raise _field_error_here(f'constraints.{i}', str(error)) from None
         searched = set(range(self.seeds_per_trial))
         fresh = [seed for seed in self.validate_seeds if seed in searched]
         if fresh:

@@ -52,14 +52,15 @@ def search_problems(config: ExperimentConfig, dopesheet: Dopesheet) -> Iterator[
             elif isinstance(p, KeyframeStepParameter):
                 yield from _step_problems(field, p, keyframes, index)
     produced = run_columns(config)
-    for key in ('minimise', 'maximise'):
-        for i, column in enumerate(getattr(search, key)):
-            if column not in produced:
-                yield (
-                    f'search.{key}.{i}',
-                    f'{column!r} is not a column a run produces{did_you_mean(column, produced)}; expected e.g. '
-                    'val_recon or <evaluation>_selectivity_r2',
-                )
+    named = [(key, i, column) for key in ('minimise', 'maximise') for i, column in enumerate(getattr(search, key))]
+    named += [('constraints', i, bound.column) for i, bound in enumerate(search.bounds())]
+    for key, i, column in named:
+        if column not in produced:
+            yield (
+                f'search.{key}.{i}',
+                f'{column!r} is not a column a run produces{did_you_mean(column, produced)}; expected e.g. '
+                'val_recon or <evaluation>_selectivity_r2',
+            )
 
 
 def _step_problems(
@@ -89,7 +90,7 @@ def trial_overrides(search: SearchSection, dopesheet: Dopesheet, values: Mapping
     parameter. A keyframe step is rounded to a whole step; a column scale multiplies each keyed value of it."""
     overrides = []
     for p in search.parameters:
-        value = values[p.heading]
+        value = float(values[p.heading])  # a NumPy or Optuna number would print as np.float64(…)
         match p:
             case CellParameter():
                 overrides.append(f'dopesheet.{p.column}@{p.step}={value!r}')
