@@ -72,9 +72,12 @@ def write_table(directory: Path, name: str, table: pd.DataFrame) -> pd.DataFrame
     return table
 
 
-def read_table(directory: Path, name: str) -> pd.DataFrame:
-    """One of the search's tables; a RunArtifactsError naming it when it is missing or unreadable."""
+def read_table(directory: Path, name: str, *, empty_ok: bool = False) -> pd.DataFrame:
+    """One of the search's tables; a RunArtifactsError naming it when it is missing or unreadable. `empty_ok`: a
+    table written without rows (no finalist completed) is read as an empty frame."""
     path = directory / name
+    if empty_ok and path.is_file() and not path.read_text().strip():
+        return pd.DataFrame()
     try:
         return pd.read_csv(path, keep_default_na=False, na_values=['', 'nan', 'NaN'])
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:

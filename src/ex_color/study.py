@@ -134,6 +134,11 @@ class StudyJournal:
         study.add_trials(trials)
         staged.replace(self.path)
 
+    @classmethod
+    def load(cls, path: Path) -> optuna.Study:
+        """The study in a search's journal file, as optuna-dashboard sees it."""
+        return optuna.load_study(study_name=STUDY_NAME, storage=cls._storage(path))
+
     @staticmethod
     def _storage(path: Path) -> JournalStorage:
         with warnings.catch_warnings():

@@ -277,7 +277,7 @@ def _rebase(figures: list[SavedFigure], prefix: str) -> list[SavedFigure]:
 
 
 def write_report(directory: str | Path) -> Path:
-    """Write report.html for a run, a sweep or a comparison directory, whichever `directory` is."""
+    """Write report.html for a run, a sweep, a comparison or a search directory, whichever `directory` is."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ReportError(f'{directory}: no such directory; expected a run, sweep or compare directory')
@@ -289,9 +289,13 @@ def write_report(directory: str | Path) -> Path:
         from ex_color.vis.compare_report import write_compare_report
 
         return write_compare_report(directory)
+    if (directory / 'search.json').is_file():
+        from ex_color.vis.search_report import write_search_report
+
+        return write_search_report(directory)
     raise ReportError(
-        f'{directory}: neither a finished run (results.json), a sweep (sweep.json) nor a comparison '
-        '(compare.json); run `ex-color run`, `sweep` or `compare` first'
+        f'{directory}: neither a finished run (results.json), a sweep (sweep.json), a comparison '
+        '(compare.json) nor a search (search.json); run `ex-color run`, `sweep`, `compare` or `search` first'
     )
 
 
