@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import random
 import resource
 import statistics
 import sys
@@ -33,6 +35,7 @@ from ex_color.inference import infer
 from ex_color.sweep import run_sweep
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
+from ex_color.trials import train_trials
 from ex_color.variants import build_variants
 from ex_color.vis.report import write_run_report
 from ex_color.vis.run_figures import default_workers
@@ -124,6 +127,29 @@ def sweep_seconds(experiment, seeds: int = 60) -> float:
         return time.perf_counter() - started
 
 
+def search_batch_against_sweep_chunk(experiment, trials: int = 60) -> dict[str, float]:
+    """Seconds to train and assess a batch of `trials` search trials on one seed each (each its own schedule, from
+    Ex 2.9's [search] table), and a sweep chunk of as many seeds under one schedule, measured in turn."""
+    rng = random.Random(0)
+    values = [
+        {
+            p.heading: math.exp(rng.uniform(math.log(p.low), math.log(p.high))) if p.log else rng.uniform(p.low, p.high)
+            for p in experiment.config.search.parameters
+        }
+        for _ in range(trials)
+    ]
+    options = EngineOptions(progress=False)
+    started = time.perf_counter()
+    train_trials(experiment, values, seeds=[0], options=options)
+    batch = time.perf_counter() - started
+    started = time.perf_counter()
+    train_chunk(
+        experiment.config, experiment.dopesheet, list(range(trials)), steps=len(experiment.dopesheet), options=options
+    )
+    chunk = time.perf_counter() - started
+    return {'trials': trials, 'batch_seconds': batch, 'sweep_chunk_seconds': chunk, 'trials_per_s': trials / batch}
+
+
 def report_seconds(experiment, workers: int) -> float:
     """`write_run_report` of a short run: load, evaluate every variant, draw every figure twice, render."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,6 +203,13 @@ def main() -> None:
     )
     sweep = sweep_seconds(experiment) if steps == len(experiment.dopesheet) else float('nan')
     print(f'  sweep, 60 seeds:             {sweep:8.1f} s (no report)', flush=True)
+    search = search_batch_against_sweep_chunk(experiment) if steps == len(experiment.dopesheet) else None
+    if search is not None:
+        print(
+            f'  search batch, 60 trials:     {search["batch_seconds"]:8.1f} s ({search["trials_per_s"]:.2f} trials/s; '
+            f'a sweep chunk of 60 seeds: {search["sweep_chunk_seconds"]:.1f} s)',
+            flush=True,
+        )
     report_serial = report_seconds(experiment, workers=1)
     report_parallel = report_seconds(experiment, workers=default_workers())
     print(f'  report, 1 process:           {report_serial:8.1f} s', flush=True)
@@ -190,16 +223,21 @@ def main() -> None:
         'report_serial_over_parallel': report_serial / report_parallel,
         'compare_over_sweep_seconds': chunk['sweep'] / chunk['compare'],
         'variants_together_over_alone': variant_colours['together'] / variant_colours['alone'],
+        'search_batch_over_sweep_chunk': search['batch_seconds'] / search['sweep_chunk_seconds'] if search else None,
     }
     print(f'  fast / Lightning:            {ratios["fast_over_lightning"]:8.2f}×')
     print(f'  ensemble 60 / Lightning:     {ratios["ensemble60_over_lightning"]:8.2f}×')
     print(f'  report 1 / {default_workers()} processes:      {ratios["report_serial_over_parallel"]:8.2f}×')
     print(f'  compare / sweep time per seed: {ratios["compare_over_sweep_seconds"]:6.2f}×')
     print(f'  variants together / alone:   {ratios["variants_together_over_alone"]:8.2f}×')
+    if search is not None:
+        print(f'  search batch / sweep chunk:  {ratios["search_batch_over_sweep_chunk"]:8.2f}×')
     targets = {
         'evaluation >= 1e7 colours/s (per variant, as a sweep evaluates)': variant_colours['together'] >= 1e7,
         '60-seed sweep <= 60 s': sweep <= 60,
         'fast >= 2.5x Lightning': ratios['fast_over_lightning'] >= 2.5,
+        'a batch of 60 trials within 10% of a 60-seed sweep chunk': search is not None
+        and ratios['search_batch_over_sweep_chunk'] <= 1.1,
     }
     for target, met in targets.items():
         print(f'  target {target}: {"met" if met else "NOT met"}')
@@ -214,6 +252,7 @@ def main() -> None:
         'eval_variant_colours_per_s': variant_colours,
         'chunk_seeds_per_s': {'seeds': CHUNK_SEEDS, **chunk},
         'sweep_60_seconds': sweep,
+        'search_batch': search,
         'report_seconds': {'1': report_serial, str(default_workers()): report_parallel},
         'peak_rss_mib': peak_rss_mib,
         'ratios': ratios,

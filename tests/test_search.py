@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from ex_color.search import run_search
 from ex_color.searchdir import SearchSummary
 from ex_color.study import StudyJournal
 from ex_color.training.engine import TrainingInterrupted
+from tests.searching import ex29_searching
 
-EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+NO_SEARCH = Path(__file__).resolve().parents[1] / 'experiments' / 'delete-green'
 STEPS = 100
 TRIALS, BATCH = 6, 3
 SEARCH = """
@@ -58,11 +58,7 @@ ARGS = ['--trials', str(TRIALS), '--batch', str(BATCH), '--steps', str(STEPS), '
 
 @pytest.fixture(scope='module')
 def experiment_dir(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp('search') / 'exp'
-    shutil.copytree(EX29, directory)
-    with (directory / 'experiment.toml').open('a') as f:
-        f.write(SEARCH)
-    return directory
+    return ex29_searching(tmp_path_factory.mktemp('search') / 'exp', SEARCH)
 
 
 @pytest.fixture(scope='module')
@@ -213,7 +209,7 @@ def test_an_interrupted_batch_leaves_nothing_and_is_asked_again(experiment_dir, 
     ],
 )
 def test_bad_search_commands_are_one_line_and_exit_2(experiment_dir, tmp_path, capsys, extra, message):
-    target = EX29 if not extra else experiment_dir  # Ex 2.9 itself has no [search] table
+    target = NO_SEARCH if not extra else experiment_dir
     try:
         code = main(['search', str(target), '--trials', '2', *extra, '--out', str(tmp_path / 'o')])
     except SystemExit as exit:  # argparse's own refusals
@@ -223,3 +219,11 @@ def test_bad_search_commands_are_one_line_and_exit_2(experiment_dir, tmp_path, c
     assert message in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('name', ['ex-2.9', 'red-and-blue'])
+def test_the_shipped_search_tables_load_against_their_experiments(name):
+    experiment = load_experiment(Path(__file__).resolve().parents[1] / 'experiments' / name)
+    search = experiment.config.search
+    assert search is not None and len(search.parameters) >= 5
+    assert set(search.validate_seeds).isdisjoint(range(search.seeds_per_trial))

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from ex_color.config import load_experiment
 from ex_color.experiment import run_experiment
 from ex_color.trials import train_trials, trial_experiment
+from tests.searching import ex29_searching
 
-EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 STEPS = 40
 SEARCH = """
 [search]
@@ -35,11 +32,7 @@ high = 20.0
 
 @pytest.fixture(scope='module')
 def experiment(tmp_path_factory):
-    directory = tmp_path_factory.mktemp('search') / 'exp'
-    shutil.copytree(EX29, directory)
-    with (directory / 'experiment.toml').open('a') as f:
-        f.write(SEARCH)
-    return load_experiment(directory)
+    return load_experiment(ex29_searching(tmp_path_factory.mktemp('search') / 'exp', SEARCH))
 
 
 TRIALS = [

@@ -98,6 +98,7 @@ def identity(experiment: Experiment, **fields: Any) -> dict[str, Any]:
     config = resolved_config(experiment, 0)
     del config['experiment']['seed']
     del config['tracking']  # where a run is tracked never changes what it computes
+    config.pop('search', None)  # nor does what a search of it would vary (a search adds it to its own identity)
     return fingerprint(config, dopesheet_bytes(experiment), **fields)
 
 

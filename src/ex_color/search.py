@@ -174,7 +174,15 @@ def run_search(
     steps = checked_steps(experiment, steps)
     device = resolve_device(device)
     directory = Path(out) if out is not None else default_search_dir(experiment)
-    work = identity(experiment, engine=ENGINE, steps=steps, sampler=sampler, batch=batch, **device_fields(device))
+    work = identity(
+        experiment,
+        search=search.model_dump(mode='json'),
+        engine=ENGINE,
+        steps=steps,
+        sampler=sampler,
+        batch=batch,
+        **device_fields(device),
+    )
     trainer = batch_trainer(experiment, steps, ray=ray, ray_cpus=ray_cpus, device=device)
     claim(directory, SEARCH_KIND, work, write=False)
     parameters = [p.heading for p in search.parameters]
@@ -216,7 +224,7 @@ def run_search(
         table = read_table(directory, TRIALS_FILE)
         pareto = write_table(directory, PARETO_FILE, table[_front(table, search)])
         validation, finalists = _judge_finalists(
-            experiment, directory, pareto, search, steps, trainer, stop_on_signals, parameters
+            experiment, directory, table, pareto, search, steps, trainer, stop_on_signals, parameters
         )
         winner = _winner(finalists, search)
         if winner is not None:
@@ -302,6 +310,7 @@ def _front(table: pd.DataFrame, search: SearchSection) -> pd.Series:
 def _judge_finalists(
     experiment: Experiment,
     directory: Path,
+    table: pd.DataFrame,
     pareto: pd.DataFrame,
     search: SearchSection,
     steps: int,
@@ -311,9 +320,7 @@ def _judge_finalists(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """validation.csv and finalists.csv: the best Pareto trials retrained on the fresh seeds (those already
     retrained in an earlier call are read back)."""
-    best = search.best_column
-    ranked = pareto.sort_values([best, 'trial'], ascending=[best in search.minimise, True])
-    chosen = ranked.head(search.finalists)
+    chosen = _finalists(table, pareto, search)
     seeds = list(search.validate_seeds)
     kept = pd.DataFrame()
     if (directory / VALIDATION_FILE).exists():
@@ -344,6 +351,18 @@ def _judge_finalists(
     write_table(directory, VALIDATION_FILE, validation)
     finalists = _finalists_table(chosen, validation, search, parameters)
     return validation, write_table(directory, FINALISTS_FILE, finalists)
+
+
+def _finalists(table: pd.DataFrame, pareto: pd.DataFrame, search: SearchSection) -> pd.DataFrame:
+    """The `search.finalists` trials to retrain: the Pareto trials, best on `best` first, then (when the front is
+    smaller, as with one objective) the other complete trials that meet the constraints, best first."""
+    best = search.best_column
+    order = {'by': [best, 'trial'], 'ascending': [best in search.minimise, True]}
+    others = table[(table['state'] == 'complete') & ~table['trial'].isin(pareto['trial'])]
+    if 'feasible' in others and len(pareto) and pareto['feasible'].astype(bool).all():
+        others = others[others['feasible'].astype(bool)]
+    ranked = pd.concat([pareto.sort_values(**order), others.sort_values(**order)])
+    return ranked.head(search.finalists)
 
 
 def _finalists_table(

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from ex_color.config import ConfigError, load_experiment
 from ex_color.config.search import trial_overrides
+from tests.searching import ex29_searching
 
 from ..cli import assert_one_line_error, ex_color, run_cli
-
-EX29 = Path(__file__).resolve().parents[2] / 'experiments' / 'ex-2.9'
 
 SEARCH = """
 [search]
 maximise = ["ablated_selectivity_r2"]
 minimise = ["val_recon"]
+constraints = ["ablated_red >= 0.1"]
 seeds_per_trial = 2
 validate_seeds = [100, 101, 102]
 
@@ -52,11 +51,7 @@ high = 20.0
 
 
 def experiment_dir(tmp_path: Path, search: str = SEARCH) -> Path:
-    directory = tmp_path / 'exp'
-    shutil.copytree(EX29, directory)
-    with (directory / 'experiment.toml').open('a') as f:
-        f.write(search)
-    return directory
+    return ex29_searching(tmp_path / 'exp', search)
 
 
 def test_a_search_table_loads_and_names_each_parameter(tmp_path):
@@ -100,6 +95,18 @@ BAD = {
     'parameter given twice': (
         ('kind = "column-scale"\ncolumn = "reg-anti-anchor"', 'kind = "cell"\ncolumn = "reg-anchor"\nstep = "1000"'),
         "changes 'reg-anchor@1000' as parameters.0 does",
+    ),
+    'constraint that is not a bound': (
+        ('"ablated_red >= 0.1"', '"ablated_red > 0.1"'),
+        "search.constraints.0: cannot read 'ablated_red > 0.1'",
+    ),
+    'constraint on a column no run produces': (
+        ('"ablated_red >= 0.1"', '"ablated_rde >= 0.1"'),
+        "search.constraints.0: 'ablated_rde' is not a column a run produces",
+    ),
+    'best that is not an objective': (
+        ('seeds_per_trial = 2', 'best = "ablated_red"\nseeds_per_trial = 2'),
+        "search.best: 'ablated_red' is not an objective",
     ),
     'keyframe step past its neighbour': (('low = 600\nhigh = 2000', 'low = 600\nhigh = 3000'), 'strictly between'),
 }

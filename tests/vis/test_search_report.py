@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ from ex_color.config import load_experiment
 from ex_color.search import run_search
 from ex_color.vis.report import write_report
 from tests.browser import Chromium, assert_page_clean
-from tests.vis.conftest import EX29
+from tests.searching import ex29_searching
 
 SEARCH = """
 [search]
@@ -41,10 +40,7 @@ log = true
 
 @pytest.fixture(scope='module')
 def searched(tmp_path_factory) -> Path:
-    experiment = tmp_path_factory.mktemp('exp') / 'exp'
-    shutil.copytree(EX29, experiment)
-    with (experiment / 'experiment.toml').open('a') as f:
-        f.write(SEARCH)
+    experiment = ex29_searching(tmp_path_factory.mktemp('exp') / 'exp', SEARCH)
     out = tmp_path_factory.mktemp('search') / 'search'
     run_search(load_experiment(experiment), trials=4, batch=2, steps=30, out=out, progress=False)
     return out

@@ -603,7 +603,8 @@ class SearchSection(_Section):
     """Of the finalists on the Pareto front of their fresh-seed means, the winner has the best mean of this column,
     which must be an objective. Default: the first `maximise` column, or else the first `minimise` column."""
     finalists: int = Field(5, ge=1, le=60)
-    """How many Pareto trials (the best on `best` first) are retrained on `validate_seeds`."""
+    """How many trials are retrained on `validate_seeds`: the Pareto trials (the best on `best` first), then, when
+    the front is smaller (as with one objective), the next best on `best`."""
     seed: int = Field(0, ge=0, lt=2**32)
     """The sampler's seed: the same seed and trials give the same search."""
 
