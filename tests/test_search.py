@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import ex_color
 import ex_color.search
 import ex_color.trials
 from ex_color.cli import main
 from ex_color.config import load_experiment
-from ex_color.experiment import run_experiment
 from ex_color.loss import NonFiniteLossError
 from ex_color.search import run_search
 from ex_color.searchdir import SearchSummary
@@ -105,17 +105,18 @@ def test_the_winner_is_chosen_among_the_finalists_on_the_fresh_seeds(searched):
     assert summary.winner == int(finalists.loc[finalists['winner'], 'trial'].iloc[0])
 
 
-def test_ex_color_run_best_reproduces_its_validation_row(searched):
-    best = load_experiment(searched / 'best')
-    assert best.config.search is None
+def test_the_notebook_api_reopens_the_search_and_its_best_reproduces_a_validation_row(experiment_dir, searched):
+    view = ex_color.load(experiment_dir).search(TRIALS, batch=BATCH, steps=STEPS, out=searched, report=False)
+    assert view.trials.equals(pd.read_csv(searched / 'trials.csv', keep_default_na=False, na_values=['']))
+    assert view.result.summary.trials_this_call == 0  # finished: nothing trained again
+    best = view.best()
+    assert best.experiment.config.search is None
     assert 'Found by `ex-color search`' in (searched / 'best' / 'experiment.toml').read_text()
-    summary = SearchSummary.read(searched)
-    run = run_experiment(best, seed=6, steps=STEPS, out=searched.parent / 'best-run')
-    validation = pd.read_csv(searched / 'validation.csv')
-    row = validation[(validation['trial'] == summary.winner) & (validation['seed'] == 6)].iloc[0]
-    for name, evaluation in run.results.evaluations.items():
-        assert row[f'{name}_mse_median'] == pytest.approx(evaluation.mse_median, rel=1e-6), name
-        assert row[f'{name}_selectivity_r2'] == pytest.approx(evaluation.selectivity_r2, rel=1e-6, abs=1e-9), name
+    run = best.run(seed=6, steps=STEPS, out=searched.parent / 'best-run', report=False)
+    row = view.validation[(view.validation['trial'] == view.winner) & (view.validation['seed'] == 6)].iloc[0]
+    for name, figures in run.figures.iterrows():
+        assert row[f'{name}_mse_median'] == pytest.approx(figures['mse_median'], rel=1e-6), name
+        assert row[f'{name}_selectivity_r2'] == pytest.approx(figures['selectivity_r2'], rel=1e-6, abs=1e-9), name
 
 
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:

@@ -139,6 +139,37 @@ class ExperimentHandle:
         """Prepared against control models with post-hoc erasures, as `ex-color compare`."""
         return CompareView(self._seeds_job(run_compare, seeds, steps, out, chunk, ray, report, progress, device))
 
+    def search(
+        self,
+        trials: int,
+        *,
+        batch: int | None = None,
+        sampler: str = 'tpe',
+        steps: int | None = None,
+        out: str | Path | None = None,
+        ray: str | None = None,
+        report: bool = True,
+        progress: bool | None = None,
+        device: str = 'cpu',
+    ) -> SearchView:
+        """Search the experiment's [search] parameters, as `ex-color search` (a rerun continues the search)."""
+        from ex_color.search import run_search
+
+        result = run_search(
+            self.experiment,
+            trials=trials,
+            batch=batch,
+            sampler=sampler,
+            steps=steps,
+            out=out,
+            ray=ray,
+            progress=progress,
+            device=device,
+        )
+        if report:
+            _draw_report(result.directory)
+        return SearchView(result)
+
     def _seeds_job(
         self,
         job: Callable[..., Any],
@@ -247,6 +278,39 @@ class CompareView:
 
     def show(self) -> list[Path]:
         return show_figures(self.directory, headline=False)
+
+
+@dataclass
+class SearchView:
+    """A finished search: `trials` (trials.csv), `finalists` (their fresh-seed figures), `validation` (per seed),
+    the `winner`'s trial number and `best()`, the winning schedule as an experiment to run."""
+
+    result: Any
+    """`ex_color.search.SearchResult`."""
+
+    @property
+    def directory(self) -> Path:
+        return self.result.directory
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        return self.result.trials
+
+    @property
+    def finalists(self) -> pd.DataFrame:
+        return self.result.finalists
+
+    @property
+    def validation(self) -> pd.DataFrame:
+        return self.result.validation
+
+    @property
+    def winner(self) -> int | None:
+        return self.result.summary.winner
+
+    def best(self) -> ExperimentHandle:
+        """The winner's experiment directory (`best/`), loaded: `.run(seed=K)` trains it on seed K."""
+        return load(self.directory / 'best')
 
 
 def evaluations_frame(results: RunResults) -> pd.DataFrame:
