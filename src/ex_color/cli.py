@@ -227,6 +227,7 @@ def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED, 'interrupted; files written so far are complete (each is written atomically)'
     from ex_color.config import ConfigError
+    from ex_color.dataflow import SurgeryError
     from ex_color.erasure import ErasureError
     from ex_color.experiment import RunExistsError
     from ex_color.files import DamagedFileError
@@ -240,6 +241,8 @@ def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None
             return EXIT_USAGE, f'error: {error}'
         case ErasureError():  # fitted after training: the trained model has no such concept to erase
             return EXIT_FAILED, f'error: erasure failed: {error}'
+        case SurgeryError():  # the trained model cannot be edited exactly as the experiment asks
+            return EXIT_FAILED, f'error: surgery failed: {error}'
         case NonFiniteLossError():  # the schedule diverged: not a usage error, but no traceback either
             return EXIT_FAILED, f'error: training failed: {error}'
         case TrainingInterrupted():

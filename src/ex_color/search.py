@@ -236,6 +236,7 @@ def run_search(
             sampler=sampler,
             batch=batch,
             steps=steps,
+            schedule_steps=len(experiment.dopesheet),
             trials=len(table),
             failed=int((table['state'] == 'fail').sum()) if len(table) else 0,
             seeds_per_trial=search.seeds_per_trial,

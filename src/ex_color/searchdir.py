@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,9 @@ class SearchSummary:
     sampler: str
     batch: int
     steps: int
+    """Steps each trial trained (`--steps`)."""
+    schedule_steps: int
+    """The dopesheet's length: `steps` is less when the search trained only the start of every schedule."""
     trials: int
     """Finished trials in the study (complete and failed)."""
     failed: int
@@ -112,7 +115,6 @@ class SearchSummary:
     wall_seconds_this_call: float | None = None
     trials_per_second_this_call: float | None = None
     """Trials trained per second of wall time in this call's batches (each trial × its seeds)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, directory: Path) -> None:
         write_atomic(directory / SUMMARY_FILE, json.dumps(asdict(self), indent=2) + '\n')

@@ -22,6 +22,8 @@ import torch
 
 from ex_color.config import Experiment, build_model, build_regularizers, load_experiment, training_data
 from ex_color.config.search import trial_overrides
+from ex_color.dataflow import SurgeryError
+from ex_color.erasure import ErasureError
 from ex_color.experiment import SeedOutcome, assess, checked_steps
 from ex_color.loss import NonFiniteLossError
 from ex_color.progress import Progress
@@ -81,6 +83,7 @@ def train_trials(
 
     A trial whose loss becomes NaN or infinite is returned with its `failure` and no seeds; the
     trials that shared its ensemble are trained again without it (each member trains as it would alone).
+    So is a trial whose trained model an evaluation cannot edit (a surgery or an erasure refused).
     """
     made = [trial_experiment(experiment, values) for values in trials]
     trained = train_experiments(made, seeds, checked_steps(experiment, steps), options=options, bar=bar)
@@ -127,8 +130,14 @@ def train_experiments(
                 continue
             for m, model in enumerate(result.models):
                 t, seed = members[m // len(seeds)], result.seeds[m]
+                if t in failures:
+                    continue
                 metrics = result.metrics.iloc[m :: len(result.seeds)].reset_index(drop=True)
-                outcomes.setdefault(t, []).append(assess(seed, model, metrics, made[t].config))
+                try:
+                    outcomes.setdefault(t, []).append(assess(seed, model, metrics, made[t].config))
+                except (SurgeryError, ErasureError) as error:  # this trained model cannot be edited as asked
+                    failures[t] = f'seed {seed}: {type(error).__name__}: {error}'
+                    outcomes.pop(t, None)
             break
     return [(outcomes.get(t, []), failures.get(t)) for t in range(len(made))]
 
