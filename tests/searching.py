@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import shutil
+import tomllib
+from collections.abc import Sequence
 from pathlib import Path
+
+import tomli_w
 
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
 
 
-def ex29_searching(directory: Path, search: str) -> Path:
-    """Copy Ex 2.9 to `directory` with `search` (TOML text holding a [search] table) instead of its own table."""
+def ex29_searching(directory: Path, search: str, evaluations: Sequence[str] | None = None) -> Path:
+    """Copy Ex 2.9 to `directory` with `search` (TOML text holding a [search] table) instead of its own table.
+
+    `evaluations`: keep only these of its evaluations (a search assesses every trial with each; fewer is quicker).
+    """
     shutil.copytree(EX29, directory)
     path = directory / 'experiment.toml'
     text = path.read_text()
-    path.write_text(text[: text.index('\n[search]')] + '\n' + search)
+    if evaluations is None:
+        path.write_text(text[: text.index('\n[search]')] + '\n' + search)
+        return directory
+    data = tomllib.loads(text)
+    del data['search']
+    data['evaluations'] = [e for e in data['evaluations'] if e['name'] in evaluations]
+    path.write_text(tomli_w.dumps(data) + '\n' + search)
     return directory

@@ -19,23 +19,23 @@ import ex_color.search
 import ex_color.trials
 from ex_color.cli import main
 from ex_color.config import load_experiment
+from ex_color.dataflow import SurgeryError
 from ex_color.loss import NonFiniteLossError
 from ex_color.search import run_search
 from ex_color.searchdir import SearchSummary
 from ex_color.study import StudyJournal
-from ex_color.training.engine import TrainingInterrupted
 from tests.searching import ex29_searching
 
 NO_SEARCH = Path(__file__).resolve().parents[1] / 'experiments' / 'delete-green'
 STEPS = 100
-TRIALS, BATCH = 6, 3
+TRIALS, BATCH = 4, 2
 SEARCH = """
 [search]
 maximise = ["ablated_selectivity_r2"]
 minimise = ["baseline_mse_median"]
 constraints = ["ablated_red >= 0.02"]
 seeds_per_trial = 1
-validate_seeds = [5, 6]
+validate_seeds = [5]
 finalists = 2
 
 [[search.parameters]]
@@ -58,7 +58,7 @@ ARGS = ['--trials', str(TRIALS), '--batch', str(BATCH), '--steps', str(STEPS), '
 
 @pytest.fixture(scope='module')
 def experiment_dir(tmp_path_factory) -> Path:
-    return ex29_searching(tmp_path_factory.mktemp('search') / 'exp', SEARCH)
+    return ex29_searching(tmp_path_factory.mktemp('search') / 'exp', SEARCH, evaluations=['ablated'])
 
 
 @pytest.fixture(scope='module')
@@ -102,7 +102,7 @@ def test_the_winner_is_chosen_among_the_finalists_on_the_fresh_seeds(searched):
         *others.sort_values('ablated_selectivity_r2', ascending=False)['trial'],
     ]
     assert list(finalists['trial']) == ranked[:2]
-    assert list(validation.groupby('trial')['seed'].apply(list)) == [[5, 6]] * len(finalists)
+    assert list(validation.groupby('trial')['seed'].apply(list)) == [[5]] * len(finalists)
     for row in finalists.to_dict('records'):
         mine = validation[validation['trial'] == row['trial']]
         assert row['ablated_red_mean'] == pytest.approx(mine['ablated_red'].mean())
@@ -118,8 +118,8 @@ def test_the_notebook_api_reopens_the_search_and_its_best_reproduces_a_validatio
     best = view.best()
     assert best.experiment.config.search is None
     assert 'Found by `ex-color search`' in (searched / 'best' / 'experiment.toml').read_text()
-    run = best.run(seed=6, steps=STEPS, out=searched.parent / 'best-run', report=False)
-    row = view.validation[(view.validation['trial'] == view.winner) & (view.validation['seed'] == 6)].iloc[0]
+    run = best.run(seed=5, steps=STEPS, out=searched.parent / 'best-run', report=False)
+    row = view.validation[(view.validation['trial'] == view.winner) & (view.validation['seed'] == 5)].iloc[0]
     for name, figures in run.figures.iterrows():
         assert row[f'{name}_mse_median'] == pytest.approx(figures['mse_median'], rel=1e-6), name
         assert row[f'{name}_selectivity_r2'] == pytest.approx(figures['selectivity_r2'], rel=1e-6, abs=1e-9), name
@@ -163,11 +163,11 @@ def test_a_search_interrupted_mid_batch_by_sigint_and_sigkill_writes_the_trials_
     assert (out / 'validation.csv').read_bytes() == (searched / 'validation.csv').read_bytes()
 
 
-def test_a_trial_whose_loss_is_not_finite_is_told_as_failed_and_the_search_goes_on(
+def test_a_trial_that_diverges_or_cannot_be_edited_is_told_as_failed_and_the_search_goes_on(
     experiment_dir, monkeypatch, tmp_path
 ):
-    train = ex_color.trials._train_group
-    calls = []
+    train, assess = ex_color.trials._train_group, ex_color.trials.assess
+    calls, edited = [], []
 
     def diverging_once(made, seeds, steps, options):
         calls.append(len(made))
@@ -175,36 +175,24 @@ def test_a_trial_whose_loss_is_not_finite_is_told_as_failed_and_the_search_goes_
             raise NonFiniteLossError('non-finite loss at step 3', term='recon', step=3, member=(1,))
         return train(made, seeds, steps, options)
 
+    def refuses_the_second_model(seed, model, metrics, config):
+        edited.append(seed)
+        if len(edited) == 2:
+            raise SurgeryError("prune of 'bottleneck' is not exact on this model")
+        return assess(seed, model, metrics, config)
+
     monkeypatch.setattr(ex_color.trials, '_train_group', diverging_once)
-    result = run_search(
-        load_experiment(experiment_dir), trials=BATCH, batch=BATCH, steps=20, out=tmp_path / 'out', progress=False
-    )
-    assert calls[:2] == [BATCH, BATCH - 1]  # the ensemble again, without the failed trial
-    trials = result.trials
-    assert list(trials['state']) == ['complete', 'fail', 'complete']
-    assert 'non-finite loss' in trials.loc[1, 'failure']
-    assert math.isnan(trials.loc[1, 'ablated_selectivity_r2'])
-    assert result.summary.failed == 1
-
-
-def test_an_interrupted_batch_leaves_nothing_and_is_asked_again(experiment_dir, searched, monkeypatch, tmp_path):
-    original = ex_color.search.LocalBatches.train
-    batches = []
-
-    def stopped_in_second_batch(self, made, seeds, steps, bar, stop):
-        batches.append([m.dopesheet_csv for m in made])
-        if len(batches) == 2:
-            raise TrainingInterrupted('training stopped at step 7')
-        return original(self, made, seeds, steps, bar, stop)
-
-    monkeypatch.setattr(ex_color.search.LocalBatches, 'train', stopped_in_second_batch)
+    monkeypatch.setattr(ex_color.trials, 'assess', refuses_the_second_model)
     experiment = load_experiment(experiment_dir)
-    with pytest.raises(TrainingInterrupted):
-        run_search(experiment, trials=TRIALS, batch=BATCH, steps=STEPS, out=tmp_path / 'out', progress=False)
-    assert len(StudyJournal(tmp_path / 'out' / 'study.journal', experiment.config.search).trials()) == BATCH
-    run_search(experiment, trials=TRIALS, batch=BATCH, steps=STEPS, out=tmp_path / 'out', progress=False)
-    assert batches[2] == batches[1]  # the same proposals, asked again
-    assert (tmp_path / 'out' / 'trials.csv').read_bytes() == (searched / 'trials.csv').read_bytes()
+    result = run_search(experiment, trials=3, batch=3, steps=20, out=tmp_path / 'out', progress=False)
+    assert calls[:2] == [3, 2]  # the ensemble again, without the trial that diverged
+    trials = result.trials
+    assert list(trials['state']) == ['complete', 'fail', 'fail']
+    assert 'non-finite loss' in trials.loc[1, 'failure']
+    assert trials.loc[2, 'failure'] == "seed 0: SurgeryError: prune of 'bottleneck' is not exact on this model"
+    assert math.isnan(trials.loc[1, 'ablated_selectivity_r2'])
+    assert result.summary.failed == 2
+    assert list(result.finalists['trial']) == [0]  # failed trials are never finalists
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ log = true
 
 @pytest.fixture(scope='module')
 def searched(tmp_path_factory) -> Path:
-    experiment = ex29_searching(tmp_path_factory.mktemp('exp') / 'exp', SEARCH)
+    experiment = ex29_searching(tmp_path_factory.mktemp('exp') / 'exp', SEARCH, evaluations=['ablated'])
     out = tmp_path_factory.mktemp('search') / 'search'
     run_search(load_experiment(experiment), trials=4, batch=2, steps=30, out=out, progress=False)
     return out
