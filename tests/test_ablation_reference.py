@@ -77,9 +77,11 @@ def test_largest_difference_names_the_worst_excess_and_accepts_what_is_within_to
     expected = torch.tensor([[1.0, -2.0], [100.0, float('nan')]])
     assert largest_difference(expected.clone(), expected) is None
     within = expected + CHECK_ATOL * 0.5
-    assert largest_difference(within, expected) is None  # NaN equals NaN; 1e-4 × max |expected| covers the rest
-    assert largest_difference(expected + 0.009, expected) is None  # 1e-5 + 1e-4 × 100 everywhere, 1.0 included
-    assert largest_difference(expected + 0.011, expected) is not None
+    assert largest_difference(within, expected) is None  # NaN equals NaN; 1e-4 × each feature's largest covers it
+    # Feature 0 (1 and 100) may differ by 1e-5 + 1e-4 × 100 everywhere, its 1.0 included; feature 1 by 1e-5 + 2e-4.
+    assert largest_difference(expected + torch.tensor([0.009, 0.0]), expected) is None
+    assert largest_difference(expected + torch.tensor([0.0, 0.009]), expected) is not None
+    assert largest_difference(expected + torch.tensor([0.011, 0.0]), expected) is not None
     off = expected.clone()
     off[0, 1] = -1.5
     off[1, 0] = 100.3

@@ -41,16 +41,18 @@ __all__ = [
     'SETTINGS',
     'Setting',
     'check_inputs',
+    'feature_scale',
     'largest_difference',
     'model_output',
     'reference_output',
 ]
 
 CHECK_RTOL = 1e-4
-"""An edit agrees with the reference where `|edit − ref| ≤ CHECK_ATOL + CHECK_RTOL · max |ref|`, element by element,
-the max over the output tensor's finite elements: rounding in a float32 network scales with the size of what it
-computes, not with each output element (an output near 0 of a network with large activations differs by more than
-1e-5 between two exact edits)."""
+"""An edit agrees with the reference where `|edit − ref| ≤ CHECK_ATOL + CHECK_RTOL · s`, element by element, with
+`s` the largest finite `|ref|` of that output feature over the batch (`feature_scale`): float32 rounding scales
+with the size of what the network computes for a feature, not with each element (an output near 0 of a network
+with large activations differs by more than 1e-5 between two exact edits), while one huge feature still cannot
+hide an error in a small one."""
 CHECK_ATOL = 1e-5
 
 
@@ -147,11 +149,20 @@ def reference_output(
     return _hooked_run(model, inputs, [(layer_module, replace)], setting, seed)
 
 
+def feature_scale(expected: torch.Tensor) -> torch.Tensor:
+    """Each element's scale for the tolerance: the largest finite `|expected|` of its feature (its index along the
+    last dimension) over every other dimension; `|expected|` itself for a scalar. Broadcasts against `expected`."""
+    magnitude = expected.abs().nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+    if magnitude.ndim == 0:
+        return magnitude
+    return magnitude.amax(dim=tuple(range(magnitude.ndim - 1)), keepdim=True)
+
+
 def largest_difference(got: Any, expected: Any) -> str | None:
     """Where `got` disagrees with `expected` beyond the stated tolerance, in a few words; None where it agrees.
 
-    Shapes and structure must match exactly; floating tensors within CHECK_ATOL + CHECK_RTOL · max |expected| (NaN
-    equals NaN);
+    Shapes and structure must match exactly; floating tensors within CHECK_ATOL + CHECK_RTOL · `feature_scale`
+    (NaN equals NaN);
     other tensors exactly.
     """
     if output_shapes(got) != output_shapes(expected):
@@ -167,9 +178,7 @@ def largest_difference(got: Any, expected: Any) -> str | None:
         same = (a == b) | (torch.isnan(a) & torch.isnan(b))  # also equal infinities
         difference = torch.where(same, torch.zeros_like(a), (a - b).abs())
         difference = torch.where(torch.isnan(difference), torch.full_like(a, math.inf), difference)
-        finite = b.abs()[torch.isfinite(b)]
-        scale = float(finite.max()) if finite.numel() else 0.0
-        excess = difference - (CHECK_ATOL + CHECK_RTOL * scale)
+        excess = difference - (CHECK_ATOL + CHECK_RTOL * feature_scale(b))
         if bool((excess > 0).any()):
             largest = float(difference[excess > 0].max())
             if largest > worst or not where:
