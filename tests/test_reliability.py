@@ -178,7 +178,7 @@ CASES: dict[str, Case] = {
         f'holds a run with steps {STEPS}, not 30; nothing was changed',
     ),
     'resume after editing the dopesheet': Case(
-        _resume_with(edit=lambda e: _edit(e / 'dopesheet.csv', '\n1000,', '\n1100,')),
+        _resume_with(edit=lambda e: _edit(e / 'dopesheet.csv', '\n3000,,,0.05,', '\n3000,,,0.04,')),
         2,
         'holds a run with another dopesheet',
     ),

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import math
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import pandas as pd
 
 from ex_color.rundir import RunArtifactsError
 from ex_color.signals import Interrupted, stop_on_signals
@@ -105,6 +109,43 @@ def remove_stale(figures_dir: Path, keep: Sequence[SavedFigure]) -> None:
             path.unlink()
 
 
+def toml_tables(config_text: str) -> list[tuple[str, Table]]:
+    """The experiment file as tables: one key/value table per section, one row per entry of a list section."""
+    data = tomllib.loads(config_text)
+    tables = []
+    for section, content in data.items():
+        if isinstance(content, dict):
+            tables.append((section, Table(['key', 'value'], [[k, _value(v)] for k, v in content.items()])))
+        elif isinstance(content, list) and all(isinstance(item, dict) for item in content):
+            keys = list(dict.fromkeys(k for item in content for k in item))
+            rows = [[_value(item[k]) if k in item else '' for k in keys] for item in content]
+            tables.append((section, Table(keys, rows)))
+        else:
+            tables.append((section, Table(['value'], [[_value(content)]])))
+    return tables
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ', '.join(f'{k} = {_value(v)}' for k, v in value.items())
+    if isinstance(value, list):
+        return '[' + ', '.join(_value(v) for v in value) + ']'
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def dopesheet_table(csv_text: str, steps: Sequence[int]) -> Table:
+    """The dopesheet as written, with each row's resolved step beside it."""
+    frame = pd.read_csv(io.StringIO(csv_text), dtype=str, keep_default_na=False)
+    columns = list(frame.columns)
+    rows = frame.to_numpy().tolist()
+    if len(rows) == len(steps):
+        columns = ['resolved step', *columns]
+        rows = [[str(step), *row] for step, row in zip(steps, rows, strict=True)]
+    return Table(columns, rows)
+
+
 __all__ = [
     'FIGURES_DIR',
     'FIGURE_INDEX',
@@ -112,8 +153,10 @@ __all__ = [
     'ReportError',
     'ReportInterrupted',
     'Table',
+    'dopesheet_table',
     'environment',
     'error_shade',
     'locked',
     'remove_stale',
+    'toml_tables',
 ]

@@ -13,17 +13,13 @@ It loads nothing from the network: styles are inline, images are local files.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ex_color.config import CONTROL, ConfigError, load_experiment, sweep_objectives
 from ex_color.data import NAMED_COLORS, NAMED_COLORS_HSV
@@ -38,10 +34,11 @@ from ex_color.vis.page import (
     FIGURES_DIR,
     REPORT_FILE,
     ReportError,
-    Table,
+    dopesheet_table,
     environment,
     locked,
     remove_stale,
+    toml_tables,
 )
 from ex_color.vis.run_figures import draw_figures, run_figure_jobs, target_names, variant_views
 from ex_color.vis.sweep import plot_pareto, plot_sweep_boxes
@@ -52,43 +49,6 @@ HEADLINE_FIGURES = ('colors-{focus}', 'error-{focus}', 'latents-baseline')
 """The figures that open a run's report; {focus} is the first evaluation (e.g. 'ablated')."""
 SWEEP_TABLE_EXTRA = ('baseline_mse_max', 'baseline_mse_median')
 """Columns the seeds table shows after the sweep's objectives and printed columns."""
-
-
-def toml_tables(config_text: str) -> list[tuple[str, Table]]:
-    """The experiment file as tables: one key/value table per section, one row per entry of a list section."""
-    data = tomllib.loads(config_text)
-    tables = []
-    for section, content in data.items():
-        if isinstance(content, dict):
-            tables.append((section, Table(['key', 'value'], [[k, _value(v)] for k, v in content.items()])))
-        elif isinstance(content, list) and all(isinstance(item, dict) for item in content):
-            keys = list(dict.fromkeys(k for item in content for k in item))
-            rows = [[_value(item[k]) if k in item else '' for k in keys] for item in content]
-            tables.append((section, Table(keys, rows)))
-        else:
-            tables.append((section, Table(['value'], [[_value(content)]])))
-    return tables
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, dict):
-        return ', '.join(f'{k} = {_value(v)}' for k, v in value.items())
-    if isinstance(value, list):
-        return '[' + ', '.join(_value(v) for v in value) + ']'
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    return str(value)
-
-
-def dopesheet_table(csv_text: str, steps: Sequence[int]) -> Table:
-    """The dopesheet as written, with each row's resolved step beside it."""
-    frame = pd.read_csv(io.StringIO(csv_text), dtype=str, keep_default_na=False)
-    columns = list(frame.columns)
-    rows = frame.to_numpy().tolist()
-    if len(rows) == len(steps):
-        columns = ['resolved step', *columns]
-        rows = [[str(step), *row] for step, row in zip(steps, rows, strict=True)]
-    return Table(columns, rows)
 
 
 def write_run_report(directory: str | Path, *, workers: int | None = None) -> Path:

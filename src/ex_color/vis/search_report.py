@@ -38,8 +38,7 @@ from ex_color.searchdir import (
 )
 from ex_color.temporal import Dopesheet
 from ex_color.temporal.dopesheet import schedule_table
-from ex_color.vis.page import REPORT_FILE, ReportError, Table, environment, locked
-from ex_color.vis.report import dopesheet_table, toml_tables
+from ex_color.vis.page import REPORT_FILE, ReportError, Table, dopesheet_table, environment, locked, toml_tables
 
 log = logging.getLogger(__name__)
 
