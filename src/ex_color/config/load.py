@@ -180,7 +180,7 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
         raise ConfigError(str(e)) from None
     if strict:  # before check_layers, which would only warn about switched-off labels
         _check_switched_off(config, source=source)
-    check_layers(config, source=source)
+    _check_layers_once(config, source)
     if strict:  # after check_layers: building the terms needs a config that builds
         check_regularizers_apply(config, source=source)
     if LR_PROPERTY not in dopesheet.props:
@@ -211,6 +211,22 @@ def _named(config: ExperimentConfig, field: str) -> str:
     """`field`, saying which regularizer or evaluation it belongs to (see `name_the_entry`)."""
     names = {'regularizers': [r.name for r in config.regularizers], 'evaluations': [e.name for e in config.evaluations]}
     return name_the_entry(field, names)
+
+
+_PASSED_LAYER_CHECKS: dict[str, None] = {}
+"""Configs (as JSON) that passed `check_layers` in this process, most recent last; at most 64."""
+
+
+def _check_layers_once(config: ExperimentConfig, source: str) -> None:
+    """`check_layers`, skipped for a config that already passed it here. Its trial surgeries take a tenth of a
+    second, and a schedule search loads the same config, with another dopesheet, for every trial."""
+    key = config.model_dump_json()
+    if key in _PASSED_LAYER_CHECKS:
+        return
+    check_layers(config, source=source)
+    _PASSED_LAYER_CHECKS[key] = None
+    while len(_PASSED_LAYER_CHECKS) > 64:
+        del _PASSED_LAYER_CHECKS[next(iter(_PASSED_LAYER_CHECKS))]
 
 
 def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:
