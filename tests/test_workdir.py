@@ -32,10 +32,15 @@ def test_claim_writes_the_manifest_first_and_accepts_the_same_work_again(tmp_pat
         (IDENTITY | {'steps': 30}, 'with steps 20, not 30'),
         (fingerprint({'model': {'k': 4}}, b'STEP,lr\n0,1\n', seed=0, steps=20), r'config \(model\.k differs\)'),
         (fingerprint({'model': {'k': 5}}, b'STEP,lr\n0,2\n', seed=0, steps=20), 'another dopesheet'),
+        (
+            IDENTITY | {'search': {'parameters': [{'low': 0.1, 'high': 2.0}], 'seed': 0}},
+            r'another \[search\] table \(search\.parameters\.0\.high 1\.0, now 2\.0\)',
+        ),
     ],
 )
 def test_other_work_is_refused_naming_what_differs_and_nothing_changes(tmp_path, other, says):
-    claim(tmp_path / 'run', 'run', IDENTITY)
+    searched = {'search': {'parameters': [{'low': 0.1, 'high': 1.0}], 'seed': 0}}
+    claim(tmp_path / 'run', 'run', IDENTITY | searched if 'search' in other else IDENTITY)
     before = (tmp_path / 'run' / MANIFEST_FILE).read_bytes()
     with pytest.raises(DirectoryError, match=says):
         claim(tmp_path / 'run', 'run', other)

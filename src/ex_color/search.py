@@ -200,7 +200,9 @@ def run_search(
         before = len(finished)
         seeds = list(range(search.seeds_per_trial))
         todo = max(0, trials - len(finished))
-        if before:
+        if before > trials:
+            log.info('%s holds %d trials, more than --trials %d asks; judging its finalists', directory, before, trials)
+        elif before:
             log.info('%d trials already finished in %s; %d to go', before, directory, todo)
         train_started = time.perf_counter()
         with (
@@ -427,7 +429,7 @@ def _write_winner(
     steps_flag = f' --steps {steps}' if steps < length else ''
     origin = [
         f'Found by `ex-color search` of {experiment.path} ({sampler} sampler, {len(table)} trials of '
-        f'{search.seeds_per_trial} seeds each, {steps} steps): trial {winner}, the winner on fresh seeds.',
+        f'{_plural(search.seeds_per_trial, "seed")} each, {steps} steps): trial {winner}, the winner on fresh seeds.',
         'Its parameters: ' + ', '.join(f'{name} = {value:.6g}' for name, value in values.items()) + '.',
         f'Its means over the fresh seeds {_seed_words(seeds)} (95% bootstrap intervals):',
         *(
@@ -438,6 +440,10 @@ def _write_winner(
         f'{VALIDATION_FILE}.',
     ]
     write_best(directory / BEST_DIR, made, origin, seeds[0])
+
+
+def _plural(count: int, noun: str) -> str:
+    return f'{count} {noun}' if count == 1 else f'{count} {noun}s'
 
 
 def _seed_words(seeds: Sequence[int]) -> str:

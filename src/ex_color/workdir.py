@@ -151,18 +151,38 @@ def describe_difference(manifest: dict[str, Any], identity: dict[str, Any], keys
             parts.append(f'of another experiment config ({", ".join(fields[:4]) or "its sections"} {verb})')
         elif key == 'dopesheet_sha256':
             parts.append('with another dopesheet (its contents differ)')
+        elif isinstance(before, dict) and isinstance(now, dict):  # e.g. a search's [search] table
+            fields = _differing_fields(before, now, f'{key}.')
+            changes = [f'{field} {_at(before, field)!r}, now {_at(now, field)!r}' for field in fields[:3]]
+            parts.append(f'with another [{key}] table ({"; ".join(changes) or "its entries differ"})')
         else:
             parts.append(f'with {key} {before!r}, not {now!r}')
     return ' and '.join(parts)
 
 
 def _differing_fields(before: Any, now: Any, prefix: str = '') -> list[str]:
+    """The dotted paths (list entries by index) where two JSON-like values differ."""
     if isinstance(before, dict) and isinstance(now, dict):
         fields = []
         for key in dict.fromkeys([*before, *now]):
             fields += _differing_fields(before.get(key), now.get(key), f'{prefix}{key}.')
         return fields
+    if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
+        pairs = enumerate(zip(before, now, strict=True))
+        return [field for i, (b, n) in pairs for field in _differing_fields(b, n, f'{prefix}{i}.')]
     return [] if before == now else [prefix.rstrip('.')]
+
+
+def _at(value: Any, field: str) -> Any:
+    """The entry of a JSON-like value at a dotted path from `_differing_fields` (its first part, the key, dropped)."""
+    for part in field.split('.')[1:]:
+        if isinstance(value, list):
+            value = value[int(part)]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
 
 
 def _short(directory: Path) -> str:

@@ -104,6 +104,10 @@ BAD = {
         ('"ablated_red >= 0.1"', '"ablated_rde >= 0.1"'),
         "search.constraints.0: 'ablated_rde' is not a column a run produces",
     ),
+    'constraint given twice': (
+        ('"ablated_red >= 0.1"', '"ablated_red >= 0.1", "ablated_red >= 0.2"'),
+        'search.constraints.1: bounds ablated_red >= as constraints.0 does',
+    ),
     'best that is not an objective': (
         ('seeds_per_trial = 2', 'best = "ablated_red"\nseeds_per_trial = 2'),
         "search.best: 'ablated_red' is not an objective",

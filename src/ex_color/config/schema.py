@@ -625,11 +625,19 @@ class SearchSection(_Section):
             raise _field_error_here(
                 'best', f'{self.best!r} is not an objective; expected one of {", ".join(self.minimise + self.maximise)}'
             )
+        seen: dict[tuple[str, str], int] = {}
         for i, text in enumerate(self.constraints):
             try:
-                parse_bound(text)
+                bound = parse_bound(text)
             except ValueError as error:
                 raise _field_error_here(f'constraints.{i}', str(error)) from None
+            if (bound.column, bound.op) in seen:
+                raise _field_error_here(
+                    f'constraints.{i}',
+                    f'bounds {bound.column} {bound.op} as constraints.{seen[bound.column, bound.op]} does; expected '
+                    'each bound once',
+                )
+            seen[bound.column, bound.op] = i
         searched = set(range(self.seeds_per_trial))
         fresh = [seed for seed in self.validate_seeds if seed in searched]
         if fresh:
