@@ -10,6 +10,31 @@ from pathlib import Path
 import tomli_w
 
 EX29 = Path(__file__).resolve().parents[1] / 'experiments' / 'ex-2.9'
+QUICK_SEARCH = """
+[search]
+maximise = ["ablated_selectivity_r2"]
+minimise = ["baseline_mse_median"]
+constraints = ["ablated_red >= 0.02"]
+seeds_per_trial = 1
+validate_seeds = [5]
+finalists = 2
+
+[[search.parameters]]
+kind = "cell"
+column = "reg-anchor"
+step = "1000"
+low = 0.001
+high = 1.0
+log = true
+
+[[search.parameters]]
+kind = "column-scale"
+column = "reg-separate"
+low = 0.1
+high = 10.0
+log = true
+"""
+"""A [search] table for Ex 2.9 that runs in seconds: one seed per trial, one fresh seed, two finalists."""
 
 
 def ex29_searching(directory: Path, search: str, evaluations: Sequence[str] | None = None) -> Path:

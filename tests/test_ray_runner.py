@@ -31,6 +31,7 @@ from ex_color.runner import SeedFiles
 from ex_color.search import run_search
 from ex_color.sweep import run_sweep
 from ex_color.training.engine import TrainingInterrupted
+from tests.searching import QUICK_SEARCH, ex29_searching
 
 from .cli import assert_one_line_error, ex_color, run_cli
 
@@ -273,15 +274,12 @@ def test_nothing_imports_ray_without_the_flag(tmp_path: Path):
     assert (tmp_path / 'sweep' / 'sweep.csv').exists()
 
 
-SMALL_SEARCH = ['search.seeds_per_trial=1', 'search.validate_seeds=[100]', 'search.finalists=1']
-
-
 def test_ray_search_equals_a_local_search(ray_cluster, tmp_path: Path):
     """`ex-color search --ray` splits each batch into tasks over the cluster and writes the local search's tables."""
-    experiment = load_experiment(EXPERIMENT, overrides=SMALL_SEARCH)
-    here = run_search(experiment, trials=4, batch=4, steps=STEPS, out=tmp_path / 'local', progress=False)
-    sets = [arg for value in SMALL_SEARCH for arg in ('--set', value)]
-    args = ['search', str(EXPERIMENT), *sets, '--trials', '4', '--batch', '4', '--steps', str(STEPS), '--no-report']
+    directory = ex29_searching(tmp_path / 'exp', QUICK_SEARCH, evaluations=['ablated'])
+    experiment = load_experiment(directory)
+    here = run_search(experiment, trials=2, batch=2, steps=STEPS, out=tmp_path / 'local', progress=False)
+    args = ['search', str(directory), '--trials', '2', '--batch', '2', '--steps', str(STEPS), '--no-report']
     assert main([*args, '--out', str(tmp_path / 'ray'), '--ray']) == 0
     for name in ('trials.csv', 'pareto.csv', 'validation.csv', 'finalists.csv'):
         assert (tmp_path / 'ray' / name).read_bytes() == (here.directory / name).read_bytes(), name

@@ -24,35 +24,12 @@ from ex_color.loss import NonFiniteLossError
 from ex_color.search import run_search
 from ex_color.searchdir import SearchSummary
 from ex_color.study import StudyJournal
-from tests.searching import ex29_searching
+from tests.searching import QUICK_SEARCH, ex29_searching
 
 NO_SEARCH = Path(__file__).resolve().parents[1] / 'experiments' / 'delete-green'
 STEPS = 100
 TRIALS, BATCH = 4, 2
-SEARCH = """
-[search]
-maximise = ["ablated_selectivity_r2"]
-minimise = ["baseline_mse_median"]
-constraints = ["ablated_red >= 0.02"]
-seeds_per_trial = 1
-validate_seeds = [5]
-finalists = 2
-
-[[search.parameters]]
-kind = "cell"
-column = "reg-anchor"
-step = "1000"
-low = 0.001
-high = 1.0
-log = true
-
-[[search.parameters]]
-kind = "column-scale"
-column = "reg-separate"
-low = 0.1
-high = 10.0
-log = true
-"""
+SEARCH = QUICK_SEARCH
 ARGS = ['--trials', str(TRIALS), '--batch', str(BATCH), '--steps', str(STEPS), '--no-report']
 
 
