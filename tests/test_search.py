@@ -61,9 +61,8 @@ def test_the_journal_holds_the_same_trials_for_optuna_dashboard(searched):
     study = StudyJournal.load(searched / 'study.journal')
     trials = pd.read_csv(searched / 'trials.csv')
     assert [t.number for t in study.trials] == list(trials['trial'])
-    assert [t.values for t in study.trials] == [
-        [row['baseline_mse_median'], row['ablated_selectivity_r2']] for row in trials.to_dict('records')
-    ]
+    for trial, row in zip(study.trials, trials.to_dict('records'), strict=True):  # the CSV's text, parsed back
+        assert trial.values == pytest.approx([row['baseline_mse_median'], row['ablated_selectivity_r2']], rel=1e-12)
 
 
 def test_the_winner_is_chosen_among_the_finalists_on_the_fresh_seeds(searched):

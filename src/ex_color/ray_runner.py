@@ -110,23 +110,31 @@ class RayChunks:
             log.info(
                 '%d chunks of up to %d seeds as Ray tasks (%s)', len(chunks), max(map(len, chunks)), self.description
             )
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-                for ref in ready:
-                    seeds = pending.pop(ref)
-                    outcomes, seconds = _result(ref, f'seeds {span(seeds)}')
-                    log.info('Chunk %d/%d done: seeds %s', len(chunks) - len(pending), len(chunks), span(seeds))
-                    bar.part(job.members * len(seeds))(self.steps)
-                    yield outcomes, seconds
-                if pending and should_stop():
-                    done = len(chunks) - len(pending)
-                    raise TrainingInterrupted(
-                        f'{job.kind} stopped after {done} of {len(chunks)} Ray tasks (the others cancelled)'
-                    )
-        finally:  # stopped, failed or abandoned: free the cluster
-            for ref in pending:
-                ray.cancel(ref, force=True)
+        total = len(chunks)
+        stopped = f'{job.kind} stopped after {{done}} of {total} Ray tasks (the others cancelled)'
+        for seeds, ref in _as_finished(pending, should_stop, stopped):
+            outcomes, seconds = _result(ref, f'seeds {span(seeds)}')
+            log.info('Chunk %d/%d done: seeds %s', total - len(pending), total, span(seeds))
+            bar.part(job.members * len(seeds))(self.steps)
+            yield outcomes, seconds
+
+
+def _as_finished(pending: dict[Any, Any], should_stop: Callable[[], bool], stopped: str) -> Iterator[tuple[Any, Any]]:
+    """`(what, ref)` for each task of `pending` (ref → what it trains) as it finishes, removed from `pending`.
+
+    Between finishes it polls `should_stop`: then TrainingInterrupted (`stopped`, with `{done}` the tasks finished).
+    Stopped, failed or abandoned, the tasks still running are cancelled, to free the cluster."""
+    total = len(pending)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            for ref in ready:
+                yield pending.pop(ref), ref
+            if pending and should_stop():
+                raise TrainingInterrupted(stopped.format(done=total - len(pending)))
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
 
 
 def _result(ref: Any, what: str) -> Any:
@@ -173,19 +181,11 @@ class RayTrials:
         task = ray.remote(trials_task).options(num_cpus=num_cpus, max_retries=RETRIES, retry_exceptions=False)
         pending = {task.remote([made[i] for i in part], list(seeds), steps, num_cpus): part for part in parts}
         trained: dict[int, Trained] = {}
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-                for ref in ready:
-                    part = pending.pop(ref)
-                    results, _ = _result(ref, f'{len(part)} trials of a search batch')
-                    trained.update(zip(part, results, strict=True))
-                    bar.part(len(part) * len(seeds))(steps)
-                if pending and stop():
-                    raise TrainingInterrupted('search stopped: the Ray tasks of its batch were cancelled')
-        finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+        stopped = 'search stopped: the Ray tasks of its batch were cancelled'
+        for part, ref in _as_finished(pending, stop, stopped):
+            results, _ = _result(ref, f'{len(part)} trials of a search batch')
+            trained.update(zip(part, results, strict=True))
+            bar.part(len(part) * len(seeds))(steps)
         return [trained[i] for i in range(len(made))]
 
 

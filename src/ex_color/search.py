@@ -226,7 +226,7 @@ def run_search(
         table = read_table(directory, TRIALS_FILE)
         pareto = write_table(directory, PARETO_FILE, table[_front(table, search)])
         validation, finalists = _judge_finalists(
-            experiment, directory, table, pareto, search, steps, trainer, stop_on_signals, parameters
+            experiment, directory, table, pareto, search, steps, trainer, parameters
         )
         winner = _winner(finalists, search)
         if winner is not None:
@@ -318,7 +318,6 @@ def _judge_finalists(
     search: SearchSection,
     steps: int,
     trainer: Any,
-    signals: Callable[..., Any],
     parameters: Sequence[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """validation.csv and finalists.csv: the best Pareto trials retrained on the fresh seeds (those already
@@ -338,7 +337,7 @@ def _judge_finalists(
         made = [trial_experiment(experiment, {p: row[p] for p in parameters}) for row in todo]
         with (
             Progress('Finalists', len(todo) * len(seeds) * steps, unit='model-steps/s') as bar,
-            signals('stopping; the finalists are retrained when the search is run again') as stop,
+            stop_on_signals('stopping; the finalists are retrained when the search is run again') as stop,
         ):
             trained = trainer.train(made, seeds, steps, bar, stop)
         for row, (outcomes, failure) in zip(todo, trained, strict=True):

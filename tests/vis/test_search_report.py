@@ -11,36 +11,12 @@ from ex_color.config import load_experiment
 from ex_color.search import run_search
 from ex_color.vis.report import write_report
 from tests.browser import Chromium, assert_page_clean
-from tests.searching import ex29_searching
-
-SEARCH = """
-[search]
-maximise = ["ablated_selectivity_r2"]
-minimise = ["baseline_mse_median"]
-seeds_per_trial = 1
-validate_seeds = [7]
-finalists = 1
-
-[[search.parameters]]
-kind = "cell"
-column = "reg-anchor"
-step = "1000"
-low = 0.001
-high = 1.0
-log = true
-
-[[search.parameters]]
-kind = "column-scale"
-column = "reg-separate"
-low = 0.1
-high = 10.0
-log = true
-"""
+from tests.searching import QUICK_SEARCH, ex29_searching
 
 
 @pytest.fixture(scope='module')
 def searched(tmp_path_factory) -> Path:
-    experiment = ex29_searching(tmp_path_factory.mktemp('exp') / 'exp', SEARCH, evaluations=['ablated'])
+    experiment = ex29_searching(tmp_path_factory.mktemp('exp') / 'exp', QUICK_SEARCH, evaluations=['ablated'])
     out = tmp_path_factory.mktemp('search') / 'search'
     run_search(load_experiment(experiment), trials=4, batch=2, steps=30, out=out, progress=False)
     return out
