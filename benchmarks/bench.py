@@ -11,9 +11,11 @@ import argparse
 import json
 import logging
 import math
+import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +34,8 @@ from ex_color.data import named_colors_rgb
 from ex_color.evaluation import error_cube, evaluate, evaluate_variants, selectivity_grid
 from ex_color.experiment import run_experiment, train_chunk, train_lightning_seed
 from ex_color.inference import infer
-from ex_color.sweep import run_sweep
+from ex_color.loss import total_loss
+from ex_color.model import forward_hooks
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.trials import train_trials
@@ -41,22 +44,98 @@ from ex_color.vis.report import write_run_report
 from ex_color.vis.run_figures import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = ROOT / 'experiments' / 'ex-2.9'
 ENSEMBLE_SIZES = (8, 32, 60)
 CHUNK_SEEDS = 20
 """Seeds in the sweep and compare chunks (the acceptance comparison's size)."""
 
 
-def fast_steps_per_second(experiment, seeds: list[int], steps: int, device: str = 'cpu') -> float:
-    """Ensemble steps per second of the fast engine (multiply by S for model-steps)."""
+def fast_steps_per_second(
+    experiment, seeds: list[int], steps: int, device: str = 'cpu', *, compile: bool = False
+) -> float:
+    """Ensemble steps per second of the fast engine (multiply by S for model-steps); compiled, after a first short
+    call that compiles (its time is `compile_seconds`), as a sweep's later chunks and a search's later batches run."""
     config = experiment.config
     regularizers = build_regularizers(config)
     schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
     data = training_data(config)
+    options = EngineOptions(progress=False, device=device, compile=compile)
+    if compile:
+        train_ensemble(init_models(lambda: build_model(config), seeds), seeds, data, regularizers, schedule, steps=2,
+                       options=options)  # fmt: skip
     models = init_models(lambda: build_model(config), seeds)
     started = time.perf_counter()
-    options = EngineOptions(progress=False, device=device)
     train_ensemble(models, seeds, data, regularizers, schedule, steps=steps, options=options)
     return steps / (time.perf_counter() - started)
+
+
+def plain_loop_steps_per_second(experiment, steps: int) -> float:
+    """The floor: the eager loop a researcher writes in ten minutes, one model, on one thread (its fastest).
+
+    The same model, batches of the same size drawn the same way, the same labels, schedule, losses
+    (`total_loss`, activations captured with forward hooks) and Adam; no checkpoints, no logging.
+    """
+    config = experiment.config
+    regularizers = build_regularizers(config)
+    schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
+    data = training_data(config)
+    layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = build_model(config).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(schedule.lr[0]))
+        generator = torch.Generator().manual_seed(0)
+        captured: dict[str, torch.Tensor] = {}
+        started = time.perf_counter()
+        with forward_hooks(model, layers, captured.__setitem__):
+            for step in range(steps):
+                index = torch.multinomial(data.weights, data.batch_size, replacement=True, generator=generator)
+                colours = data.colors[index]
+                labels = {
+                    name: (torch.rand(data.batch_size, generator=generator) < p[index]).float()
+                    for name, p in data.label_probabilities.items()
+                }
+                for group in optimizer.param_groups:
+                    group['lr'] = float(schedule.lr[step])
+                recon = (model(colours) - colours).square().mean()
+                loss, _ = total_loss(recon, regularizers, captured, labels, schedule.weights_at(step))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        return steps / (time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(threads)
+
+
+COMPILE_PROBE = """
+import sys, time
+started = time.perf_counter()
+from ex_color.config import build_model, build_regularizers, load_experiment, training_data
+from ex_color.training.engine import EngineOptions, init_models, train_ensemble
+from ex_color.training.schedule import TrainingSchedule
+experiment = load_experiment(sys.argv[1])
+regularizers = build_regularizers(experiment.config)
+schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
+models = init_models(lambda: build_model(experiment.config), [0])
+imported = time.perf_counter()
+train_ensemble(models, [0], training_data(experiment.config), regularizers, schedule, steps=2,
+               options=EngineOptions(progress=False, compile=True))
+print(time.perf_counter() - imported)
+"""
+
+
+def compile_seconds(experiment_path: Path, cache: Path | None = None) -> float:
+    """Seconds a new process spends compiling the Ex 2.9 step before its first step: with an empty inductor cache
+    (`cache`, a new directory: the first run on a machine) or with the usual, filled one (every later run)."""
+    env = dict(os.environ)
+    if cache is not None:
+        env['TORCHINDUCTOR_CACHE_DIR'] = str(cache)
+    done = subprocess.run(
+        [sys.executable, '-c', COMPILE_PROBE, str(experiment_path)], env=env, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def lightning_steps_per_second(experiment, steps: int) -> float:
@@ -119,11 +198,14 @@ def chunk_seeds_per_second(experiment, seeds: list[int], steps: int) -> dict[str
     return rates
 
 
-def sweep_seconds(experiment, seeds: int = 60) -> float:
-    """Wall time of `ex-color sweep --no-report` of `seeds` seeds (training, evaluation, tables, best run)."""
+def sweep_seconds(experiment_path: Path, seeds: int = 60, *, compile: bool) -> float:
+    """Wall time of `ex-color sweep --no-report` of `seeds` seeds in a new process, as a user runs it: training
+    (compiling included, from a filled cache), evaluation, tables and the best run."""
     with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, '-m', 'ex_color', 'sweep', str(experiment_path), '--seeds', f'0-{seeds - 1}']
+        command += ['--no-report', '--out', str(Path(tmp) / 'sweep'), '--compile' if compile else '--no-compile']
         started = time.perf_counter()
-        run_sweep(experiment, list(range(seeds)), out=Path(tmp) / 'sweep', progress=False)
+        subprocess.run(command, capture_output=True, check=True)
         return time.perf_counter() - started
 
 
@@ -168,19 +250,33 @@ def main() -> None:
     for name in ('lightning.pytorch', 'lightning.fabric'):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    experiment = load_experiment(ROOT / 'experiments' / 'ex-2.9')
+    experiment = load_experiment(EXPERIMENT)
     steps = args.steps or len(experiment.dopesheet)
     torch.optim.Adam(torch.nn.Linear(1, 1).parameters())  # torch imports its compiler stack on first use
     print(f'Ex 2.9 workload, {steps} steps, torch threads: {torch.get_num_threads()}', flush=True)
 
+    with tempfile.TemporaryDirectory() as empty_cache:
+        compile_cold = compile_seconds(EXPERIMENT, Path(empty_cache))
+    compile_cached = compile_seconds(EXPERIMENT)
+    print(f'  compiling the step:          {compile_cold:8.1f} s first on this machine, {compile_cached:.1f} s cached')
     lightning = lightning_steps_per_second(experiment, steps)
     print(f'  Lightning engine, 1 model:   {lightning:8.1f} steps/s', flush=True)
+    plain = plain_loop_steps_per_second(experiment, steps)
+    print(f'  plain PyTorch loop, 1 model: {plain:8.1f} steps/s (eager, one thread)', flush=True)
     fast = fast_steps_per_second(experiment, [0], steps)
-    print(f'  fast engine, 1 model:        {fast:8.1f} steps/s', flush=True)
-    ensemble = {}
+    print(f'  fast engine, 1 model:        {fast:8.1f} steps/s (eager)', flush=True)
+    compiled = fast_steps_per_second(experiment, [0], steps, compile=True)
+    print(f'  fast engine, 1 model:        {compiled:8.1f} steps/s (compiled)', flush=True)
+    ensemble, compiled_ensemble = {}, {}
     for size in ENSEMBLE_SIZES:
-        ensemble[str(size)] = size * fast_steps_per_second(experiment, list(range(size)), steps)
-        print(f'  ensemble, S = {size:2d}:           {ensemble[str(size)]:8.0f} model-steps/s', flush=True)
+        seeds = list(range(size))
+        ensemble[str(size)] = size * fast_steps_per_second(experiment, seeds, steps)
+        compiled_ensemble[str(size)] = size * fast_steps_per_second(experiment, seeds, steps, compile=True)
+        print(
+            f'  ensemble, S = {size:2d}:           {ensemble[str(size)]:8.0f} model-steps/s eager, '
+            f'{compiled_ensemble[str(size)]:.0f} compiled',
+            flush=True,
+        )
     gpu = {}  # the same on CUDA, when there is a GPU (not run where there is none)
     if torch.cuda.is_available():
         for size in (1, 60):
@@ -201,8 +297,10 @@ def main() -> None:
         'evaluation and erasure)',
         flush=True,
     )
-    sweep = sweep_seconds(experiment) if steps == len(experiment.dopesheet) else float('nan')
-    print(f'  sweep, 60 seeds:             {sweep:8.1f} s (no report)', flush=True)
+    whole = steps == len(experiment.dopesheet)
+    sweep = sweep_seconds(EXPERIMENT, compile=True) if whole else float('nan')
+    sweep_eager = sweep_seconds(EXPERIMENT, compile=False) if whole else float('nan')
+    print(f'  sweep, 60 seeds:             {sweep:8.1f} s compiled (compiling included), {sweep_eager:.1f} s eager')
     search = search_batch_against_sweep_chunk(experiment) if steps == len(experiment.dopesheet) else None
     if search is not None:
         print(
@@ -217,7 +315,13 @@ def main() -> None:
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f'  peak RSS:                    {peak_rss_mib:8.0f} MiB')
 
+    eager_by_size, compiled_by_size = {'1': fast, **ensemble}, {'1': compiled, **compiled_ensemble}
     ratios = {
+        'fast_over_plain_loop': compiled / plain,
+        'eager_fast_over_plain_loop': fast / plain,
+        'compiled_over_lightning': compiled / lightning,
+        'compiled_over_eager': {size: compiled_by_size[size] / eager_by_size[size] for size in eager_by_size},
+        'sweep60_eager_over_compiled': sweep_eager / sweep,
         'fast_over_lightning': fast / lightning,
         'ensemble60_over_lightning': ensemble['60'] / lightning,
         'report_serial_over_parallel': report_serial / report_parallel,
@@ -225,7 +329,12 @@ def main() -> None:
         'variants_together_over_alone': variant_colours['together'] / variant_colours['alone'],
         'search_batch_over_sweep_chunk': search['batch_seconds'] / search['sweep_chunk_seconds'] if search else None,
     }
-    print(f'  fast / Lightning:            {ratios["fast_over_lightning"]:8.2f}×')
+    print(f'  compiled / plain loop:       {ratios["fast_over_plain_loop"]:8.2f}× (eager engine: '
+          f'{ratios["eager_fast_over_plain_loop"]:.2f}×)')  # fmt: skip
+    for size, ratio in ratios['compiled_over_eager'].items():
+        print(f'  compiled / eager, S = {size:2}:   {ratio:8.2f}×')
+    print(f'  fast / Lightning:            {ratios["fast_over_lightning"]:8.2f}× (compiled: '
+          f'{ratios["compiled_over_lightning"]:.2f}×)')  # fmt: skip
     print(f'  ensemble 60 / Lightning:     {ratios["ensemble60_over_lightning"]:8.2f}×')
     print(f'  report 1 / {default_workers()} processes:      {ratios["report_serial_over_parallel"]:8.2f}×')
     print(f'  compare / sweep time per seed: {ratios["compare_over_sweep_seconds"]:6.2f}×')
@@ -236,6 +345,8 @@ def main() -> None:
         'evaluation >= 1e7 colours/s (per variant, as a sweep evaluates)': variant_colours['together'] >= 1e7,
         '60-seed sweep <= 60 s': sweep <= 60,
         'fast >= 2.5x Lightning': ratios['fast_over_lightning'] >= 2.5,
+        'compiled >= 2x the plain loop (one model)': ratios['fast_over_plain_loop'] >= 2,
+        'compiled >= 1.5x eager (60 seeds)': ratios['compiled_over_eager']['60'] >= 1.5,
         'a batch of 60 trials within 10% of a 60-seed sweep chunk': search is not None
         and ratios['search_batch_over_sweep_chunk'] <= 1.1,
     }
@@ -245,13 +356,18 @@ def main() -> None:
         'steps': steps,
         'torch_threads': torch.get_num_threads(),
         'lightning_steps_per_s': lightning,
+        'plain_loop_steps_per_s': plain,
         'fast_steps_per_s': fast,
+        'compiled_steps_per_s': compiled,
         'ensemble_model_steps_per_s': ensemble,
+        'compiled_ensemble_model_steps_per_s': compiled_ensemble,
+        'compile_seconds': {'first': compile_cold, 'cached': compile_cached},
         'cuda_model_steps_per_s': gpu or None,
         'eval_colours_per_s': colours,
         'eval_variant_colours_per_s': variant_colours,
         'chunk_seeds_per_s': {'seeds': CHUNK_SEEDS, **chunk},
         'sweep_60_seconds': sweep,
+        'sweep_60_eager_seconds': sweep_eager,
         'search_batch': search,
         'report_seconds': {'1': report_serial, str(default_workers()): report_parallel},
         'peak_rss_mib': peak_rss_mib,

@@ -1,4 +1,4 @@
-"""Suite-wide settings: Hypothesis profiles, and the `one_thread` fixture.
+"""Suite-wide settings: Hypothesis profiles, eager training by default, and the `one_thread` fixture.
 
 `make test` (and so CI) uses the 'repeatable' profile: the same examples on every run, so a
 landing never hangs on a newly drawn edge case. Plain `pytest` draws fresh examples each
@@ -13,6 +13,10 @@ from hypothesis import settings
 
 settings.register_profile('repeatable', derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'default'))
+
+# Commands train eager here unless a test asks for the compiled step: compiling takes seconds to half a
+# minute per graph, and tests/training/test_compiled.py checks the compiled mode's promises on a small model.
+os.environ.setdefault('EX_COLOR_COMPILE', '0')
 
 
 @pytest.fixture

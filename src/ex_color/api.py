@@ -92,9 +92,11 @@ class ExperimentHandle:
         report: bool = True,
         progress: bool | None = None,
         device: str = 'cpu',
+        compile: bool | None = None,
     ) -> RunView:
         """Train and evaluate one seed (default: the file's), as `ex-color run`; a finished run in `out` is reopened,
-        an interrupted one continued. `steps`: train only the first N steps of the schedule."""
+        an interrupted one continued. `steps`: train only the first N steps of the schedule. `compile`: train with the
+        compiled step (None: the command's default, see `ex_color.compiling`)."""
         result = run_experiment(
             self.experiment,
             seed=seed,
@@ -104,6 +106,7 @@ class ExperimentHandle:
             resume=True,
             progress=progress,
             device=device,
+            compile=compile,
         )
         if report and (result.trained or not (result.directory / FIGURES_INDEX).is_file()):
             _draw_report(result.directory)  # a reopened run keeps the report it has
@@ -120,9 +123,10 @@ class ExperimentHandle:
         report: bool = True,
         progress: bool | None = None,
         device: str = 'cpu',
+        compile: bool | None = None,
     ) -> SweepView:
         """Train and evaluate many seeds, as `ex-color sweep`: `seeds` is '0-59', a count (range(n)) or a list."""
-        return SweepView(self._seeds_job(run_sweep, seeds, steps, out, chunk, ray, report, progress, device))
+        return SweepView(self._seeds_job(run_sweep, seeds, steps, out, chunk, ray, report, progress, device, compile))
 
     def compare(
         self,
@@ -135,9 +139,12 @@ class ExperimentHandle:
         report: bool = True,
         progress: bool | None = None,
         device: str = 'cpu',
+        compile: bool | None = None,
     ) -> CompareView:
         """Prepared against control models with post-hoc erasures, as `ex-color compare`."""
-        return CompareView(self._seeds_job(run_compare, seeds, steps, out, chunk, ray, report, progress, device))
+        return CompareView(
+            self._seeds_job(run_compare, seeds, steps, out, chunk, ray, report, progress, device, compile)
+        )
 
     def search(
         self,
@@ -151,6 +158,7 @@ class ExperimentHandle:
         report: bool = True,
         progress: bool | None = None,
         device: str = 'cpu',
+        compile: bool | None = None,
     ) -> SearchView:
         """Search the experiment's [search] parameters, as `ex-color search` (a rerun continues the search)."""
         from ex_color.search import run_search
@@ -165,6 +173,7 @@ class ExperimentHandle:
             ray=ray,
             progress=progress,
             device=device,
+            compile=compile,
         )
         if report:
             _draw_report(result.directory)
@@ -181,10 +190,19 @@ class ExperimentHandle:
         report: bool,
         progress: bool | None,
         device: str,
+        compile: bool | None,
     ) -> Any:
         """`run_sweep` or `run_compare` on these seeds, then the report if asked; the job's result."""
         result = job(
-            self.experiment, _seeds(seeds), out=out, chunk=chunk, steps=steps, ray=ray, progress=progress, device=device
+            self.experiment,
+            _seeds(seeds),
+            out=out,
+            chunk=chunk,
+            steps=steps,
+            ray=ray,
+            progress=progress,
+            device=device,
+            compile=compile,
         )
         if report:
             _draw_report(result.directory)

@@ -50,6 +50,7 @@ from ex_color.comparedir import (
     Verdict,
     write_comparison,
 )
+from ex_color.compiling import resolve_compile
 from ex_color.config import (
     BASELINE,
     CONTROL,
@@ -263,6 +264,7 @@ def run_compare(
     ray_cpus: int | None = None,
     loggers: Sequence[str] = (),
     device: str = 'cpu',
+    compile: bool | None = None,
 ) -> CompareResult:
     """Compare prepared and control models over `seeds`; write the compare directory (see the module docstring).
 
@@ -275,6 +277,7 @@ def run_compare(
     check_comparable(experiment.config, str(experiment.path))
     steps = checked_steps(experiment, steps)
     device = resolve_device(device)
+    compile = resolve_compile(compile, 'compare')
     directory = Path(out) if out is not None else default_compare_dir(experiment)
     started = time.perf_counter()
     seeds = list(seeds)
@@ -285,9 +288,10 @@ def run_compare(
         steps,
         seeds,
         chunk=chunk,
-        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device),
+        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device, compile=compile),
         loggers=loggers,
         device=device,
+        compile=compile,
     ) as runner:
         runner.run(progress=progress)
         compared = [SeedComparison.from_state(runner.files.read(seed), experiment.config) for seed in seeds]

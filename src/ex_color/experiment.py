@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
+import torch
 from torch import nn
 
+from ex_color.compiling import resolve_compile
 from ex_color.config import (
     LIGHTNING_SEED_LIMIT,
     ConfigError,
@@ -134,7 +136,14 @@ class SeedOutcome:
         )
 
     def results(
-        self, experiment: Experiment, *, engine: str, steps: int, train_seconds: float, device: str = 'cpu'
+        self,
+        experiment: Experiment,
+        *,
+        engine: str,
+        steps: int,
+        train_seconds: float,
+        device: str = 'cpu',
+        compile: bool = False,
     ) -> RunResults:
         """What results.json holds for this seed."""
         return RunResults(
@@ -148,6 +157,8 @@ class SeedOutcome:
             validation=self.validation,
             final_train_loss=self.final_train_loss(),
             device=device,
+            compiled=compile,
+            compile_threads=torch.get_num_threads() if compile else None,
         )
 
 
@@ -167,6 +178,7 @@ def run_experiment(
     checkpoint_every: int = 500,
     tracker: Tracker | None = None,
     device: str = 'cpu',
+    compile: bool | None = None,
 ) -> RunResult:
     """Train, operate and evaluate one seed of `experiment`; write its run directory.
 
@@ -179,6 +191,7 @@ def run_experiment(
         tracker: also log the config, every logged step and the final figures there (`ex_color.tracking`);
             the caller finishes it (after adding the report, say).
         device: 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (see `ex_color.device`).
+        compile: train with the compiled step (fast engine); None → the default (`ex_color.compiling`: eager).
 
     Raises RunExistsError rather than overwrite a run in `out`, and TrainingInterrupted
     (after checkpointing) on SIGINT/SIGTERM.
@@ -189,8 +202,15 @@ def run_experiment(
     check_seed(seed, '--seed', LIGHTNING_SEED_LIMIT) if engine == 'lightning' else check_seed(seed, '--seed')
     steps = checked_steps(experiment, steps)
     device = resolve_device(device)
+    compile = resolve_compile(compile, 'run')
+    if compile and engine != 'fast':
+        raise ConfigError('--compile applies to the fast engine; the Lightning engine trains eager')
     directory = Path(out) if out is not None else default_run_dir(experiment, seed)
-    claim(directory, 'run', run_identity(experiment, seed=seed, engine=engine, steps=steps, device=device))
+    claim(
+        directory,
+        'run',
+        run_identity(experiment, seed=seed, engine=engine, steps=steps, device=device, compile=compile),
+    )
     with lock(directory):
         if (directory / RESULTS_FILE).exists():
             if resume:
@@ -212,7 +232,15 @@ def run_experiment(
         if engine == 'fast':
             on_metrics = tracker.log_rows if tracker is not None else None
             model, metrics = train_fast(
-                experiment, seed, steps, directory, progress, checkpoint_every, on_metrics, device=device
+                experiment,
+                seed,
+                steps,
+                directory,
+                progress,
+                checkpoint_every,
+                on_metrics,
+                device=device,
+                compile=compile,
             )
         else:
             loggers = tracker.loggers if tracker is not None else ()
@@ -222,7 +250,9 @@ def run_experiment(
             'Trained in %.1f s; evaluating %d variants', train_seconds, len(experiment.config.prepared_evaluations())
         )
         outcome = assess(seed, model, metrics, experiment.config)
-        results = outcome.results(experiment, engine=engine, steps=steps, train_seconds=train_seconds, device=device)
+        results = outcome.results(
+            experiment, engine=engine, steps=steps, train_seconds=train_seconds, device=device, compile=compile
+        )
         write_run(directory, experiment, model, metrics, results)
         if tracker is not None:
             tracker.log_final(outcome.figures(), step=steps - 1)
@@ -249,6 +279,7 @@ def train_fast(
     on_metrics: Callable[[list[dict[str, Any]]], None] | None = None,
     *,
     device: str = 'cpu',
+    compile: bool = False,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """One seed with the fast engine on `device`, checkpointing into `directory` (and resuming from it)."""
     with stop_on_signals() as stop_requested:
@@ -260,6 +291,7 @@ def train_fast(
             should_stop=stop_requested,
             on_metrics=on_metrics,
             device=device,
+            compile=compile,
         )
         result = train_seeds(experiment.config, experiment.dopesheet, [seed], steps=steps, options=options)
     return result.models[0], result.metrics

@@ -64,7 +64,8 @@ class RayChunks:
     Args:
         address: 'local' (RAY_ADDRESS if set, else a new local cluster), 'auto', or
             HOST:PORT / ray://HOST:PORT of a running cluster.
-        num_cpus: CPUs and torch threads per task (default DEFAULT_CPUS).
+        num_cpus: CPUs and torch threads per task (default DEFAULT_CPUS); compiled kernels use as many threads.
+        compile: train with the compiled step (`ex_color.compiling`).
     """
 
     def __init__(
@@ -74,8 +75,9 @@ class RayChunks:
         *,
         address: str = 'local',
         num_cpus: int | None = None,
+        compile: bool = False,
     ) -> None:
-        self.experiment, self.steps = experiment, steps
+        self.experiment, self.steps, self.compile = experiment, steps, compile
         self.num_cpus = num_cpus or DEFAULT_CPUS
         self.cluster = cluster(check_address(address))
         self.cpus = 0.0
@@ -105,7 +107,10 @@ class RayChunks:
         """Each chunk's outcomes and training seconds, in the order the chunks finish."""
         task = ray.remote(chunk_task).options(num_cpus=self.num_cpus, max_retries=RETRIES, retry_exceptions=False)
         config, dopesheet = ray.put(self.experiment.config), ray.put(self.experiment.dopesheet)
-        pending = {task.remote(job.train_chunk, config, dopesheet, s, self.steps, self.num_cpus): s for s in chunks}
+        pending = {
+            task.remote(job.train_chunk, config, dopesheet, s, self.steps, self.num_cpus, self.compile): s
+            for s in chunks
+        }
         if chunks:
             log.info(
                 '%d chunks of up to %d seeds as Ray tasks (%s)', len(chunks), max(map(len, chunks)), self.description
@@ -156,8 +161,16 @@ class RayTrials:
 
     stopping = 'cancelling the running Ray tasks and stopping (the batch is asked again when the search is run again)'
 
-    def __init__(self, experiment: Experiment, steps: int, *, address: str = 'local', num_cpus: int | None = None):
-        self.chunks = RayChunks(experiment, steps, address=address, num_cpus=num_cpus)
+    def __init__(
+        self,
+        experiment: Experiment,
+        steps: int,
+        *,
+        address: str = 'local',
+        num_cpus: int | None = None,
+        compile: bool = False,
+    ):
+        self.chunks = RayChunks(experiment, steps, address=address, num_cpus=num_cpus, compile=compile)
 
     @property
     def description(self) -> str | None:
@@ -179,7 +192,10 @@ class RayTrials:
         size = math.ceil(len(made) / min(slots, len(made)))
         parts = [list(range(i, min(i + size, len(made)))) for i in range(0, len(made), size)]
         task = ray.remote(trials_task).options(num_cpus=num_cpus, max_retries=RETRIES, retry_exceptions=False)
-        pending = {task.remote([made[i] for i in part], list(seeds), steps, num_cpus): part for part in parts}
+        pending = {
+            task.remote([made[i] for i in part], list(seeds), steps, num_cpus, self.chunks.compile): part
+            for part in parts
+        }
         trained: dict[int, Trained] = {}
         stopped = 'search stopped: the Ray tasks of its batch were cancelled'
         for part, ref in _as_finished(pending, stop, stopped):

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ex_color.columns import train_loss_column
+from ex_color.compiling import compile_fields
 from ex_color.config import ConfigError, Experiment, build_model, load_experiment
 from ex_color.device import device_fields
 from ex_color.evaluation import Evaluation
@@ -73,6 +74,10 @@ class RunResults:
     final_train_loss: dict[str, float] = field(default_factory=dict)
     device: str = 'cpu'
     """Where it trained (`ex_color.device`); runs written before devices were recorded trained on the CPU."""
+    compiled: bool = False
+    """Whether the fast engine's step was compiled (`ex_color.compiling`); earlier runs were eager."""
+    compile_threads: int | None = None
+    """The compiled kernels' threads (compiled results depend on them); None when eager."""
 
     def to_json(self) -> str:
         data = asdict(replace(self, evaluations={}))
@@ -107,8 +112,12 @@ def dopesheet_bytes(experiment: Experiment) -> bytes:
     return experiment.dopesheet_csv or experiment.dopesheet_path.read_bytes()
 
 
-def run_identity(experiment: Experiment, *, seed: int, engine: str, steps: int, device: str = 'cpu') -> dict[str, Any]:
-    return identity(experiment, seed=seed, engine=engine, steps=steps, **device_fields(device))
+def run_identity(
+    experiment: Experiment, *, seed: int, engine: str, steps: int, device: str = 'cpu', compile: bool = False
+) -> dict[str, Any]:
+    return identity(
+        experiment, seed=seed, engine=engine, steps=steps, **device_fields(device), **compile_fields(compile)
+    )
 
 
 def write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
@@ -124,7 +133,14 @@ def write_run(
     write_manifest(
         directory,
         'run',
-        run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps, device=results.device),
+        run_identity(
+            experiment,
+            seed=results.seed,
+            engine=results.engine,
+            steps=results.steps,
+            device=results.device,
+            compile=results.compiled,
+        ),
     )
     write_inputs(directory, experiment, results.seed)
     write_atomic(directory / METRICS_FILE, metrics.to_csv(index=False))
@@ -219,7 +235,14 @@ def check_run_files(directory: Path, experiment: Experiment, results: RunResults
     check_inputs(
         directory,
         'run',
-        run_identity(experiment, seed=results.seed, engine=results.engine, steps=results.steps, device=results.device),
+        run_identity(
+            experiment,
+            seed=results.seed,
+            engine=results.engine,
+            steps=results.steps,
+            device=results.device,
+            compile=results.compiled,
+        ),
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ex_color.compiling import compile_fields
 from ex_color.config import ConfigError, Experiment, ExperimentConfig, check_seed
 from ex_color.device import device_fields
 from ex_color.files import read_torch, write_atomic
@@ -237,8 +238,11 @@ class ChunkTrainer(Protocol):
 class LocalChunks:
     """Trains the chunks one after another in this process, each checkpointed to `chunk.pt`."""
 
-    def __init__(self, experiment: Experiment, steps: int, checkpoint: Path, device: str = 'cpu') -> None:
+    def __init__(
+        self, experiment: Experiment, steps: int, checkpoint: Path, device: str = 'cpu', *, compile: bool = False
+    ) -> None:
         self.experiment, self.steps, self.checkpoint, self.device = experiment, steps, checkpoint, device
+        self.compile = compile
         self.description = None
         self.stopping = 'checkpointing the chunk and stopping'
 
@@ -262,6 +266,7 @@ class LocalChunks:
                 progress=False,
                 should_stop=should_stop,
                 device=self.device,
+                compile=self.compile,
                 on_progress=bar.part(
                     job.members * len(seeds), self.steps, then=f'evaluating {job.members * len(seeds)} models'
                 ),
@@ -313,6 +318,7 @@ class SeedRunner:
         chunk: seeds per ensemble (default: the trainer's, see `ChunkTrainer.default_chunk`).
         loggers: also track each newly finished seed as a run of its own, grouped by the job.
         device: where the chunks train (resolved); recorded in the directory's fingerprint unless the CPU.
+        compile: whether the chunks train compiled; recorded in the fingerprint when they do.
     """
 
     def __init__(
@@ -327,6 +333,7 @@ class SeedRunner:
         trainer: ChunkTrainer,
         loggers: Sequence[str] = (),
         device: str = 'cpu',
+        compile: bool = False,
     ) -> None:
         self.seeds = list(seeds)
         if not self.seeds:
@@ -336,7 +343,7 @@ class SeedRunner:
         self.chunk = chunk
         self.loggers = check_trackers(loggers)
         self.job, self.experiment, self.directory, self.steps = job, experiment, directory, steps
-        self.work = identity(experiment, engine=ENGINE, steps=steps, **device_fields(device))
+        self.work = identity(experiment, engine=ENGINE, steps=steps, **device_fields(device), **compile_fields(compile))
         self.files = SeedFiles(directory, job, self.work)
         self.pending = PendingTracking(directory)
         claim(directory, job.kind, self.work, write=False)  # a wrong --out fails before a cluster starts
@@ -446,7 +453,13 @@ class SeedRunner:
 
 
 def chunk_task(
-    train: ChunkFunction, config: ExperimentConfig, dopesheet: Dopesheet, seeds: list[int], steps: int, threads: int
+    train: ChunkFunction,
+    config: ExperimentConfig,
+    dopesheet: Dopesheet,
+    seeds: list[int],
+    steps: int,
+    threads: int,
+    compile: bool = False,
 ) -> tuple[list[Any], float]:
     """One chunk as a remote worker runs it: on `threads` torch threads, no checkpoint, no progress bar.
 
@@ -454,7 +467,7 @@ def chunk_task(
     """
     torch.set_num_threads(threads)  # not left to how the worker was started (OMP_NUM_THREADS)
     started = time.perf_counter()
-    records = train(config, dopesheet, seeds, steps=steps, options=EngineOptions(progress=False))
+    records = train(config, dopesheet, seeds, steps=steps, options=EngineOptions(progress=False, compile=compile))
     return records, time.perf_counter() - started - sum(r.evaluation_seconds for r in records)
 
 

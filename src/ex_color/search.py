@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ex_color.compiling import compile_fields, resolve_compile
 from ex_color.config import ConfigError, Experiment, SearchSection
 from ex_color.device import device_fields, resolve_device
 from ex_color.experiment import SeedOutcome, checked_steps
@@ -106,8 +107,8 @@ class LocalBatches:
     description: str | None = None
     stopping = 'stopping; the batch in progress is dropped and asked again when the search is run again'
 
-    def __init__(self, device: str = 'cpu') -> None:
-        self.device = device
+    def __init__(self, device: str = 'cpu', *, compile: bool = False) -> None:
+        self.device, self.compile = device, compile
 
     def __enter__(self) -> LocalBatches:
         return self
@@ -118,16 +119,18 @@ class LocalBatches:
     def train(
         self, made: Sequence[Experiment], seeds: Sequence[int], steps: int, bar: Progress, stop: Callable[[], bool]
     ) -> list[Trained]:
-        options = EngineOptions(progress=False, should_stop=stop, device=self.device)
+        options = EngineOptions(progress=False, should_stop=stop, device=self.device, compile=self.compile)
         return train_experiments(made, seeds, steps, options=options, bar=bar)
 
 
-def batch_trainer(experiment: Experiment, steps: int, *, ray: str | None, ray_cpus: int | None, device: str) -> Any:
+def batch_trainer(
+    experiment: Experiment, steps: int, *, ray: str | None, ray_cpus: int | None, device: str, compile: bool = False
+) -> Any:
     """Batches trained here, or with `ray` as Ray tasks (`ex_color.ray_runner.RayTrials`)."""
     if ray_cpus is not None and (ray is None or ray_cpus < 1):
         raise ConfigError('--ray-cpus needs --ray' if ray is None else f'--ray-cpus must be >= 1, got {ray_cpus}')
     if ray is None:
-        return LocalBatches(device)
+        return LocalBatches(device, compile=compile)
     if device != 'cpu':
         raise ConfigError(f'--device {device} trains batches here; with --ray each batch is trained by tasks on CPUs')
     try:
@@ -136,7 +139,7 @@ def batch_trainer(experiment: Experiment, steps: int, *, ray: str | None, ray_cp
         if error.name != 'ray' and not (error.name or '').startswith('ray.'):
             raise
         raise ConfigError("--ray needs Ray: pip install 'ex-color[ray]'") from None
-    return RayTrials(experiment, steps, address=ray, num_cpus=ray_cpus)
+    return RayTrials(experiment, steps, address=ray, num_cpus=ray_cpus, compile=compile)
 
 
 def run_search(
@@ -151,6 +154,7 @@ def run_search(
     ray: str | None = None,
     ray_cpus: int | None = None,
     device: str = 'cpu',
+    compile: bool | None = None,
 ) -> SearchResult:
     """Search the experiment's [search] parameters until `trials` trials are finished, then judge the finalists.
 
@@ -162,6 +166,7 @@ def run_search(
         sampler: 'tpe', 'nsga2' or 'random' (see `ex_color.study`).
         steps: train only the first `steps` steps of every schedule (trials and finalists alike).
         ray: None to train here; else each batch is split into Ray tasks on that cluster (as `run_sweep`).
+        compile: train with the compiled step; None → the default (`ex_color.compiling`: compiled).
     """
     search = search_section(experiment)
     if sampler not in SAMPLERS:
@@ -173,6 +178,7 @@ def run_search(
         raise ConfigError(f'--batch {batch}: NSGA-II needs a population of at least 2 trials')
     steps = checked_steps(experiment, steps)
     device = resolve_device(device)
+    compile = resolve_compile(compile, 'search')
     directory = Path(out) if out is not None else default_search_dir(experiment)
     work = identity(
         experiment,
@@ -182,8 +188,9 @@ def run_search(
         sampler=sampler,
         batch=batch,
         **device_fields(device),
+        **compile_fields(compile),
     )
-    trainer = batch_trainer(experiment, steps, ray=ray, ray_cpus=ray_cpus, device=device)
+    trainer = batch_trainer(experiment, steps, ray=ray, ray_cpus=ray_cpus, device=device, compile=compile)
     claim(directory, SEARCH_KIND, work, write=False)
     parameters = [p.heading for p in search.parameters]
     started = time.perf_counter()

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ex_color.backends import chunk_trainer
+from ex_color.compiling import resolve_compile
 from ex_color.config import Experiment, ExperimentConfig, build_model, sweep_objectives
 from ex_color.device import resolve_device
 from ex_color.experiment import SeedOutcome, checked_steps, train_chunk
@@ -80,6 +81,7 @@ def run_sweep(
     ray_cpus: int | None = None,
     loggers: Sequence[str] = (),
     device: str = 'cpu',
+    compile: bool | None = None,
 ) -> SweepResult:
     """Train and evaluate every seed (as ensembles of `chunk` seeds) and summarise the sweep.
 
@@ -94,10 +96,12 @@ def run_sweep(
         ray_cpus: CPUs and torch threads per Ray task (default 1).
         loggers: also track each newly finished seed as a run of its own, grouped by the sweep
             (`ex_color.tracking`): its config, every logged step and its sweep.csv row as `final/...`.
+        compile: train with the compiled step; None → the default (`ex_color.compiling`: compiled).
     """
     seeds = list(seeds)
     steps = checked_steps(experiment, steps)
     device = resolve_device(device)
+    compile = resolve_compile(compile, 'sweep')
     directory = Path(out) if out is not None else default_sweep_dir(experiment)
     started = time.perf_counter()
     with SeedRunner(
@@ -107,9 +111,10 @@ def run_sweep(
         steps,
         seeds,
         chunk=chunk,
-        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device),
+        trainer=chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device, compile=compile),
         loggers=loggers,
         device=device,
+        compile=compile,
     ) as runner:
         files = runner.files
         report = runner.run(

@@ -142,11 +142,14 @@ def train_experiments(
     return [(outcomes.get(t, []), failures.get(t)) for t in range(len(made))]
 
 
-def trials_task(made: list[Experiment], seeds: list[int], steps: int, threads: int) -> tuple[list[Trained], float]:
+def trials_task(
+    made: list[Experiment], seeds: list[int], steps: int, threads: int, compile: bool = False
+) -> tuple[list[Trained], float]:
     """Trials as a Ray worker trains them: on `threads` torch threads, no progress bar; with the seconds taken."""
     torch.set_num_threads(threads)  # not left to how the worker was started (OMP_NUM_THREADS)
     started = time.perf_counter()
-    return train_experiments(made, seeds, steps), time.perf_counter() - started
+    options = EngineOptions(progress=False, compile=compile)
+    return train_experiments(made, seeds, steps, options=options), time.perf_counter() - started
 
 
 def _train_group(made: Sequence[Experiment], seeds: Sequence[int], steps: int, options: EngineOptions) -> Any:

@@ -78,8 +78,9 @@ def write_manifest(directory: Path, kind: str, identity: dict[str, Any]) -> None
     write_atomic(directory / MANIFEST_FILE, json.dumps(document, indent=2) + '\n')
 
 
-RECORDED_UNLESS_DEFAULT = {'device': 'cpu'}
-"""Fingerprint keys written only when not their default, so that older directories keep their fingerprints."""
+RECORDED_UNLESS_DEFAULT = {'device': 'cpu', 'compiled': False}
+"""Fingerprint keys written only when not their default (a device other than the CPU, a compiled step), so that
+older directories keep their fingerprints."""
 
 
 def check_manifest(directory: Path, kind: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:

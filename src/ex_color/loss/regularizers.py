@@ -162,15 +162,21 @@ class _ChannelSelector:
     def select(self, x: Tensor, invert: bool = False) -> Tensor:
         """`x[..., channels]` (or the complement with `invert`), `[..., D]` → `[..., K]`."""
         n_dims = x.shape[-1]
+        if torch.compiler.is_compiling():
+            # A compiled graph holds the index as a constant; filling the cache while tracing would only
+            # make the compiler guard on the cache's contents (and recompile once it is filled).
+            return x.index_select(-1, self._index(n_dims, x.device, invert))
         key = (n_dims, x.device, invert)
         index = self._cache.get(key)
         if index is None:
-            if self.channels and max(self.channels) >= n_dims:
-                raise ValueError(f'{self.owner}: dims {self.channels} out of range for activations with {n_dims} dims')
-            chosen = [d for d in range(n_dims) if (d in self.channels) != invert]
-            index = torch.tensor(chosen, dtype=torch.long, device=x.device)
-            self._cache[key] = index
+            index = self._cache[key] = self._index(n_dims, x.device, invert)
         return x.index_select(-1, index)
+
+    def _index(self, n_dims: int, device: torch.device, invert: bool) -> Tensor:
+        if self.channels and max(self.channels) >= n_dims:
+            raise ValueError(f'{self.owner}: dims {self.channels} out of range for activations with {n_dims} dims')
+        chosen = [d for d in range(n_dims) if (d in self.channels) != invert]
+        return torch.tensor(chosen, dtype=torch.long, device=device)
 
 
 class Separate(nn.Module):

@@ -46,6 +46,8 @@ class Loop:
     """Every logged row so far, one per member per logged step."""
     chunk_generator_states: list[Tensor] = field(default_factory=list)
     """The data generators as they were when the current chunk of batches was drawn (what a resume redraws from)."""
+    compiled: bool = False
+    """Whether the step is compiled; a checkpoint resumes only in the mode that wrote it."""
 
 
 class EngineCallback:
@@ -89,6 +91,7 @@ class Checkpointer(EngineCallback):
                 loop.optimizer,
                 loop.generators,
                 member_schedules=loop.member_schedules,
+                compiled=loop.compiled,
             )
             log.info('Resuming from step %d (%s)', loop.start, self.path)
 
@@ -114,6 +117,7 @@ class Checkpointer(EngineCallback):
             loop.chunk_generator_states,
             loop.metrics,
             member_schedules=loop.member_schedules,
+            compiled=loop.compiled,
         )
 
 
@@ -182,6 +186,7 @@ def save_checkpoint(
     generator_states: list[Tensor],
     metrics: list[dict[str, Any]],
     member_schedules: dict[str, Tensor] | None = None,
+    compiled: bool = False,
 ) -> None:
     """Write the state at the start of `step` atomically (temp file, then rename)."""
     state = {
@@ -190,6 +195,7 @@ def save_checkpoint(
         'seeds': seeds,
         'weight_scale': weight_scale,
         'member_schedules': member_schedules,
+        'compiled': compiled,
         'chain': chain.state_dict(),
         'optimizer': optimizer.state_dict(),
         'generators': generator_states,
@@ -209,10 +215,14 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     generators: list[torch.Generator],
     member_schedules: dict[str, Tensor] | None = None,
+    compiled: bool = False,
 ) -> tuple[int, list[dict[str, Any]]]:
     state = read_torch(path)
     if not isinstance(state, dict) or state.get('version') != CHECKPOINT_VERSION:
         raise DamagedFileError(f'{path}: not a checkpoint of this ex-color; remove it to start the run again')
+    if state.get('compiled', False) != compiled:
+        written, wanted = ('compiled', 'eager') if compiled is False else ('eager', 'compiled')
+        raise ValueError(f'{path}: checkpoint was trained {written}; it resumes only {written}, not {wanted}')
     if state['seeds'] != seeds:
         raise ValueError(f'{path}: checkpoint is for seeds {state.get("seeds")}, not {seeds}')
     saved_scale = state.get('weight_scale')

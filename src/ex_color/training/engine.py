@@ -41,6 +41,7 @@ from ex_color.training.callbacks import (
     MetricsFile,
     ProgressCallback,
 )
+from ex_color.training.compiled import MIN_MEMBERS, CompiledStep
 from ex_color.training.data import TrainingData
 from ex_color.training.members import MemberAdam, MemberSchedules
 from ex_color.training.schedule import TrainingSchedule
@@ -95,6 +96,10 @@ class EngineOptions:
     """Called with each logged step's new metrics rows, one per member (e.g. to send them to a tracker)."""
     callbacks: Sequence[EngineCallback] = ()
     """More hooks around the loop, called after the ones these options make (see `EngineCallback`)."""
+    compile: bool = False
+    """Train with the compiled step (`ex_color.training.compiled`): faster, rounds differently from eager."""
+    compile_threads: int | None = None
+    """Threads of the compiled kernels (default: `torch.get_num_threads()`); compiled results depend on it."""
 
     def make_callbacks(self) -> list[EngineCallback]:
         """The loop's callbacks: checkpoints, the metrics file, the tracker's rows, progress, then `callbacks`."""
@@ -233,6 +238,13 @@ def train_ensemble(
     never = expected_weight_problems(regularizers, data.label_probabilities, data.weights)
     for problem in [*phase_problems(regularizers), *never.values()]:
         log.warning(problem)
+    members = len(seeds)
+    if options.compile and members < MIN_MEMBERS:
+        # The compiled step runs a lone model beside a copy of itself (see ex_color.training.compiled).
+        models, seeds = [models[0]] * MIN_MEMBERS, seeds * MIN_MEMBERS
+        scale = scale.expand(MIN_MEMBERS, -1).clone() if scale is not None else None
+        if isinstance(schedule, MemberSchedules):
+            schedule = schedule.select([0] * MIN_MEMBERS)
     regularizer_names = [r.name for r in regularizers]
     chunk_steps = options.chunk_steps or predraw_steps(data.batch_size, len(data.label_probabilities))
     device = torch.device(options.device)
@@ -240,24 +252,29 @@ def train_ensemble(
     chain = StackedChain(models, device)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
     optimizer: torch.optim.Optimizer
-    if per_member:
+    if per_member or options.compile:
         optimizer = MemberAdam(chain.parameters())
     else:
         optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]), foreach=True)
+    threads = options.compile_threads or torch.get_num_threads()
+    compiled = CompiledStep(chain, optimizer, regularizers, layers, scale_here, threads) if options.compile else None
     generators = [data_generator(seed) for seed in seeds]
     batches = _Batches(data, generators, device)
-    loop = Loop(seeds, steps, chain, optimizer, generators, scale)
-    if per_member:
+    loop = Loop(seeds, steps, chain, optimizer, generators, scale, compiled=options.compile)
+    if isinstance(schedule, MemberSchedules):
         loop.member_schedules = schedule.as_tensors()
     callbacks = options.make_callbacks()
+    weight_table = _weight_table(schedule, device) if compiled is not None else None
 
     def fire(hook: str, *args: Any) -> None:
         for callback in callbacks:
             getattr(callback, hook)(loop, *args)
 
+    if compiled is None:
+        threads = _threads_for(len(seeds))
     try:
         fire('on_train_start')
-        with _intra_op_threads(_threads_for(len(seeds))):
+        with _intra_op_threads(threads):
             for step in range(loop.start, steps):
                 if step == loop.start or step % chunk_steps == 0:
                     # A resumed run restores the generators as they were at its chunk's start,
@@ -274,20 +291,34 @@ def train_ensemble(
                 weights: Mapping[str, float | Tensor]
                 if isinstance(schedule, MemberSchedules):
                     lr = schedule.lr_at(step)  # [S]
-                    optimizer.member_lr = lr  # type: ignore[attr-defined]
                     weights = {name: w.to(device) for name, w in schedule.weights_at(step).items()}
                 else:
                     lr = float(schedule.lr[step])
-                    for group in optimizer.param_groups:
-                        group['lr'] = lr
                     weights = schedule.weights_at(step)
                 colours, labels = batches.batch(step)
-                outputs, captured = chain.forward(colours, capture=layers)
-                recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
-                if scale_here is not None:
-                    weights = {name: weights[name] * scale_here[:, r] for r, name in enumerate(regularizer_names)}
-                total, terms = total_loss(recon, regularizers, captured, labels, weights)
-                if not bool(torch.isfinite(total).all()):
+                if compiled is not None:
+                    assert weight_table is not None
+                    member_lr = lr if isinstance(lr, Tensor) else torch.full((len(seeds),), lr, dtype=torch.float64)
+                    total, terms, finite = compiled(colours, labels, weight_table[step], member_lr)
+                    if scale_here is not None:
+                        weights = {name: weights[name] * scale_here[:, r] for r, name in enumerate(regularizer_names)}
+                else:
+                    if isinstance(lr, Tensor):
+                        optimizer.member_lr = lr  # type: ignore[attr-defined]
+                    else:
+                        for group in optimizer.param_groups:
+                            group['lr'] = lr
+                    outputs, captured = chain.forward(colours, capture=layers)
+                    recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
+                    if scale_here is not None:
+                        weights = {name: weights[name] * scale_here[:, r] for r, name in enumerate(regularizer_names)}
+                    total, terms = total_loss(recon, regularizers, captured, labels, weights)
+                    finite = bool(torch.isfinite(total).all())
+                    if finite:
+                        optimizer.zero_grad(set_to_none=True)
+                        total.sum().backward()
+                        optimizer.step()
+                if not finite:
                     fire('on_failure')  # the last good checkpoint is kept as it is
                     check_finite(terms, regularizers, step)
                     raise NonFiniteLossError(
@@ -295,12 +326,9 @@ def train_ensemble(
                         term='total',
                         step=step,
                     )
-                optimizer.zero_grad(set_to_none=True)
-                total.sum().backward()
-                optimizer.step()
 
                 if step % options.log_every == 0 or step == steps - 1:
-                    rows = _metric_rows(step, seeds, lr, weights, total, terms)
+                    rows = _metric_rows(step, seeds, lr, weights, total, terms)[:members]
                     loop.metrics.extend(rows)
                     fire('on_log', rows)
                 fire('on_step_end', step, total)
@@ -309,7 +337,9 @@ def train_ensemble(
     finally:
         for callback in callbacks:
             callback.close()
-    return EnsembleResult(seeds=seeds, models=chain.to_models(), metrics=pd.DataFrame(loop.metrics), steps=steps)
+    return EnsembleResult(
+        seeds=seeds[:members], models=chain.to_models()[:members], metrics=pd.DataFrame(loop.metrics), steps=steps
+    )
 
 
 def _check_member_schedules(
@@ -340,6 +370,13 @@ def _checked_weight_scale(
     if not bool(torch.isfinite(scale).all()) or bool((scale < 0).any()):
         raise ValueError('weight_scale must be finite and >= 0')
     return scale
+
+
+def _weight_table(schedule: TrainingSchedule | MemberSchedules, device: torch.device) -> Tensor:
+    """Every step's regularizer weights as float32, `[steps, R]` (shared) or `[steps, S, R]` (per member)."""
+    if isinstance(schedule, MemberSchedules):
+        return schedule.weights_table().to(device)
+    return torch.from_numpy(np.asarray(schedule.weights, dtype=np.float32)).to(device)
 
 
 def _threads_for(members: int) -> int:

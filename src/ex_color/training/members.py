@@ -79,6 +79,10 @@ class MemberSchedules:
         row = self._weights32[:, step, :]  # [S, R]
         return {name: row[:, r] for r, name in enumerate(self.regularizer_names)}
 
+    def weights_table(self) -> Tensor:
+        """Every step's weights for every member, float32 `[steps, S, R]` (what the compiled step reads)."""
+        return self._weights32.permute(1, 0, 2).contiguous()
+
     def as_tensors(self) -> dict[str, Tensor]:
         """What a checkpoint records, to refuse resuming with other schedules."""
         return {'lr': torch.from_numpy(self.lr.copy()), 'weights': torch.from_numpy(self.weights.copy())}
@@ -96,29 +100,66 @@ class MemberAdam(torch.optim.Optimizer):
         super().__init__(params, {'betas': betas, 'eps': eps})
         self.member_lr: Tensor | None = None
 
+    def init_state(self) -> None:
+        """Create every parameter's state (zero moments, step 0) now, as the compiled engine needs it up front."""
+        for group in self.param_groups:
+            for p in group['params']:
+                state = self.state[p]
+                if not state:
+                    state['step'] = 0
+                    state['exp_avg'] = torch.zeros_like(p)
+                    state['exp_avg_sq'] = torch.zeros_like(p)
+
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
         if self.member_lr is None:
             raise RuntimeError('MemberAdam: set member_lr ([S]) before step()')
+        self.init_state()
         for group in self.param_groups:
             beta1, beta2 = group['betas']
             for p in group['params']:
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                if not state:
-                    state['step'] = 0
-                    state['exp_avg'] = torch.zeros_like(p)
-                    state['exp_avg_sq'] = torch.zeros_like(p)
                 state['step'] += 1
                 t = state['step']
-                m, v = state['exp_avg'], state['exp_avg_sq']
-                m.lerp_(p.grad, 1 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                denom = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(group['eps'])
-                step_size = (self.member_lr / (1 - beta1**t)).to(device=p.device, dtype=p.dtype)
-                step_size = step_size.view(-1, *([1] * (p.dim() - 1)))
-                p.sub_(step_size * m / denom)
+                adam_update(
+                    p,
+                    p.grad,
+                    state['exp_avg'],
+                    state['exp_avg_sq'],
+                    bias1=1 - beta1**t,
+                    bias2_sqrt=math.sqrt(1 - beta2**t),
+                    member_lr=self.member_lr,
+                    betas=(beta1, beta2),
+                    eps=group['eps'],
+                )
 
 
-__all__ = ['MemberAdam', 'MemberSchedules']
+def adam_update(
+    p: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    *,
+    bias1: float | Tensor,
+    bias2_sqrt: float | Tensor,
+    member_lr: Tensor,
+    betas: tuple[float, float],
+    eps: float,
+) -> None:
+    """One Adam update of stacked parameters `p [S, ...]` in place, member s with learning rate `member_lr[s]`.
+
+    `bias1 = 1 − β1ᵗ` and `bias2_sqrt = √(1 − β2ᵗ)` are numbers (eager) or 0-dim tensors (compiled, so
+    that the step count is an input rather than a constant compiled into the graph).
+    """
+    beta1, beta2 = betas
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(eps)
+    step_size = (member_lr / bias1).to(device=p.device, dtype=p.dtype)
+    step_size = step_size.view(-1, *([1] * (p.dim() - 1)))
+    p.sub_(step_size * exp_avg / denom)
+
+
+__all__ = ['MemberAdam', 'MemberSchedules', 'adam_update']

@@ -111,7 +111,13 @@ class StackedChain:
         for op in self._ops:
             if op.kind == 'linear':
                 w, b = self.weights[op.linear_index], self.biases[op.linear_index]
-                x = _StackedLinear.apply(x, w, b)  # [S, B, out]
+                if torch.compiler.is_compiling():
+                    # The compiled step runs two members or more, where autograd's own backward of baddbmm is
+                    # member-exact (batched products of two or more agree slice by slice); a custom Function
+                    # would also keep the compiler from caching the graph.
+                    x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+                else:
+                    x = _StackedLinear.apply(x, w, b)  # [S, B, out]
             else:
                 x = op.module(x)
             for path in op.ends:

@@ -1,0 +1,45 @@
+"""Whether the fast engine trains with the compiled step: `--compile/--no-compile` (and `compile=` in the API).
+
+The compiled step (`ex_color.training.compiled`) is about twice as fast per step as the eager one,
+but compiling costs time before the first step: about 35 s the first time on a machine, 5–7 s once
+inductor's on-disk cache holds the graphs. Measured on Ex 2.9 (two-core AMD EPYC, see
+`benchmarks/`), one model of 3,001 steps trains in 7.5 s eager and 9.7 s compiled (cache warm), so
+`run` stays eager by default; sweeps, comparisons and searches train ensembles over many steps in
+one process and compile once, so they compile by default.
+
+`EX_COLOR_COMPILE=1` or `0` sets the default of every command (the test suite runs eager unless a
+test asks otherwise). Compiled and eager kernels round differently, so a run records its mode, and a
+directory is never continued in the other mode.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ex_color.config import ConfigError
+
+COMPILED_BY_DEFAULT = {'run': False, 'sweep': True, 'compare': True, 'search': True}
+"""Each command's default, from the measurements above."""
+
+ENVIRONMENT = 'EX_COLOR_COMPILE'
+
+
+def resolve_compile(compile: bool | None, command: str) -> bool:
+    """`compile` when given, else `EX_COLOR_COMPILE` when set (1/0), else the command's default."""
+    if compile is not None:
+        return bool(compile)
+    value = os.environ.get(ENVIRONMENT)
+    if value is None or value == '':
+        return COMPILED_BY_DEFAULT[command]
+    if value not in ('0', '1'):
+        raise ConfigError(f'{ENVIRONMENT}={value!r}: expected 1 (compile) or 0 (eager)')
+    return value == '1'
+
+
+def compile_fields(compile: bool) -> dict[str, Any]:
+    """The fingerprint's record of the mode: nothing for eager (so eager work keeps its fingerprint)."""
+    return {'compiled': True} if compile else {}
+
+
+__all__ = ['COMPILED_BY_DEFAULT', 'ENVIRONMENT', 'compile_fields', 'resolve_compile']
