@@ -247,6 +247,8 @@ def main() -> None:
     parser.add_argument('--out', type=Path, default=ROOT / 'benchmarks' / 'results.json')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    import lightning.pytorch  # it sets its loggers' levels on import: quieten them after
+
     for name in ('lightning.pytorch', 'lightning.fabric'):
         logging.getLogger(name).setLevel(logging.WARNING)
 
