@@ -120,6 +120,18 @@ def run_identity(
     )
 
 
+def _identity_of(experiment: Experiment, results: RunResults) -> dict[str, Any]:
+    """The fingerprint of the run that `results` describes."""
+    return run_identity(
+        experiment,
+        seed=results.seed,
+        engine=results.engine,
+        steps=results.steps,
+        device=results.device,
+        compile=results.compiled,
+    )
+
+
 def write_inputs(directory: Path, experiment: Experiment, seed: int) -> None:
     """The resolved config (with this run's seed; re-runnable from the run directory) and the dopesheet."""
     write_atomic(directory / CONFIG_FILE, tomli_w.dumps(resolved_config(experiment, seed)).encode())
@@ -130,18 +142,7 @@ def write_run(
     directory: Path, experiment: Experiment, model: nn.Module, metrics: pd.DataFrame, results: RunResults
 ) -> None:
     """Write a complete run directory for one trained seed (its manifest first, results.json last)."""
-    write_manifest(
-        directory,
-        'run',
-        run_identity(
-            experiment,
-            seed=results.seed,
-            engine=results.engine,
-            steps=results.steps,
-            device=results.device,
-            compile=results.compiled,
-        ),
-    )
+    write_manifest(directory, 'run', _identity_of(experiment, results))
     write_inputs(directory, experiment, results.seed)
     write_atomic(directory / METRICS_FILE, metrics.to_csv(index=False))
     buffer = io.BytesIO()
@@ -232,18 +233,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
 
 def check_run_files(directory: Path, experiment: Experiment, results: RunResults) -> None:
     """The run's config.toml and dopesheet.csv are the ones it trained under (its manifest says so)."""
-    check_inputs(
-        directory,
-        'run',
-        run_identity(
-            experiment,
-            seed=results.seed,
-            engine=results.engine,
-            steps=results.steps,
-            device=results.device,
-            compile=results.compiled,
-        ),
-    )
+    check_inputs(directory, 'run', _identity_of(experiment, results))
 
 
 def check_inputs(directory: Path, kind: str, expected: dict[str, Any]) -> None:

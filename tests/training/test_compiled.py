@@ -7,9 +7,11 @@ shared schedule or with per-member schedules: two graphs in all, shared with the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -17,7 +19,8 @@ from ex_color.config import build_model, build_regularizers, training_data
 from ex_color.training.engine import EngineOptions, TrainingInterrupted, init_models, train_ensemble
 from ex_color.training.members import MemberSchedules
 from ex_color.training.schedule import TrainingSchedule
-from tests.small_ex29 import small_ex29
+from tests.cli import run_cli
+from tests.small_ex29 import EX29, set_arguments, small_ex29
 
 from .test_engine import parameters, stop_after
 
@@ -94,3 +97,46 @@ def test_each_compiled_trial_trains_as_it_would_alone(setup):
     assert not same(batch.models[0], batch.models[1])
     step = batch.metrics[batch.metrics['step'] == 100]
     assert list(step['lr']) == pytest.approx([shared.lr[100], shared.lr[100] * 0.5])
+
+
+# Through the commands: the record a compiled run leaves, and a sweep row equal to the run.
+
+CLI_STEPS = 30
+RUN = ('run', EX29, *set_arguments(), '--seed', '1', '--steps', CLI_STEPS)
+
+
+@pytest.fixture(scope='module')
+def compiled_run(tmp_path_factory):
+    """A small Ex 2.9's seed 1 (`tests.small_ex29`), trained compiled for a few steps through the command line."""
+    out = tmp_path_factory.mktemp('compiled') / 'run'
+    proc = run_cli(*RUN, '--out', out, '--no-report', '--compile')
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_a_compiled_run_records_its_mode_and_keeps_it(compiled_run: Path):
+    results = json.loads((compiled_run / 'results.json').read_text())
+    assert results['compiled'] is True and results['compile_threads'] >= 1
+    manifest = (compiled_run / 'manifest.json').read_text()
+    assert '"compiled": true' in manifest
+    proc = run_cli(*RUN, '--out', compiled_run, '--resume')
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert 'compiled' in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_compiled_sweeps_row_equals_the_compiled_run(compiled_run: Path, tmp_path: Path):
+    out = tmp_path / 'sweep'
+    args = ['--seeds', '0-2', '--steps', CLI_STEPS, '--out', out, '--no-report', '--compile']
+    proc = run_cli('sweep', EX29, *set_arguments(), *args)
+    assert proc.returncode == 0, proc.stderr
+    assert '"compiled": true' in (out / 'manifest.json').read_text()
+    row = pd.read_csv(out / 'sweep.csv').set_index('seed').loc[1]
+    results = json.loads((compiled_run / 'results.json').read_text())
+    assert results['compile_threads'] == torch.get_num_threads()  # the sweep's kernels run on as many threads
+    ours = torch.load(out / 'seeds' / 'seed-1.pt', weights_only=False)['model']
+    theirs = torch.load(compiled_run / 'model.pt', weights_only=False)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    for evaluation in ('baseline', 'ablated'):
+        for figure in ('mse_median', 'selectivity_r2'):
+            expected = results['evaluations'][evaluation][figure]
+            assert row[f'{evaluation}_{figure}'] == pytest.approx(expected, rel=1e-12), (evaluation, figure)

@@ -63,7 +63,6 @@ class CompiledStep:
         optimizer: MemberAdam,
         regularizers: Sequence[RegularizerConfig],
         layers: Sequence[str],
-        weight_scale: Tensor | None,
         threads: int,
     ) -> None:
         if chain.size < MIN_MEMBERS:
@@ -72,7 +71,6 @@ class CompiledStep:
         self.regularizers = list(regularizers)
         self.names = [r.name for r in regularizers]
         self.layers = list(layers)
-        self.scale = weight_scale
         self.threads = threads
         optimizer.init_state()
         self.params = chain.parameters()
@@ -84,13 +82,11 @@ class CompiledStep:
         self._compiled = False
 
     def _loss_terms(
-        self, colours: Tensor, labels: dict[str, Tensor], weights: Tensor, scale: Tensor | None
+        self, colours: Tensor, labels: dict[str, Tensor], weights: Tensor
     ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """`(total [S], terms {name: [S]}, all finite)` for colours `[S, B, 3]`, weights `[R]` or `[S, R]`."""
+        """`(total [S], terms {name: [S]}, all finite)` for colours `[S, B, 3]` and weights `[S, R]`."""
         outputs, captured = self.chain.forward(colours, capture=self.layers)
         recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
-        if scale is not None:
-            weights = weights * scale  # [S, R]
         named = {name: weights[..., r] for r, name in enumerate(self.names)}
         total, terms = total_loss(recon, self.regularizers, captured, labels, named)
         return total, terms, torch.isfinite(total).all()
@@ -121,7 +117,8 @@ class CompiledStep:
     def __call__(
         self, colours: Tensor, labels: Mapping[str, Tensor], weights: Tensor, member_lr: Tensor
     ) -> tuple[Tensor, dict[str, Tensor], bool]:
-        """Train one step: colours `[S, B, 3]`, labels {name: `[S, B]`}, weights `[R]` (shared) or `[S, R]`,
+        """Train one step: colours `[S, B, 3]`, labels {name: `[S, B]`}, each member's regularizer weights `[S, R]`
+        (the schedule's, times any per-member scale: one graph serves shared and per-member schedules alike),
         member_lr `[S]` float64. Returns `(total [S], terms, finite)`; when not finite, nothing was updated."""
         states = [self.optimizer.state[p] for p in self.params]
         exp_avgs = [s['exp_avg'] for s in states]
@@ -131,15 +128,12 @@ class CompiledStep:
         if first:
             # Only the first call compiles. Later calls pass tensors of the same kinds and shapes, so they skip
             # marking (30 µs a tensor) and the compiler's guards (200 µs a call; each graph has one entry).
-            per_member = [self.scale] if self.scale is not None else []
-            if weights.ndim == 2:  # each member's own schedule
-                per_member.append(weights)
-            _mark_members([*self.params, colours, *labels.values(), *per_member])
+            _mark_members([*self.params, colours, *labels.values(), weights])
         # The first call compiles both graphs (the backward at its first use) for `threads` threads.
         compiling = torch._inductor.config.patch({'cpp.threads': self.threads}) if first else nullcontext()
         stance = nullcontext() if first else torch.compiler.set_stance(skip_guard_eval_unsafe=True)
         with stance, compiling:
-            total, terms, finite = self._loss(colours, labels, weights, self.scale)
+            total, terms, finite = self._loss(colours, labels, weights)
             if not bool(finite):
                 return total.detach(), {k: v.detach() for k, v in terms.items()}, False
             grads = list(torch.autograd.grad(total.sum(), self.params))

@@ -257,14 +257,14 @@ def train_ensemble(
     else:
         optimizer = torch.optim.Adam(chain.parameters(), lr=float(schedule.lr[0]), foreach=True)
     threads = options.compile_threads or torch.get_num_threads()
-    compiled = CompiledStep(chain, optimizer, regularizers, layers, scale_here, threads) if options.compile else None
+    compiled = CompiledStep(chain, optimizer, regularizers, layers, threads) if options.compile else None
     generators = [data_generator(seed) for seed in seeds]
     batches = _Batches(data, generators, device)
     loop = Loop(seeds, steps, chain, optimizer, generators, scale, compiled=options.compile)
     if isinstance(schedule, MemberSchedules):
         loop.member_schedules = schedule.as_tensors()
     callbacks = options.make_callbacks()
-    weight_table = _weight_table(schedule, device) if compiled is not None else None
+    weight_table = _weight_table(schedule, scale_here, len(seeds), device) if compiled is not None else None
 
     def fire(hook: str, *args: Any) -> None:
         for callback in callbacks:
@@ -372,11 +372,16 @@ def _checked_weight_scale(
     return scale
 
 
-def _weight_table(schedule: TrainingSchedule | MemberSchedules, device: torch.device) -> Tensor:
-    """Every step's regularizer weights as float32, `[steps, R]` (shared) or `[steps, S, R]` (per member)."""
+def _weight_table(
+    schedule: TrainingSchedule | MemberSchedules, scale: Tensor | None, members: int, device: torch.device
+) -> Tensor:
+    """Every step's regularizer weights for every member, times `scale [S, R]` if given: float32 `[steps, S, R]`."""
     if isinstance(schedule, MemberSchedules):
-        return schedule.weights_table().to(device)
-    return torch.from_numpy(np.asarray(schedule.weights, dtype=np.float32)).to(device)
+        table = schedule.weights_table().to(device)
+    else:
+        shared = torch.from_numpy(np.asarray(schedule.weights, dtype=np.float32)).to(device)  # [steps, R]
+        table = shared.unsqueeze(1).expand(-1, members, -1)
+    return (table * scale if scale is not None else table).contiguous()
 
 
 def _threads_for(members: int) -> int:
