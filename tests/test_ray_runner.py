@@ -32,7 +32,6 @@ from ex_color.search import run_search
 from ex_color.sweep import run_sweep
 from ex_color.training.engine import TrainingInterrupted
 from tests.searching import QUICK_SEARCH, ex29_searching
-from tests.small_ex29 import set_arguments, small_ex29
 
 from .cli import assert_one_line_error, ex_color, run_cli
 
@@ -285,16 +284,3 @@ def test_ray_search_equals_a_local_search(ray_cluster, tmp_path: Path):
     for name in ('trials.csv', 'pareto.csv', 'validation.csv', 'finalists.csv'):
         assert (tmp_path / 'ray' / name).read_bytes() == (here.directory / name).read_bytes(), name
     assert json.loads((tmp_path / 'ray' / 'search.json').read_text())['ray'] == 'Ray: 2 CPUs, 1 per task'
-
-
-def test_a_compiled_ray_sweep_equals_a_compiled_local_sweep(ray_cluster, tmp_path: Path, one_thread):
-    """Within the compiled mode too, when the tasks' threads (--ray-cpus 1) are the local process's (one)."""
-    here = run_sweep(small_ex29(), [0, 1], out=tmp_path / 'local', steps=30, progress=False, compile=True)
-    out = tmp_path / 'ray'
-    args = ['sweep', str(EXPERIMENT), *set_arguments(), '--seeds', '0-1', '--steps', '30', '--out', str(out)]
-    assert main([*args, '--no-report', '--ray', '--compile', '--chunk', '2']) == 0  # one task: one compile
-    assert (out / 'sweep.csv').read_bytes() == (here.directory / 'sweep.csv').read_bytes()
-    for seed in (0, 1):
-        ours = torch.load(out / 'seeds' / f'seed-{seed}.pt', weights_only=False)['model']
-        theirs = torch.load(here.directory / 'seeds' / f'seed-{seed}.pt', weights_only=False)['model']
-        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

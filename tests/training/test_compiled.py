@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from ex_color.config import build_model, build_regularizers, training_data
+from ex_color.experiment import train_chunk
+from ex_color.runner import chunk_task
 from ex_color.training.engine import EngineOptions, TrainingInterrupted, init_models, train_ensemble
 from ex_color.training.members import MemberSchedules
 from ex_color.training.schedule import TrainingSchedule
@@ -140,3 +142,15 @@ def test_a_compiled_sweeps_row_equals_the_compiled_run(compiled_run: Path, tmp_p
         for figure in ('mse_median', 'selectivity_r2'):
             expected = results['evaluations'][evaluation][figure]
             assert row[f'{evaluation}_{figure}'] == pytest.approx(expected, rel=1e-12), (evaluation, figure)
+
+
+def test_a_ray_tasks_compiled_chunk_equals_the_local_sweeps(compiled_run: Path, tmp_path: Path):
+    """What a Ray worker runs (`chunk_task`, on `--ray-cpus` threads, compiled) trains the model of the compiled run,
+    when the threads agree. Ray itself is tested eager in tests/test_ray_runner.py; `--ray --compile` against a
+    local compiled sweep was checked by hand (compiling in a fresh Ray worker costs CI half a minute)."""
+    experiment = small_ex29()
+    threads = torch.get_num_threads()
+    records, _ = chunk_task(train_chunk, experiment.config, experiment.dopesheet, [1], CLI_STEPS, threads, compile=True)
+    theirs = torch.load(compiled_run / 'model.pt', weights_only=False)
+    ours = records[0].model.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
