@@ -88,6 +88,18 @@ def _pairwise_dots(x: Tensor) -> Tensor:
     return member_exact_bmm(x, x.transpose(-1, -2))
 
 
+def _without_denormal_powers(x: Tensor, exponent: float) -> Tensor:
+    """`x` with the entries whose `exponent`-th power (or an intermediate square of it) would be denormal set to 0.
+
+    For |x| < 1 and a power above about 87, tiny entries give denormal floats, and CPUs compute
+    those tens of times slower than normal ones (a third of a compiled step's time for Ex 2.9's
+    Separate). Such a power is below `torch.finfo(x.dtype).tiny` (1e-38 for float32): it cannot
+    change a loss or gradient of normal size, so dropping it changes nothing measurable.
+    """
+    cutoff = torch.finfo(x.dtype).tiny ** (1.0 / exponent)
+    return torch.where(x.abs() < cutoff, torch.zeros_like(x), x)
+
+
 class _PointRegularizer(nn.Module):
     """Base for regularizers defined relative to a reference vector `point` `[D]` (a buffer)."""
 
@@ -220,6 +232,8 @@ class Separate(nn.Module):
         if self.shift:
             sims = (sims + 1.0) / 2.0
         sims = torch.where(masked, torch.zeros_like(sims), sims)
+        if torch.compiler.is_compiling():
+            sims = _without_denormal_powers(sims, self.power)
         return _power(sims, self.power).sum(dim=-1)
 
     def extra_repr(self) -> str:
