@@ -18,7 +18,7 @@ STEPS = 30
 def test_the_flag_wins_then_the_environment_then_the_commands_default(command: str, monkeypatch):
     monkeypatch.delenv(ENVIRONMENT, raising=False)
     assert resolve_compile(None, command) is COMPILED_BY_DEFAULT[command]
-    assert COMPILED_BY_DEFAULT == {'run': False, 'sweep': True, 'compare': True, 'search': True}
+    assert COMPILED_BY_DEFAULT == {'run': False, 'sweep': False, 'compare': False, 'search': True}
     for value, expected in (('1', True), ('0', False)):
         monkeypatch.setenv(ENVIRONMENT, value)
         assert resolve_compile(None, command) is expected

@@ -141,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
             '--compile',
             action=argparse.BooleanOptionalAction,
             default=None,
-            help='train with the compiled step (torch.compile: about twice as fast per step, 5-35 s to compile, '
-            'figures differ in the last digits; recorded with the run). Default: sweep, compare and search '
-            'compile, run does not (EX_COLOR_COMPILE=1/0 changes that)',
+            help='train with the compiled step (torch.compile: 1.3-2.5x as fast per step, 6-50 s to compile, '
+            'figures differ in the last digits; recorded with the run). Default: search compiles, run, sweep and '
+            'compare do not (EX_COLOR_COMPILE=1/0 changes that)',
         )
         command.add_argument(
             '--logger',

@@ -1,11 +1,15 @@
 """Whether the fast engine trains with the compiled step: `--compile/--no-compile` (and `compile=` in the API).
 
-The compiled step (`ex_color.training.compiled`) is about twice as fast per step as the eager one,
-but compiling costs time before the first step: about 35 s the first time on a machine, 5–7 s once
-inductor's on-disk cache holds the graphs. Measured on Ex 2.9 (two-core AMD EPYC, see
-`benchmarks/`), one model of 3,001 steps trains in 7.5 s eager and 9.7 s compiled (cache warm), so
-`run` stays eager by default; sweeps, comparisons and searches train ensembles over many steps in
-one process and compile once, so they compile by default.
+The compiled step (`ex_color.training.compiled`) is faster per step than the eager one, but
+compiling costs time before the first step. Measured on Ex 2.9 by `make bench` (two-core AMD EPYC,
+one run, `benchmarks/results.json`): compiling takes 49 s the first time on a machine and 6 s once
+inductor's on-disk cache holds the graphs; a compiled step is 1.9× the eager one for one model,
+2.5× for 8, 1.7× for 32 and 1.3× for 60. What that buys end to end:
+- one model of 3,001 steps: 7.5 s eager, 9.7 s compiled (cache warm), so `run` stays eager;
+- a 60-seed sweep (`ex-color sweep --no-report`, a new process): 40.6 s eager, 39.0 s compiled, and
+  5 seeds 14 s against 15–17 s, so `sweep` and `compare` stay eager;
+- a search trains batch after batch of up to 60 trials in one process and compiles once, so
+  `search` compiles.
 
 Evaluation stays eager: a seed's evaluation (every variant on the error cube, the named colours and
 the selectivity grid) takes about 0.2 s at 14 M colours/s per variant, so even an infinitely fast
@@ -24,7 +28,7 @@ from typing import Any
 
 from ex_color.config import ConfigError
 
-COMPILED_BY_DEFAULT = {'run': False, 'sweep': True, 'compare': True, 'search': True}
+COMPILED_BY_DEFAULT = {'run': False, 'sweep': False, 'compare': False, 'search': True}
 """Each command's default, from the measurements above."""
 
 ENVIRONMENT = 'EX_COLOR_COMPILE'

@@ -96,7 +96,7 @@ def run_sweep(
         ray_cpus: CPUs and torch threads per Ray task (default 1).
         loggers: also track each newly finished seed as a run of its own, grouped by the sweep
             (`ex_color.tracking`): its config, every logged step and its sweep.csv row as `final/...`.
-        compile: train with the compiled step; None → the default (`ex_color.compiling`: compiled).
+        compile: train with the compiled step; None → the default (`ex_color.compiling`: eager).
     """
     seeds = list(seeds)
     steps = checked_steps(experiment, steps)
