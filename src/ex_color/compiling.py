@@ -2,12 +2,14 @@
 
 The compiled step (`ex_color.training.compiled`) is faster per step than the eager one, but
 compiling costs time before the first step. Measured on Ex 2.9 by `make bench` (two-core AMD EPYC,
-one run, `benchmarks/results.json`): compiling takes 49 s the first time on a machine and 6 s once
-inductor's on-disk cache holds the graphs; a compiled step is 1.9× the eager one for one model,
-2.5× for 8, 1.7× for 32 and 1.3× for 60. What that buys end to end:
-- one model of 3,001 steps: 7.5 s eager, 9.7 s compiled (cache warm), so `run` stays eager;
-- a 60-seed sweep (`ex-color sweep --no-report`, a new process): 40.6 s eager, 39.0 s compiled, and
-  5 seeds 14 s against 15–17 s, so `sweep` and `compare` stay eager;
+one run, `benchmarks/results.json`): compiling takes 52 s the first time on a machine and 6 s once
+inductor's on-disk cache holds the graphs; a compiled step is 2.4× the eager one for one model
+(2.05× a plain PyTorch loop), 2.2× for 8, 1.6× for 32 and 1.7× for 60. What that buys end to end:
+- one model of 3,001 steps: 7.8 s of eager training against 3.3 s compiled plus 6 s of compiling
+  (cache warm; 52 s cold), so `run` stays eager;
+- a 60-seed sweep (`ex-color sweep --no-report`, a new process): 39.5 s eager, 37.4 s compiled; 5
+  seeds 14–19 s eager against 15–17 s compiled; so `sweep` and `compare` stay eager (compiling pays
+  from about 60 seeds on: pass `--compile`);
 - a search trains batch after batch of up to 60 trials in one process and compiles once, so
   `search` compiles.
 
