@@ -257,7 +257,8 @@ def _failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None
             if not error.resumable:
                 return EXIT_INTERRUPTED, f'{error}; run it again to start over'
             if args.command == 'run':
-                return EXIT_INTERRUPTED, f'{error}; checkpoint saved, continue with --resume'
+                again = '--resume --compile' if args.compile else '--resume'
+                return EXIT_INTERRUPTED, f'{error}; checkpoint saved, continue with {again}'
             if args.command == 'search':
                 return EXIT_INTERRUPTED, f'{error}; finished trials are kept, continue with the same command'
             # A local chunk also saved a checkpoint; a Ray task keeps none: its chunk starts over.

@@ -202,9 +202,9 @@ def run_experiment(
     check_seed(seed, '--seed', LIGHTNING_SEED_LIMIT) if engine == 'lightning' else check_seed(seed, '--seed')
     steps = checked_steps(experiment, steps)
     device = resolve_device(device)
-    compile = resolve_compile(compile, 'run')
     if compile and engine != 'fast':
         raise ConfigError('--compile applies to the fast engine; the Lightning engine trains eager')
+    compile = engine == 'fast' and resolve_compile(compile, 'run')  # EX_COLOR_COMPILE sets the fast engine's default
     directory = Path(out) if out is not None else default_run_dir(experiment, seed)
     claim(
         directory,

@@ -152,6 +152,9 @@ def describe_difference(manifest: dict[str, Any], identity: dict[str, Any], keys
             parts.append(f'of another experiment config ({", ".join(fields[:4]) or "its sections"} {verb})')
         elif key == 'dopesheet_sha256':
             parts.append('with another dopesheet (its contents differ)')
+        elif key == 'compiled':
+            compiled = manifest.get(key, RECORDED_UNLESS_DEFAULT[key])
+            parts.append('trained compiled (add --compile)' if compiled else 'trained eager (add --no-compile)')
         elif isinstance(before, dict) and isinstance(now, dict):  # e.g. a search's [search] table
             fields = _differing_fields(before, now, f'{key}.')
             changes = [f'{field} {_at(before, field)!r}, now {_at(now, field)!r}' for field in fields[:3]]

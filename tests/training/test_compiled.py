@@ -123,7 +123,7 @@ def test_a_compiled_run_records_its_mode_and_keeps_it(compiled_run: Path):
     assert '"compiled": true' in manifest
     proc = run_cli(*RUN, '--out', compiled_run, '--resume')
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
-    assert 'compiled' in proc.stderr.strip().splitlines()[-1]
+    assert 'holds a run trained compiled (add --compile)' in proc.stderr.strip().splitlines()[-1]
 
 
 def test_a_compiled_sweeps_row_equals_the_compiled_run(compiled_run: Path, tmp_path: Path):
