@@ -26,7 +26,6 @@ system's temporary directory), so a second process does not compile again; it on
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 
@@ -36,8 +35,6 @@ from torch import Tensor
 from ex_color.loss import RegularizerConfig, total_loss
 from ex_color.training.members import MemberAdam, adam_update
 from ex_color.training.stacked import StackedChain
-
-log = logging.getLogger(__name__)
 
 MIN_MEMBERS = 2
 """The compiled step runs at least two members; a lone model trains beside a copy of itself."""

@@ -264,17 +264,33 @@ def train_ensemble(
     if isinstance(schedule, MemberSchedules):
         loop.member_schedules = schedule.as_tensors()
     callbacks = options.make_callbacks()
-    weight_table = _weight_table(schedule, scale_here, len(seeds), device) if compiled is not None else None
+    weight_table = lr_table = None
+    if compiled is not None:
+        weight_table = _weight_table(schedule, scale_here, len(seeds), device)  # [steps, S, R]
+        lr_table = _lr_table(schedule, len(seeds))  # [steps, S]
 
     def fire(hook: str, *args: Any) -> None:
         for callback in callbacks:
             getattr(callback, hook)(loop, *args)
 
-    if compiled is None:
-        threads = _threads_for(len(seeds))
+    def schedule_at(step: int) -> tuple[float | Tensor, Mapping[str, float | Tensor]]:
+        """The learning rate (a number, or `[S]`) and each regularizer's weight (times its per-member scale)."""
+        weights: Mapping[str, float | Tensor]
+        if isinstance(schedule, MemberSchedules):
+            lr: float | Tensor = schedule.lr_at(step)  # [S]
+            weights = {name: w.to(device) for name, w in schedule.weights_at(step).items()}
+        else:
+            lr = float(schedule.lr[step])
+            weights = schedule.weights_at(step)
+        if scale_here is not None:
+            weights = {name: weights[name] * scale_here[:, r] for r, name in enumerate(regularizer_names)}
+        return lr, weights
+
+    # Compiled kernels run on the threads they were built for, whatever the ensemble's size.
+    loop_threads = threads if compiled is not None else _threads_for(len(seeds))
     try:
         fire('on_train_start')
-        with _intra_op_threads(threads):
+        with _intra_op_threads(loop_threads):
             for step in range(loop.start, steps):
                 if step == loop.start or step % chunk_steps == 0:
                     # A resumed run restores the generators as they were at its chunk's start,
@@ -287,22 +303,12 @@ def train_ensemble(
                     raise TrainingInterrupted(f'training stopped at step {step}')
                 fire('on_step_start', step)
 
-                lr: float | Tensor
-                weights: Mapping[str, float | Tensor]
-                if isinstance(schedule, MemberSchedules):
-                    lr = schedule.lr_at(step)  # [S]
-                    weights = {name: w.to(device) for name, w in schedule.weights_at(step).items()}
-                else:
-                    lr = float(schedule.lr[step])
-                    weights = schedule.weights_at(step)
                 colours, labels = batches.batch(step)
                 if compiled is not None:
-                    assert weight_table is not None
-                    member_lr = lr if isinstance(lr, Tensor) else torch.full((len(seeds),), lr, dtype=torch.float64)
-                    total, terms, finite = compiled(colours, labels, weight_table[step], member_lr)
-                    if scale_here is not None:
-                        weights = {name: weights[name] * scale_here[:, r] for r, name in enumerate(regularizer_names)}
+                    assert weight_table is not None and lr_table is not None
+                    total, terms, finite = compiled(colours, labels, weight_table[step], lr_table[step])
                 else:
+                    lr, weights = schedule_at(step)
                     if isinstance(lr, Tensor):
                         optimizer.member_lr = lr  # type: ignore[attr-defined]
                     else:
@@ -310,8 +316,6 @@ def train_ensemble(
                             group['lr'] = lr
                     outputs, captured = chain.forward(colours, capture=layers)
                     recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
-                    if scale_here is not None:
-                        weights = {name: weights[name] * scale_here[:, r] for r, name in enumerate(regularizer_names)}
                     total, terms = total_loss(recon, regularizers, captured, labels, weights)
                     finite = bool(torch.isfinite(total).all())
                     if finite:
@@ -328,6 +332,8 @@ def train_ensemble(
                     )
 
                 if step % options.log_every == 0 or step == steps - 1:
+                    if compiled is not None:  # the compiled step reads tables; the log shows the schedule's values
+                        lr, weights = schedule_at(step)
                     rows = _metric_rows(step, seeds, lr, weights, total, terms)[:members]
                     loop.metrics.extend(rows)
                     fire('on_log', rows)
@@ -382,6 +388,13 @@ def _weight_table(
         shared = torch.from_numpy(np.asarray(schedule.weights, dtype=np.float32)).to(device)  # [steps, R]
         table = shared.unsqueeze(1).expand(-1, members, -1)
     return (table * scale if scale is not None else table).contiguous()
+
+
+def _lr_table(schedule: TrainingSchedule | MemberSchedules, members: int) -> Tensor:
+    """Every step's learning rate for every member, float64 `[steps, S]`."""
+    if isinstance(schedule, MemberSchedules):
+        return torch.from_numpy(np.ascontiguousarray(schedule.lr.T))
+    return torch.from_numpy(np.asarray(schedule.lr, dtype=np.float64)).unsqueeze(1).expand(-1, members).contiguous()
 
 
 def _threads_for(members: int) -> int:
