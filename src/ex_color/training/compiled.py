@@ -87,10 +87,11 @@ class CompiledStep:
         self._compiled = False
 
     def _loss_terms(
-        self, colours: Tensor, labels: dict[str, Tensor], weights: Tensor
+        self, colours: Tensor, labels: dict[str, Tensor], weights: Tensor, masks: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """`(total [S], terms {name: [S]}, all finite)` for colours `[S, B, 3]` and weights `[S, R]`."""
-        outputs, captured = self.chain.forward(colours, capture=self.layers)
+        """`(total [S], terms {name: [S]}, all finite)` for colours `[S, B, 3]`, weights `[S, R]` and gradient
+        masks {layer: `[S, B, D]`}."""
+        outputs, captured = self.chain.forward(colours, capture=self.layers, masks=masks)
         recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
         named = {name: weights[..., r] for r, name in enumerate(self.names)}
         total, terms = total_loss(recon, self.regularizers, captured, labels, named)
@@ -120,25 +121,32 @@ class CompiledStep:
             )
 
     def __call__(
-        self, colours: Tensor, labels: Mapping[str, Tensor], weights: Tensor, member_lr: Tensor
+        self,
+        colours: Tensor,
+        labels: Mapping[str, Tensor],
+        weights: Tensor,
+        member_lr: Tensor,
+        masks: Mapping[str, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor], bool]:
         """Train one step: colours `[S, B, 3]`, labels {name: `[S, B]`}, each member's regularizer weights `[S, R]`
         (the schedule's, times any per-member scale: one graph serves shared and per-member schedules alike),
-        member_lr `[S]` float64. Returns `(total [S], terms, finite)`; when not finite, nothing was updated."""
+        member_lr `[S]` float64, gradient masks {layer: `[S, B, D]`} of routed layers (see `StackedChain.forward`).
+        Returns `(total [S], terms, finite)`; when not finite, nothing was updated."""
         states = [self.optimizer.state[p] for p in self.params]
         exp_avgs = [s['exp_avg'] for s in states]
         exp_avg_sqs = [s['exp_avg_sq'] for s in states]
         labels = dict(labels)
+        masks = dict(masks or {})
         first = not self._compiled
         if first:
             # Only the first call compiles. Later calls pass tensors of the same kinds and shapes, so they skip
             # marking (30 µs a tensor) and the compiler's guards (200 µs a call; each graph has one entry).
-            _mark_members([*self.params, colours, *labels.values(), weights])
+            _mark_members([*self.params, colours, *labels.values(), weights, *masks.values()])
         # The first call compiles both graphs (the backward at its first use) for `threads` threads.
         compiling = torch._inductor.config.patch({'cpp.threads': self.threads}) if first else nullcontext()
         stance = nullcontext() if first else torch.compiler.set_stance(skip_guard_eval_unsafe=True)
         with stance, compiling:
-            total, terms, finite = self._loss(colours, labels, weights)
+            total, terms, finite = self._loss(colours, labels, weights, masks)
             if not bool(finite):
                 return total.detach(), {k: v.detach() for k, v in terms.items()}, False
             grads = list(torch.autograd.grad(total.sum(), self.params))

@@ -44,6 +44,7 @@ from ex_color.training.callbacks import (
 from ex_color.training.compiled import MIN_MEMBERS, CompiledStep
 from ex_color.training.data import TrainingData
 from ex_color.training.members import MemberAdam, MemberSchedules
+from ex_color.training.routing import MemberRoutes, Route
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.training.stacked import StackedChain
 
@@ -202,6 +203,7 @@ def train_ensemble(
     steps: int | None = None,
     options: EngineOptions | None = None,
     weight_scale: Tensor | None = None,
+    routes: Sequence[Route | None] | None = None,
 ) -> EnsembleResult:
     """Train S initialised models (one per seed) together for `steps` steps of `schedule`.
 
@@ -217,6 +219,7 @@ def train_ensemble(
         weight_scale: `[S, R]`, each member's factor on each regularizer's schedule weight (R in the
             order of `regularizers`); a 0 turns a term off for that member, as for a control model.
             Default: 1 everywhere. A seed may then appear twice (e.g. a prepared and a control model).
+        routes: `[S]`, each member's gradient route or None (`ex_color.training.routing`); default: none.
 
     Returns: the trained members as ordinary models, with the metrics table (rows in member order
     at each logged step, so member s's rows are `metrics.iloc[s::S]`).
@@ -233,6 +236,9 @@ def train_ensemble(
     if per_member:
         _check_member_schedules(schedule, len(seeds), regularizers)
     scale = _checked_weight_scale(weight_scale, len(seeds), regularizers)
+    member_routes = MemberRoutes(routes if routes is not None else [None] * len(seeds))
+    if len(member_routes.routes) != len(seeds):
+        raise ValueError(f'got {len(member_routes.routes)} routes for {len(seeds)} members')
     # Once, before the loop: a term that can never apply (a phase other than 'train', labels no training
     # example can carry). The command line refuses these when it loads the experiment file.
     never = expected_weight_problems(regularizers, data.label_probabilities, data.weights)
@@ -243,6 +249,7 @@ def train_ensemble(
         # The compiled step runs a lone model beside a copy of itself (see ex_color.training.compiled).
         models, seeds = [models[0]] * MIN_MEMBERS, seeds * MIN_MEMBERS
         scale = scale.expand(MIN_MEMBERS, -1).clone() if scale is not None else None
+        member_routes = member_routes.select([0] * MIN_MEMBERS)
         if isinstance(schedule, MemberSchedules):
             schedule = schedule.select([0] * MIN_MEMBERS)
     regularizer_names = [r.name for r in regularizers]
@@ -251,6 +258,7 @@ def train_ensemble(
     scale_here = scale.to(device) if scale is not None else None  # the checkpoint keeps the CPU copy
     chain = StackedChain(models, device)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
+    widths = _layer_widths(chain, member_routes.layers, data.colors.shape[-1], device)
     optimizer: torch.optim.Optimizer
     if per_member or options.compile:
         optimizer = MemberAdam(chain.parameters())
@@ -304,9 +312,10 @@ def train_ensemble(
                 fire('on_step_start', step)
 
                 colours, labels = batches.batch(step)
+                masks = member_routes.masks(labels, widths) if member_routes else None
                 if compiled is not None:
                     assert weight_table is not None and lr_table is not None
-                    total, terms, finite = compiled(colours, labels, weight_table[step], lr_table[step])
+                    total, terms, finite = compiled(colours, labels, weight_table[step], lr_table[step], masks)
                 else:
                     lr, weights = schedule_at(step)
                     if isinstance(lr, Tensor):
@@ -314,7 +323,7 @@ def train_ensemble(
                     else:
                         for group in optimizer.param_groups:
                             group['lr'] = lr
-                    outputs, captured = chain.forward(colours, capture=layers)
+                    outputs, captured = chain.forward(colours, capture=layers, masks=masks)
                     recon = (outputs - colours).square().mean(dim=(-2, -1))  # [S]
                     total, terms = total_loss(recon, regularizers, captured, labels, weights)
                     finite = bool(torch.isfinite(total).all())
@@ -395,6 +404,15 @@ def _lr_table(schedule: TrainingSchedule | MemberSchedules, members: int) -> Ten
     if isinstance(schedule, MemberSchedules):
         return torch.from_numpy(np.ascontiguousarray(schedule.lr.T))
     return torch.from_numpy(np.asarray(schedule.lr, dtype=np.float64)).unsqueeze(1).expand(-1, members).contiguous()
+
+
+def _layer_widths(chain: StackedChain, layers: Sequence[str], in_features: int, device: torch.device) -> dict[str, int]:
+    """The width D of each of `layers` (read from a forward pass of one zero input per member)."""
+    if not layers:
+        return {}
+    with torch.no_grad():
+        _, captured = chain.forward(torch.zeros(chain.size, 1, in_features, device=device), capture=layers)
+    return {layer: captured[layer].shape[-1] for layer in layers}
 
 
 def _threads_for(members: int) -> int:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -37,6 +38,7 @@ from ex_color.loss import (
 )
 from ex_color.model import forward_hooks, get_layer
 from ex_color.temporal import Dopesheet
+from ex_color.training.routing import Route, route_gradient
 from ex_color.training.schedule import TrainingSchedule
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,9 @@ class TrainingModule(L.LightningModule):
         planned_steps: the number of steps you mean to train, when deliberately not the
             whole dopesheet (e.g. a short trial); the trainer's step budget is checked
             against it (at least 1; default: `len(dopesheet)`).
+        route: gradient routing at one layer (`ex_color.training.routing.Route`): its output keeps its value,
+            but each sample's gradient flows only through the dims its labels choose. The layer must output
+            `[B, D]` and run once per forward pass.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class TrainingModule(L.LightningModule):
         strict: bool = False,
         label_check_steps: int = LABEL_CHECK_STEPS,
         planned_steps: int | None = None,
+        route: Route | None = None,
     ) -> None:
         super().__init__()
         if not (output is None or callable(output) or (isinstance(output, int | str) and not isinstance(output, bool))):
@@ -126,7 +132,8 @@ class TrainingModule(L.LightningModule):
         self.schedule = TrainingSchedule.from_dopesheet(dopesheet, self.regularizers)
         self.planned_steps = len(self.schedule) if planned_steps is None else planned_steps
         self.layer_names = sorted({layer for r in self.regularizers for layer in r.layer_affinities})
-        for name in self.layer_names:
+        self.route = route
+        for name in [*self.layer_names, *([route.layer] if route is not None else [])]:
             get_layer(model, name)  # fail now, not at the first step, if a layer is missing
         for problem in phase_problems(self.regularizers, TRAIN_PHASE):
             self._report(problem)
@@ -269,8 +276,12 @@ class TrainingModule(L.LightningModule):
             if self._coverage.steps >= self.label_check_steps:
                 self._check_coverage()
         try:
-            # Hooks only around the forward pass: a failed step leaves the model as it was, unhooked.
-            with forward_hooks(self.model, self.layer_names, self._capture):
+            # Hooks only around the forward pass: a failed step leaves the model as it was, unhooked. The route's
+            # hook is registered first, so the regularizers capture the routed output.
+            with (
+                routed_layer(self.model, self.route, labels),
+                forward_hooks(self.model, self.layer_names, self._capture),
+            ):
                 raw = self.model(x)
             self._check_captured(x.shape[0])
             output = select_output(raw, self.output)
@@ -293,6 +304,27 @@ class TrainingModule(L.LightningModule):
         for name, weight in self.schedule.weights_at(step).items():
             self.log(f'weight_{name}', weight, batch_size=batch_size)
         return loss
+
+
+@contextmanager
+def routed_layer(model: nn.Module, route: Route | None, labels: Mapping[str, Tensor]) -> Iterator[None]:
+    """Within the block, the route's layer passes its output on with the gradient masked for these labels."""
+    if route is None:
+        yield
+        return
+
+    def hook(_module: nn.Module, _inputs: object, output: Tensor) -> Tensor:
+        if not isinstance(output, Tensor) or output.ndim != 2:
+            raise ValueError(
+                f'route at layer {route.layer!r}: the layer outputs {_describe(output)}; expected one tensor [B, D]'
+            )
+        return route_gradient(output, route.mask(labels, output.shape[-1]).to(output.dtype))
+
+    handle = get_layer(model, route.layer).register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def unpack_batch(batch: object) -> tuple[Tensor, Tensor, Mapping[str, Tensor]]:

@@ -10,13 +10,14 @@ s's output depends only on member s's parameters and batch.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ex_color.batched import member_exact_bmm
+from ex_color.training.routing import route_gradient
 
 
 class _StackedLinear(torch.autograd.Function):
@@ -101,10 +102,17 @@ class StackedChain:
     def parameters(self) -> list[Tensor]:
         return [p for pair in zip(self.weights, self.biases, strict=True) for p in pair]
 
-    def forward(self, x: Tensor, capture: Iterable[str] = ()) -> tuple[Tensor, dict[str, Tensor]]:
-        """Run every member on its own batch: `x [S, B, in]` → (`[S, B, out]`, {layer: `[S, B, D]`})."""
+    def forward(
+        self, x: Tensor, capture: Iterable[str] = (), masks: Mapping[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Run every member on its own batch: `x [S, B, in]` → (`[S, B, out]`, {layer: `[S, B, D]`}).
+
+        `masks` {layer: `[S, B, D]`} route the gradient at those layers (`ex_color.training.routing`); a captured
+        layer is captured as routed.
+        """
         wanted = set(capture)
-        missing = wanted - self.layer_paths
+        masks = masks or {}
+        missing = (wanted | set(masks)) - self.layer_paths
         if missing:
             raise KeyError(f'unknown layer(s) {sorted(missing)}; the model has {sorted(self.layer_paths)}')
         captured: dict[str, Tensor] = {}
@@ -121,6 +129,8 @@ class StackedChain:
             else:
                 x = op.module(x)
             for path in op.ends:
+                if path in masks:
+                    x = route_gradient(x, masks[path])
                 if path in wanted:
                     captured[path] = x
         return x, captured
