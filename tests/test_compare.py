@@ -1,4 +1,4 @@
-"""Prepared vs control: pairs train in one ensemble as they would alone, every method is measured,
+"""Prepared vs control and routed: models train in one ensemble as they would alone, every method is measured,
 an interrupted comparison continues without retraining, and the summary's intervals are right."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import ex_color.compare as compare_module
-from ex_color.compare import FIGURES, ROW_COLUMNS, run_compare, summarise, train_pairs
+from ex_color.compare import FIGURES, ROW_COLUMNS, run_compare, summarise, train_models
 from ex_color.config import ConfigError, load_experiment, parse_config
 from ex_color.evaluation import evaluate, measure_removal, target_similarity
 from ex_color.experiment import train_seeds
@@ -35,6 +35,10 @@ METHODS = [
     'control-leace',
     'control-mean-difference',
     'control-leace-raw',
+    'routed',
+    'routed-ablated',
+    'routed-pruned',
+    'routed-leace',
 ]
 
 
@@ -53,22 +57,30 @@ def _parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in model.state_dict().items()}
 
 
-def test_prepared_and_control_train_as_they_would_alone(experiment):
+def _alone(config, entry):
+    """The config of one [[models]] entry trained as the prepared model: its regularizers only, and its route."""
+    raw = config.model_dump(mode='json', exclude_none=True)
+    raw['regularizers'] = [r.model_dump(exclude_none=True) for r in config.regularizers if r.name in entry.keep]
+    raw['evaluations'] = []
+    raw.pop('sweep', None)
+    raw.pop('search', None)
+    raw['models'] = [{'name': 'prepared', **({'route': entry.route.model_dump()} if entry.route else {})}]
+    return parse_config(raw)
+
+
+def test_every_model_trains_in_the_ensemble_as_it_would_alone(experiment):
     config = experiment.config
-    prepared, control = train_pairs(
-        config, experiment.dopesheet, [3], steps=STEPS, options=EngineOptions(progress=False)
-    )
-    alone = train_seeds(config, experiment.dopesheet, [3], steps=STEPS).models[0]
-    keep = config.control.keep
-    control_config = parse_config(
-        config.model_dump(mode='json', exclude_none=True)
-        | {'regularizers': [r.model_dump(exclude_none=True) for r in config.regularizers if r.name in keep]}
-    )
-    control_alone = train_seeds(control_config, experiment.dopesheet, [3], steps=STEPS).models[0]
-    for twin, lone in ((prepared[0], alone), (control[0], control_alone)):
-        for name, value in _parameters(lone).items():
-            torch.testing.assert_close(_parameters(twin)[name], value, atol=1e-5, rtol=0, msg=name)
-    assert not torch.allclose(_parameters(prepared[0])['encoder.0.weight'], _parameters(control[0])['encoder.0.weight'])
+    trained = train_models(config, experiment.dopesheet, [3], steps=STEPS, options=EngineOptions(progress=False))
+    assert list(trained) == ['prepared', 'control', 'routed']
+    alone = {'prepared': train_seeds(config, experiment.dopesheet, [3], steps=STEPS).models[0]}
+    for entry in config.compared_models():
+        alone[entry.name] = train_seeds(_alone(config, entry), experiment.dopesheet, [3], steps=STEPS).models[0]
+    for name, lone in alone.items():
+        for key, value in _parameters(lone).items():
+            assert torch.equal(_parameters(trained[name][0])[key], value), (name, key)
+    weights = {name: _parameters(models[0])['encoder.0.weight'] for name, models in trained.items()}
+    assert not torch.allclose(weights['prepared'], weights['control'])
+    assert not torch.allclose(weights['routed'], weights['control'])  # routing changed what it learnt
 
 
 def test_compare_writes_a_row_per_seed_and_method(compared):
@@ -76,19 +88,25 @@ def test_compare_writes_a_row_per_seed_and_method(compared):
     table = pd.read_csv(directory / 'compare.csv')
     assert list(table.columns) == list(ROW_COLUMNS)
     assert list(table['method']) == METHODS * 2
-    assert list(table['seed']) == [0] * 8 + [1] * 8
+    assert list(table['seed']) == [0] * 12 + [1] * 12
     models = dict(zip(table['method'], table['model'], strict=False))
-    assert [models[m] for m in METHODS] == ['prepared'] * 4 + ['control'] * 4
+    assert [models[m] for m in METHODS] == ['prepared'] * 4 + ['control'] * 4 + ['routed'] * 4
     # Every method of a model shares that model's untouched median error.
     for _key, group in table.groupby(['seed', 'model']):
         untouched = group[group['kind'] == 'baseline']['mse_median'].item()
         assert (group['baseline_median'] == untouched).all()
     hue = pd.read_csv(directory / 'hue_error.csv')
-    assert len(hue) == 2 * 8 * 240 and hue['hue'].max() == pytest.approx(358.5)
+    assert len(hue) == 2 * 12 * 240 and hue['hue'].max() == pytest.approx(358.5)
     summary = pd.read_csv(directory / 'summary.csv')
     assert list(summary['method']) == METHODS
     facts = json.loads((directory / 'compare.json').read_text())
-    assert facts['seeds'] == [0, 1] and facts['control']['keep'] == ['reg-unit', 'reg-separate']
+    assert facts['seeds'] == [0, 1] and facts['models']['control']['keep'] == ['reg-unit', 'reg-separate']
+    assert facts['models']['routed']['route'] == {
+        'layer': 'bottleneck',
+        'dims': [0],
+        'labels': {'red': 1.0},
+        'others': True,
+    }
     leace = facts['methods']['control-leace']
     assert (leace['kind'], leace['label'], leace['renormalize']) == ('leace', 'red', True)
     assert 'rank' not in leace and 'direction' not in facts['methods']['control-mean-difference']  # per seed
@@ -107,10 +125,10 @@ def test_rows_are_the_figures_of_the_saved_models(experiment, compared):
 
     state = torch.load(compared.directory / 'seeds' / 'seed-1.pt', weights_only=False)
     prepared, control = build_model(experiment.config), build_model(experiment.config)
-    prepared.load_state_dict(state['prepared'])
-    control.load_state_dict(state['control'])
+    prepared.load_state_dict(state['models']['prepared'])
+    control.load_state_dict(state['models']['control'])
     row = compared.table.set_index(['seed', 'method']).loc[(1, 'control-leace')]
-    variant = build_variants(prepared, experiment.config, control)['control-leace']
+    variant = build_variants(prepared, experiment.config, {'control': control})['control-leace']
     evaluation = evaluate(variant.model, variant.interventions, variant.targets)
     removal = measure_removal(variant.model, variant.interventions, variant.targets)
     assert row['selectivity_r2'] == evaluation.selectivity_r2
@@ -197,16 +215,16 @@ def test_compare_refuses_another_experiments_directory(experiment, compared):
         run_compare(experiment, [0, 1], out=compared.directory, chunk=2, steps=STEPS + 1, progress=False)
 
 
-def test_compare_needs_a_control_table(experiment, tmp_path: Path):
+def test_compare_needs_a_model_to_compare_with(experiment, tmp_path: Path):
     raw = experiment.config.model_dump(mode='json', exclude_none=True)
-    raw.pop('control')
+    raw.pop('models')
     raw['evaluations'] = [e for e in raw['evaluations'] if e['model'] == 'prepared']
     (tmp_path / 'experiment.toml').write_text(_toml(raw))
     (tmp_path / 'dopesheet.csv').write_bytes(experiment.dopesheet_path.read_bytes())
-    with pytest.raises(ConfigError, match=r'compare needs a \[control\] table'):
+    with pytest.raises(ConfigError, match=r'compare needs a model .* add a \[\[models\]\] table'):
         run_compare(load_experiment(tmp_path), [0], out=tmp_path / 'out', steps=5, progress=False)
     proc = run_cli('compare', tmp_path, '--seeds', '0', '--steps', '5', '--out', tmp_path / 'o', cwd=tmp_path)
-    assert '[control]' in assert_one_line_error(proc)
+    assert '[[models]]' in assert_one_line_error(proc)
 
 
 def _toml(raw: dict) -> str:
@@ -281,17 +299,16 @@ def test_an_erasure_that_cannot_be_fitted_leaves_that_seeds_figures_empty(experi
 
     real = compare_module.build_variants
 
-    def collapse_the_control_leace(prepared, config, control, *, failures):
-        variants = real(prepared, config, control, failures=failures)
+    def collapse_the_control_leace(prepared, config, others, *, failures):
+        variants = real(prepared, config, others, failures=failures)
         failures['control-leace'] = 'evaluation control-leace: the activations are the same for every sample'
         variants.pop('control-leace')
         return variants
 
     monkeypatch.setattr(compare_module, 'build_variants', collapse_the_control_leace)
     torch.manual_seed(0)
-    comparison = compare_module.assess_pair(
-        4, build_model(experiment.config), build_model(experiment.config), experiment.config
-    )
+    models = {name: build_model(experiment.config) for name in ('prepared', 'control', 'routed')}
+    comparison = compare_module.assess_models(4, models, experiment.config)
     rows = {row['method']: row for row in comparison.rows}
     assert list(rows) == METHODS
     assert np.isnan(rows['control-leace']['target_error']) and not np.isnan(
@@ -382,12 +399,12 @@ def test_leace_leaves_no_linear_trace_and_renormalising_lets_some_back(experimen
 
     state = torch.load(compared.directory / 'seeds' / 'seed-0.pt', weights_only=False)
     prepared, control = build_model(experiment.config), build_model(experiment.config)
-    prepared.load_state_dict(state['prepared'])
-    control.load_state_dict(state['control'])
+    prepared.load_state_dict(state['models']['prepared'])
+    control.load_state_dict(state['models']['control'])
     samples = cube_training_tensors(training_cube(experiment.config))
     red = build_labels(experiment.config)['red'].probabilities(samples.colors).numpy()
     weights = samples.weights.numpy()
-    variants = build_variants(prepared, experiment.config, control)
+    variants = build_variants(prepared, experiment.config, {'control': control})
 
     def read(variant: str) -> np.ndarray:
         v = variants[variant]

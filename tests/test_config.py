@@ -51,7 +51,17 @@ def raw() -> dict:
 
 EX29_ENTRIES = {
     'regularizers': ['reg-unit', 'reg-anchor', 'reg-separate', 'reg-planar-d', 'reg-anti-anchor'],
-    'evaluations': ['ablated', 'pruned', 'suppressed', 'control-leace', 'control-mean-difference', 'control-leace-raw'],
+    'evaluations': [
+        'ablated',
+        'pruned',
+        'suppressed',
+        'control-leace',
+        'control-mean-difference',
+        'control-leace-raw',
+        'routed-ablated',
+        'routed-pruned',
+        'routed-leace',
+    ],
 }
 
 
@@ -92,7 +102,7 @@ def test_ex29_resolves_to_design_section_4(ex29):
         'desaturated': ('desaturation', 10, 0.5),
     }
     assert labels.definitions['red'].color == 'red'
-    assert [e.targets for e in config.evaluations] == [['red']] * 6
+    assert [e.targets for e in config.evaluations] == [['red']] * 9
     # DESIGN §4 schedule: last keyframe at step 3000 → 3,001 steps.
     assert len(ex29.dopesheet) == 3001
     assert 'lr' in ex29.dopesheet.props
@@ -144,9 +154,15 @@ def test_ex29_regularizers_compute_the_design_formulas(ex29):
     assert terms['reg-planar-d'](x).item() == pytest.approx(1.0, abs=1e-6)  # x0² + x1² (dims not in 2,3,4)
 
 
-def test_ex29_evaluations_are_ablate_prune_suppress_then_control_erasures(ex29):
-    ablated, pruned, suppressed, leace, mean_difference, leace_raw = ex29.config.evaluations
-    assert [e.model for e in ex29.config.evaluations] == ['prepared'] * 3 + ['control'] * 3
+def test_ex29_evaluations_are_ablate_prune_suppress_then_control_erasures_then_routed_edits(ex29):
+    ablated, pruned, suppressed, leace, mean_difference, leace_raw, *routed = ex29.config.evaluations
+    assert [e.model for e in ex29.config.evaluations] == ['prepared'] * 3 + ['control'] * 3 + ['routed'] * 3
+    assert [(e.kind, e.layer) for e in routed] == [
+        ('ablate', 'bottleneck'),
+        ('prune', 'bottleneck'),
+        ('leace', 'bottleneck'),
+    ]
+    assert [e.dims for e in routed[:2]] == [[0], [0]]
     assert (leace_raw.kind, leace_raw.renormalize) == ('leace', False)
     assert (leace.kind, leace.concept, leace.renormalize) == ('leace', 'red', True)
     assert (mean_difference.kind, mean_difference.concept, mean_difference.layer) == (
@@ -154,7 +170,10 @@ def test_ex29_evaluations_are_ablate_prune_suppress_then_control_erasures(ex29):
         'red',
         'bottleneck',
     )
-    assert ex29.config.control.keep == ['reg-unit', 'reg-separate']
+    assert [(m.name, m.keep) for m in ex29.config.compared_models()] == [
+        ('control', ['reg-unit', 'reg-separate']),
+        ('routed', ['reg-unit', 'reg-separate']),
+    ]
     assert ex29.config.prepared_evaluations() == [ablated, pruned, suppressed]
     assert ablated == AblateEvaluation(name='ablated', kind='ablate', target='red', layer='bottleneck', dims=[0])
     assert pruned == AblateEvaluation(name='pruned', kind='prune', target='red', layer='bottleneck', dims=[0])
@@ -440,28 +459,36 @@ def _erasure(**keys) -> dict:
 @pytest.mark.parametrize(
     ('edit', 'says'),
     [
-        (lambda r: r['control'].update(keep=['reg-unti']), "control.keep.0: 'reg-unti' is not a regularizer"),
-        (lambda r: r['control'].update(keep=['reg-unit', 'reg-anchor']), "control.keep.1: 'reg-anchor' has label"),
+        (lambda r: r['models'][0].update(keep=['reg-unti']), "models.0.keep.0: 'reg-unti' is not a regularizer"),
+        (lambda r: r['models'][0].update(keep=['reg-unit', 'reg-anchor']), "models.0.keep.1: 'reg-anchor' has label"),
         (
-            lambda r: r['control'].update(keep=['reg-anti-anchor']),
-            "control.keep.0: 'reg-anti-anchor' is an anti-anchor",
+            lambda r: r['models'][1].update(keep=['reg-anti-anchor']),
+            "models.1.keep.0: 'reg-anti-anchor' is an anti-anchor",
         ),
-        (lambda r: r['control'].update(keep=['reg-unit', 'reg-unit']), 'control.keep: '),
+        (lambda r: r['models'][0].update(keep=['reg-unit', 'reg-unit']), 'models.0.keep: '),
+        (lambda r: r['models'][0].pop('keep'), 'models.0.keep: is missing'),
+        (lambda r: r['models'][1].update(name='control'), "models.1.name: 'control' is declared twice"),
+        (lambda r: r['models'].append({'name': 'prepared', 'keep': []}), 'models.2.keep: the prepared model keeps'),
         (
-            lambda r: r.pop('control'),
-            "evaluations.3.model (evaluation 'control-leace'): 'control' needs a [control] table",
+            lambda r: r['models'][1]['route'].update(labels={'redd': 1.0}),
+            "models.1.route.labels.redd: label 'redd' is not declared (did you mean red?)",
+        ),
+        (lambda r: r['models'][1]['route'].update(dims=[0, 0]), 'models.1.route.dims: [0, 0]: expected distinct'),
+        (
+            lambda r: r['models'].pop(0),
+            "evaluations.3.model (evaluation 'control-leace'): 'control' is not a model",
         ),
         (
             lambda r: r['evaluations'][3].update(model='trained'),
-            "evaluations.3.model (evaluation 'control-leace'): Input should be 'prepared'",
+            "evaluations.3.model (evaluation 'control-leace'): 'trained' is not a model",
         ),
         (
             lambda r: r['evaluations'].append(_erasure(target='orange')),
-            "evaluations.6.label (evaluation 'erased'): is missing",
+            "evaluations.9.label (evaluation 'erased'): is missing",
         ),
         (
             lambda r: r['evaluations'].append(_erasure(label='redd')),
-            "evaluations.6.label (evaluation 'erased'): label 'redd' is not declared",
+            "evaluations.9.label (evaluation 'erased'): label 'redd' is not declared",
         ),
         (
             lambda r: r['labels']['red'].update(scale=0),
@@ -469,11 +496,15 @@ def _erasure(**keys) -> dict:
         ),
         (
             lambda r: r['evaluations'].append(_erasure(renormalize=1)),
-            "evaluations.6.renormalize (evaluation 'erased'): Input should be",
+            "evaluations.9.renormalize (evaluation 'erased'): Input should be",
         ),
         (
             lambda r: r['evaluations'].append(_erasure(name='control')),
-            "evaluations.6.name: 'control' is reserved",
+            "evaluations.9.name: 'control' is reserved",
+        ),
+        (
+            lambda r: r['evaluations'].append(_erasure(name='routed')),
+            "evaluations.9.name: 'routed' is reserved",
         ),
     ],
 )
@@ -483,11 +514,38 @@ def test_control_and_erasure_mistakes_name_the_field(raw, edit, says):
     assert message.startswith(f'exp.toml: {says}'), message
 
 
+def test_a_control_table_is_the_older_spelling_of_a_models_entry(raw):
+    """Files written before [[models]] keep working: [control] keep = [...] declares the model 'control'."""
+    models = raw.pop('models')
+    raw['control'] = {'keep': ['reg-unit', 'reg-separate']}
+    raw['evaluations'] = [e for e in raw['evaluations'] if e.get('model') != 'routed']
+    config = parse_config(raw)
+    assert [(m.name, m.keep, m.route) for m in config.compared_models()] == [
+        ('control', ['reg-unit', 'reg-separate'], None)
+    ]
+    assert [e.name for e in config.model_evaluations('control')] == EX29_ENTRIES['evaluations'][3:6]
+    raw['models'] = models[:1]
+    assert config_error(raw).startswith('exp.toml: control: and a [[models]] entry both declare the control')
+
+
+@pytest.mark.parametrize(
+    ('edit', 'says'),
+    [
+        (lambda route: route.update(layer='bottlenek'), "models.1.route.layer: no layer 'bottlenek'"),
+        (lambda route: route.update(dims=[5]), 'models.1.route.dims: '),
+    ],
+)
+def test_a_route_that_does_not_fit_the_model_fails_at_load(raw, edit, says):
+    edit(raw['models'][1]['route'])
+    message = config_error(raw)
+    assert message.startswith(f'exp.toml: {says}'), message
+
+
 def test_renormalising_an_erasure_of_a_layer_that_is_not_unit_norm_fails_at_load(raw):
     raw['evaluations'].append(_erasure(layer='encoder'))
     message = config_error(raw)
     assert message.startswith(
-        "exp.toml: evaluations.6.renormalize (evaluation 'erased'): is true but 'encoder' does not output unit vectors"
+        "exp.toml: evaluations.9.renormalize (evaluation 'erased'): is true but 'encoder' does not output unit vectors"
     )
     raw['evaluations'][-1]['renormalize'] = False
     check_layers(parse_config(raw))

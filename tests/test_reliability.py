@@ -523,7 +523,7 @@ def _interrupt_evaluation(monkeypatch, command: str, calls: list[int]) -> None:
     if command == 'sweep':
         monkeypatch.setattr(experiment, 'assess', _raising_sigint_first(experiment.assess, calls))
     else:
-        monkeypatch.setattr(compare, 'assess_pair', _raising_sigint_first(compare.assess_pair, calls))
+        monkeypatch.setattr(compare, 'assess_models', _raising_sigint_first(compare.assess_models, calls))
 
 
 def _interrupt_report(monkeypatch, command: str, calls: list[int]) -> None:

@@ -419,12 +419,12 @@ def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
     print_summary(result.summary)
     if len(facts.seeds) < 2:
         print(ONE_SEED_CAVEAT)
-    control = facts.control
-    if control is not None:
-        fair = 'fair' if control.fair else 'NOT FAIR: the control reconstructs worse'
+    for name, model in facts.models.items():
+        fair = 'fair' if model.fair else f'NOT FAIR: the {name} model reconstructs worse'
+        route = f', routed through {model.route["layer"]} dims {model.route["dims"]}' if model.route else ''
         print(
-            f'Control (keeps {", ".join(control.keep) or "nothing"}): median error {control.baseline_median:.2g} '
-            f'vs prepared {control.prepared_baseline_median:.2g} ({control.ratio:.2f}×, {fair})'
+            f'{name} (keeps {", ".join(model.keep) or "nothing"}{route}): median error {model.baseline_median:.2g} '
+            f'vs prepared {model.prepared_baseline_median:.2g} ({model.ratio:.2f}×, {fair})'
         )
     least, target = facts.least_collateral, facts.compared_targets
     if least is None:

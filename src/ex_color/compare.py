@@ -1,11 +1,12 @@
 """Prepared vs post-hoc: does anchoring a concept while training beat erasing it afterwards?
 
-For every seed, two models train side by side in one ensemble: the *prepared* model (every
-regularizer of the experiment) and the *control* (same architecture, data, schedule and seed,
-keeping only the regularizers `[control] keep` names; the others are turned off for it with the
-engine's per-member `weight_scale`). Every evaluation is then applied to the model it names and
-measured the same way: target error, selectivity r², collateral error (max and median over
-colours far from the target) and the untouched model's median error.
+For every seed, the experiment's models train side by side in one ensemble: the *prepared* model
+(every regularizer of the experiment) and each `[[models]]` entry, such as a *control* or a
+*routed* model (same architecture, data, schedule and seed, keeping only the regularizers its
+`keep` names, turned off for it with the engine's per-member `weight_scale`, and trained with its
+gradient `route`, if any). Every evaluation is then applied to the model it names and measured the
+same way: target error, selectivity r², collateral error (max and median over colours far from the
+target) and the untouched model's median error.
 
 `run_compare` reads as its pipeline: the multi-seed runner (`ex_color.runner`) trains chunks of
 seeds, each one call of `compare_chunk`, here or on Ray, and saves each seed as its chunk
@@ -14,14 +15,14 @@ finishes → compare.csv and hue_error.csv from the seeds → summary.csv → co
 The compare directory holds:
 
     config.toml, dopesheet.csv   what was compared (a rerun must match them)
-    seeds/seed-<N>.pt            each finished seed: both models and its rows (a rerun skips these)
+    seeds/seed-<N>.pt            each finished seed: its models and its rows (a rerun skips these)
     compare.csv                  one row per seed × method: an evaluation, or an untouched model
-                                 ('baseline' is the prepared model, 'control' the control)
+                                 ('baseline' is the prepared model; the others go by their names)
     hue_error.csv                error along hue (saturation and value 1) per seed × method
     summary.csv                  per method: the mean and a 95% bootstrap interval over seeds of
                                  each of `comparedir.FIGURES`
     compare.json                 which methods remove the target, which with the least collateral
-                                 damage, and whether the control reconstructs as well as the prepared model
+                                 damage, and whether each other model reconstructs as well as the prepared one
     figures/, report.html        drawn by `ex_color.vis.compare_report`
 """
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +47,22 @@ from ex_color.comparedir import (
     REMOVAL_THRESHOLD,
     ROW_COLUMNS,
     CompareFacts,
-    ControlFacts,
+    ModelFacts,
     Verdict,
     write_comparison,
 )
 from ex_color.compiling import resolve_compile
 from ex_color.config import (
     BASELINE,
-    CONTROL,
+    PREPARED,
     ConfigError,
     Experiment,
     ExperimentConfig,
+    ModelEntry,
     build_model,
     build_regularizers,
-    control_weight_scale,
+    build_route,
+    model_weight_scale,
     training_data,
 )
 from ex_color.device import resolve_device
@@ -74,6 +77,9 @@ from ex_color.variants import ErasureEdit, build_variants
 
 log = logging.getLogger(__name__)
 
+CONTROL_KEY = 'control'
+"""Where a seed file of an older ex-color (before `[[models]]`) holds its control model."""
+
 
 @dataclass(frozen=True)
 class SeedComparison:
@@ -85,15 +91,14 @@ class SeedComparison:
     """Method → error along `hue_ring()`, `[240]`."""
     edits: dict[str, dict[str, Any]]
     """Method → its fitted edit, as `ErasureEdit.to_dict` gives it."""
-    prepared: nn.Module
-    control: nn.Module
+    models: dict[str, nn.Module]
+    """Model name → the trained model: 'prepared' first, then the `[[models]]` entries."""
     evaluation_seconds: float = 0.0
 
     def to_state(self) -> dict[str, Any]:
         """A comparison's seed file (`ex_color.runner.SeedFiles`)."""
         return {
-            'prepared': self.prepared.state_dict(),
-            'control': self.control.state_dict(),
+            'models': {name: model.state_dict() for name, model in self.models.items()},
             'rows': self.rows,
             'hue_error': self.hue_error,
             'edits': self.edits,
@@ -101,11 +106,14 @@ class SeedComparison:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], config: ExperimentConfig) -> SeedComparison:
-        """A saved seed (`to_state`), its two models rebuilt from `config`."""
-        prepared, control = build_model(config), build_model(config)
-        prepared.load_state_dict(state['prepared'])
-        control.load_state_dict(state['control'])
-        return cls(state['seed'], state['rows'], state['hue_error'], state['edits'], prepared, control)
+        """A saved seed (`to_state`), its models rebuilt from `config` (a file of an older ex-color holds
+        'prepared' and 'control' at its top level)."""
+        saved = state.get('models') or {name: state[name] for name in (PREPARED, CONTROL_KEY) if name in state}
+        models = {}
+        for name, weights in saved.items():
+            models[name] = build_model(config)
+            models[name].load_state_dict(weights)
+        return cls(state['seed'], state['rows'], state['hue_error'], state['edits'], models)
 
     def tracked(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A tracker's view of this seed: `<method>_<figure>` for each row and measured figure; no metric rows."""
@@ -128,53 +136,57 @@ def default_compare_dir(experiment: Experiment) -> Path:
 
 
 def check_comparable(config: ExperimentConfig, source: str) -> None:
-    """A ConfigError unless the experiment says how to train its control and has something to compare."""
-    if config.control is None:
+    """A ConfigError unless the experiment declares a model to compare with and something to compare."""
+    if not config.compared_models():
         raise ConfigError(
-            f'{source}: compare needs a [control] table: keep = [...] names the regularizers the control model '
-            "keeps (e.g. keep = ['reg-unit', 'reg-separate'])"
+            f'{source}: compare needs a model to compare the prepared one with: add a [[models]] table, e.g. '
+            "name = 'control' and keep = ['reg-unit', 'reg-separate'] (the regularizers it keeps)"
         )
     if not config.evaluations:
         raise ConfigError(f'{source}: compare needs at least one [[evaluations]] entry to compare')
 
 
-def train_pairs(
+def train_models(
     config: ExperimentConfig,
     dopesheet: Dopesheet,
     seeds: Sequence[int],
     *,
     steps: int | None = None,
     options: EngineOptions | None = None,
-) -> tuple[list[nn.Module], list[nn.Module]]:
-    """Train a prepared and a control model per seed as one ensemble; (prepared, control), in seed order.
+) -> dict[str, list[nn.Module]]:
+    """Train the prepared model and each `[[models]]` entry per seed as one ensemble; name → models in seed order.
 
-    Members 0..S−1 are the prepared models, S..2S−1 the controls: each control starts from its
-    prepared twin's weights and draws the same batches and labels, and its dropped regularizers
-    weigh 0.
+    Members 0..S−1 are the prepared models, then S members per entry, in file order: each starts
+    from its prepared twin's weights and draws the same batches and labels; the regularizers it
+    does not keep weigh 0, and it trains with its route.
     """
     regularizers = build_regularizers(config)
     seeds = list(seeds)
-    keep = torch.tensor(control_weight_scale(config))
-    weight_scale = torch.stack([torch.ones(len(regularizers))] * len(seeds) + [keep] * len(seeds))
+    entries = [ModelEntry(name=PREPARED, route=config.prepared_route()), *config.compared_models()]
+    weight_scale = torch.tensor([model_weight_scale(config, m) for m in entries for _ in seeds])
+    routes = [build_route(m.route) for m in entries for _ in seeds]
     result = train_ensemble(
-        init_models(lambda: build_model(config), seeds + seeds),
-        seeds + seeds,
+        init_models(lambda: build_model(config), seeds * len(entries)),
+        seeds * len(entries),
         training_data(config),
         regularizers,
         TrainingSchedule.from_dopesheet(dopesheet, regularizers),
         steps=steps,
         options=options,
         weight_scale=weight_scale,
+        routes=routes,
     )
-    return result.models[: len(seeds)], result.models[len(seeds) :]
+    S = len(seeds)
+    return {m.name: result.models[i * S : (i + 1) * S] for i, m in enumerate(entries)}
 
 
-def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: ExperimentConfig) -> SeedComparison:
-    """Apply every evaluation to the model it names, and measure each variant and both untouched models."""
+def assess_models(seed: int, models: dict[str, nn.Module], config: ExperimentConfig) -> SeedComparison:
+    """Apply every evaluation to the model it names, and measure each variant and every untouched model."""
     started = time.perf_counter()
     evaluations = {e.name: e for e in config.evaluations}
     failures: dict[str, str] = {}
-    variants = build_variants(prepared, config, control, failures=failures)
+    others = {name: model for name, model in models.items() if name != PREPARED}
+    variants = build_variants(models[PREPARED], config, others, failures=failures)
     for why in failures.values():
         log.warning('Seed %d: %s; its figures are left empty for this seed', seed, why)
     evaluated = evaluate_variants(variants)
@@ -185,13 +197,13 @@ def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: Expe
         else:
             removals[name] = measure_removal(v.model, v.interventions, v.targets)
     measured = {name: (evaluated[name], removals[name]) for name in variants}
-    order = [BASELINE, *(e.name for e in config.prepared_evaluations())]
-    order += [CONTROL, *(e.name for e in config.control_evaluations())]
+    order = [(BASELINE, PREPARED), *((e.name, PREPARED) for e in config.prepared_evaluations())]
+    for other in others:
+        order += [(other, other), *((e.name, other) for e in config.model_evaluations(other))]
     rows = []
-    for name in order:
+    for name, model in order:
         section = evaluations.get(name)
-        model = CONTROL if name == CONTROL or (section is not None and section.model == CONTROL) else 'prepared'
-        untouched = measured[CONTROL if model == CONTROL else BASELINE][0]
+        untouched = measured[BASELINE if model == PREPARED else model][0]
         row = {
             'seed': seed,
             'method': name,
@@ -219,8 +231,7 @@ def assess_pair(seed: int, prepared: nn.Module, control: nn.Module, config: Expe
         rows=rows,
         hue_error={name: removal.hue_error.tolist() for name, (_, removal) in measured.items()},
         edits={name: v.edit.to_dict() for name, v in variants.items() if v.edit is not None},
-        prepared=prepared,
-        control=control,
+        models=dict(models),
         evaluation_seconds=time.perf_counter() - started,
     )
 
@@ -233,23 +244,32 @@ def compare_chunk(
     steps: int | None = None,
     options: EngineOptions | None = None,
 ) -> list[SeedComparison]:
-    """Train the prepared and control models of `seeds` as one ensemble, then assess each pair.
+    """Train the models of `seeds` as one ensemble, then assess each seed's models.
 
     A pure function of picklable arguments: the unit of work of a comparison.
     """
-    prepared, control = train_pairs(config, dopesheet, seeds, steps=steps, options=options)
-    return [assess_pair(s, p, c, config) for s, p, c in zip(seeds, prepared, control, strict=True)]
+    trained = train_models(config, dopesheet, seeds, steps=steps, options=options)
+    return [
+        assess_models(seed, {name: models[i] for name, models in trained.items()}, config)
+        for i, seed in enumerate(seeds)
+    ]
 
 
 COMPARE = SeedJob(
     kind='compare',
     train_chunk=compare_chunk,
-    keys=('identity', 'prepared', 'control', 'rows', 'hue_error', 'edits'),
+    keys=('identity', 'rows', 'hue_error', 'edits'),
     members=2,
     label='Compare',
     from_state=SeedComparison.from_state,
 )
-"""A comparison's unit of work: one ensemble of prepared and control models, each pair assessed."""
+"""A comparison's unit of work: one ensemble of every model of each seed, each seed's models assessed
+(`members` is set from the experiment: one per model)."""
+
+
+def compare_job(config: ExperimentConfig) -> SeedJob:
+    """The comparison's job for `config`: one ensemble member per model and seed."""
+    return replace(COMPARE, members=1 + len(config.compared_models()))
 
 
 def run_compare(
@@ -282,7 +302,7 @@ def run_compare(
     started = time.perf_counter()
     seeds = list(seeds)
     with SeedRunner(
-        COMPARE,
+        compare_job(experiment.config),
         experiment,
         directory,
         steps,
@@ -307,14 +327,16 @@ def run_compare(
             wall_seconds=time.perf_counter() - started,
         )
         write_comparison(directory, table, _hue_table(compared), summary, facts)
-    if facts.control is not None and not facts.control.fair:
-        log.warning(
-            'The control reconstructs %.1f× worse than the prepared model (median error %.2g vs %.2g): '
-            'the comparison is not fair; keep more regularizers in [control] or check its schedule',
-            facts.control.ratio,
-            facts.control.baseline_median,
-            facts.control.prepared_baseline_median,
-        )
+    for name, model in facts.models.items():
+        if not model.fair:
+            log.warning(
+                'The %s model reconstructs %.1f× worse than the prepared model (median error %.2g vs %.2g): '
+                'its comparison is not fair; keep more regularizers in its [[models]] entry or check its schedule',
+                name,
+                model.ratio,
+                model.baseline_median,
+                model.prepared_baseline_median,
+            )
     return CompareResult(directory, table, summary, facts)
 
 
@@ -354,7 +376,7 @@ def comparison_facts(
 ) -> CompareFacts:
     """compare.json: which methods remove their target, the one with least collateral damage among those with the
     first evaluation's targets (`compared_targets`; methods with other targets are listed in `other_targets`),
-    the control's fairness, and each method's settings."""
+    each other model's fairness, and each method's settings."""
     config = experiment.config
     verdict = Verdict.of(summary)
     methods = {}
@@ -376,13 +398,18 @@ def comparison_facts(
         compared_targets=verdict.compared_targets,
         other_targets=verdict.other_targets,
         least_collateral=verdict.least_collateral,
-        control=ControlFacts(
-            keep=list(config.control.keep) if config.control else [],
-            baseline_median=verdict.control_median,
-            prepared_baseline_median=verdict.prepared_median,
-            ratio=verdict.ratio,
-            fair=verdict.fair,
-        ),
+        models={
+            m.name: ModelFacts(
+                keep=list(m.keep or []),
+                route=m.route.model_dump() if m.route is not None else None,
+                baseline_median=verdict.medians[m.name],
+                prepared_baseline_median=verdict.prepared_median,
+                ratio=verdict.ratios[m.name],
+                fair=verdict.fair[m.name],
+            )
+            for m in config.compared_models()
+            if m.name in verdict.medians
+        },
         methods=methods,
         failed=failed or {},
         wall_seconds_this_call=wall_seconds,
@@ -404,11 +431,12 @@ __all__ = [
     'COMPARE',
     'CompareResult',
     'SeedComparison',
-    'assess_pair',
+    'assess_models',
     'compare_chunk',
+    'compare_job',
     'comparison_facts',
     'default_compare_dir',
     'run_compare',
     'summarise',
-    'train_pairs',
+    'train_models',
 ]

@@ -3,7 +3,7 @@
 compare.csv     one row per seed × method (`ROW_COLUMNS`)
 hue_error.csv   error along hue per seed × method: `seed, method, hue, error`
 summary.csv     per method: the mean of each of `FIGURES` over seeds, with a 95% bootstrap interval
-compare.json    `CompareFacts`: what removes its target, with the least collateral, the control's fairness
+compare.json    `CompareFacts`: what removes its target, with the least collateral, each model's fairness
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ex_color.config import BASELINE, CONTROL
+from ex_color.config import BASELINE, PREPARED
 from ex_color.files import write_atomic
 from ex_color.rundir import RunArtifactsError, read_json
 from ex_color.workdir import DirectoryError, check_recorded_files, record_files
@@ -61,20 +61,22 @@ def removes_target(error: Any, untouched_error: Any) -> Any:
 
 
 FAIRNESS_RATIO = 2.0
-"""The control is a fair comparison when its median error is at most this many times the prepared model's."""
+"""A model is a fair comparison when its median error is at most this many times the prepared model's."""
 
 
 @dataclass(frozen=True)
-class ControlFacts:
-    """How the control compares with the prepared model before any edit."""
+class ModelFacts:
+    """How one `[[models]]` entry (a control, a routed model) compares with the prepared model before any edit."""
 
     keep: list[str]
-    """The regularizers the control keeps."""
+    """The regularizers it keeps."""
     baseline_median: float
     prepared_baseline_median: float
     ratio: float
     fair: bool
     """`ratio` is at most `FAIRNESS_RATIO`."""
+    route: dict[str, Any] | None = None
+    """Its gradient route (`layer`, `dims`, `labels`, `others`), if any."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ class CompareFacts:
     """The baseline's targets: only methods with these are ranked against each other."""
     other_targets: list[str] = field(default_factory=list)
     least_collateral: str | None = None
-    control: ControlFacts | None = None
+    models: dict[str, ModelFacts] = field(default_factory=dict)
+    """Each model compared with the prepared one, by name."""
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each evaluation's settings: kind, model, layer, targets, and a fitted erasure's settings."""
     failed: dict[str, list[int]] = field(default_factory=dict)
@@ -109,9 +112,12 @@ class CompareFacts:
         if not isinstance(data, dict):
             raise RunArtifactsError(f'{path}: expected a JSON object, got {type(data).__name__}')
         try:
-            control = data.get('control')
-            return cls(**{**data, 'control': ControlFacts(**control) if control is not None else None})
-        except TypeError as e:
+            models = data.get('models', {})
+            if 'control' in data:  # compare.json of an older ex-color: one control, no [[models]]
+                control = data.pop('control')
+                models = {'control': control} if control is not None else {}
+            return cls(**{**data, 'models': {name: ModelFacts(**m) for name, m in models.items()}})
+        except (TypeError, AttributeError) as e:
             raise RunArtifactsError(f'{path}: not the facts of a comparison ({e})') from None
 
 
@@ -123,22 +129,23 @@ class Verdict:
     compared_targets: str
     other_targets: list[str]
     least_collateral: str | None
-    control_median: float
     prepared_median: float
-    ratio: float
-    fair: bool
+    medians: dict[str, float]
+    """Each other model's untouched median error, by name."""
+    ratios: dict[str, float]
+    """Each other model's untouched median error over the prepared model's."""
+    fair: dict[str, bool]
+    """Each other model's ratio is at most `FAIRNESS_RATIO`."""
 
     @classmethod
     def of(cls, summary: pd.DataFrame) -> Verdict:
         """Which methods remove their target (see `REMOVAL_THRESHOLD`, `UNTOUCHED_FACTOR`); the one with the least
         collateral damage among those with the baseline's targets (`compared_targets`; the others are
-        `other_targets`); and the control's fairness (`FAIRNESS_RATIO`)."""
+        `other_targets`); and each other model's fairness (`FAIRNESS_RATIO`)."""
         by_method = summary.set_index('method')
         edited = by_method[by_method['kind'] != BASELINE_KIND]
-        untouched = {
-            'prepared': by_method.loc[BASELINE, 'target_error_mean'],
-            CONTROL: by_method.loc[CONTROL, 'target_error_mean'],
-        }
+        untouched_rows = by_method[by_method['kind'] == BASELINE_KIND]
+        untouched = dict(zip(untouched_rows['model'], untouched_rows['target_error_mean'], strict=True))
         untouched_error = edited['model'].map(untouched)
         removes = edited[removes_target(edited['target_error_mean'], untouched_error)]
         # Collateral damage is measured away from each method's own targets: only methods with the baseline's
@@ -151,18 +158,22 @@ class Verdict:
             lowest = comparable['collateral_max_mean'].min()
             close = np.isclose(comparable['collateral_max_mean'], lowest, rtol=1e-6, atol=0)
             least = str(comparable.index[close][0])
-        control_median = float(by_method.loc[CONTROL, 'baseline_median_mean'])
         prepared_median = float(by_method.loc[BASELINE, 'baseline_median_mean'])
-        ratio = control_median / prepared_median if prepared_median > 0 else float('inf')
+        medians = {
+            str(row['model']): float(row['baseline_median_mean'])
+            for _, row in untouched_rows.iterrows()
+            if row['model'] != PREPARED
+        }
+        ratios = {m: median / prepared_median if prepared_median > 0 else float('inf') for m, median in medians.items()}
         return cls(
             removes=[str(m) for m in removes.index],
             compared_targets=compared_targets,
             other_targets=[str(m) for m in edited.index[edited['targets'] != compared_targets]],
             least_collateral=least,
-            control_median=control_median,
             prepared_median=prepared_median,
-            ratio=ratio,
-            fair=bool(ratio <= FAIRNESS_RATIO),
+            medians=medians,
+            ratios=ratios,
+            fair={m: bool(r <= FAIRNESS_RATIO) for m, r in ratios.items()},
         )
 
     def contradiction(self, facts: CompareFacts) -> str | None:
@@ -176,11 +187,11 @@ class Verdict:
         for name, stored in said.items():
             if stored != getattr(self, name):
                 return f'{name} is {stored!r}, but {SUMMARY_FILE} gives {getattr(self, name)!r}'
-        control = facts.control
-        if control is not None and (
-            control.fair != self.fair or not np.isclose(control.ratio, self.ratio, rtol=1e-9, atol=0)
-        ):
-            return f'the control ratio is {control.ratio:.6g}, but {SUMMARY_FILE} gives {self.ratio:.6g}'
+        for name, model in facts.models.items():
+            if name not in self.ratios:
+                return f'it compares model {name!r}, which {SUMMARY_FILE} lacks'
+            if model.fair != self.fair[name] or not np.isclose(model.ratio, self.ratios[name], rtol=1e-9, atol=0):
+                return f'the {name} ratio is {model.ratio:.6g}, but {SUMMARY_FILE} gives {self.ratios[name]:.6g}'
         return None
 
 
@@ -248,7 +259,7 @@ __all__ = [
     'TEXT_COLUMNS',
     'UNTOUCHED_FACTOR',
     'CompareFacts',
-    'ControlFacts',
+    'ModelFacts',
     'Verdict',
     'check_written_together',
     'read_table',

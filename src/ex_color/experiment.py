@@ -28,6 +28,7 @@ from ex_color.config import (
     build_labels,
     build_model,
     build_regularizers,
+    build_route,
     check_seed,
     training_data,
     validation_regularizers,
@@ -321,6 +322,7 @@ def train_lightning_seed(
         progress=progress,
         loggers=loggers,
         device=device,
+        route=build_route(config.prepared_route()),
     )
 
 
@@ -342,6 +344,7 @@ def train_seeds(
         TrainingSchedule.from_dopesheet(dopesheet, regularizers),
         steps=steps,
         options=options,
+        routes=[build_route(config.prepared_route())] * len(seeds),
     )
 
 

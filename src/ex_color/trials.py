@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ex_color.config import Experiment, build_model, build_regularizers, load_experiment, training_data
+from ex_color.config import Experiment, build_model, build_regularizers, build_route, load_experiment, training_data
 from ex_color.config.search import trial_overrides
 from ex_color.dataflow import SurgeryError
 from ex_color.erasure import ErasureError
@@ -166,6 +166,7 @@ def _train_group(made: Sequence[Experiment], seeds: Sequence[int], steps: int, o
         MemberSchedules.stack([schedule for schedule in schedules for _ in seeds]),
         steps=steps,
         options=options,
+        routes=[build_route(config.prepared_route())] * len(member_seeds),
     )
 
 

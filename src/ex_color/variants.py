@@ -3,12 +3,13 @@
 A variant is what one `[[evaluations]]` entry does to a model: surgery returns a new model
 (`ablate`, `prune`); suppression and post-hoc erasure leave the model and add an intervention
 (an erasure is first fitted to the model's own activations). The untouched model is the
-variant `baseline` (and, in a comparison, `control`).
+variant `baseline` (and, in a comparison, each other model's, under that model's name).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,7 +17,6 @@ from torch import nn
 
 from ex_color.config import (
     BASELINE,
-    CONTROL,
     AblateEvaluation,
     EraseEvaluation,
     EvaluationSection,
@@ -143,22 +143,23 @@ def fit_erasure_of(model: nn.Module, evaluation: EraseEvaluation, config: Experi
 def build_variants(
     model: nn.Module,
     config: ExperimentConfig,
-    control: nn.Module | None = None,
+    others: Mapping[str, nn.Module] | None = None,
     *,
     failures: dict[str, str] | None = None,
 ) -> dict[str, Variant]:
     """The baseline (the model itself, measured against the first evaluation's targets) and each evaluation.
 
-    Without a `control` model, the control's evaluations are left out (only `ex-color compare` trains
-    one); with it, the control's own baseline ('control') and its evaluations are added. With a
+    Without `others`, the evaluations of other models are left out (only `ex-color compare` trains
+    them); with them (name → model, as `[[models]]` names them), each model's own untouched variant
+    (under its name) and its evaluations are added. With a
     `failures` dict, an erasure that cannot be fitted to this model is recorded there (name →
     why) and left out, instead of raising `ErasureError`.
     """
     variants = {BASELINE: Variant(BASELINE, model, [], baseline_targets(config))}
     edits = [(model, e) for e in config.prepared_evaluations()]
-    if control is not None:
-        variants[CONTROL] = Variant(CONTROL, control, [], baseline_targets(config))
-        edits += [(control, e) for e in config.control_evaluations()]
+    for name, other in (others or {}).items():
+        variants[name] = Variant(name, other, [], baseline_targets(config))
+        edits += [(other, e) for e in config.model_evaluations(name)]
     for edited, e in edits:
         try:
             variants[e.name] = _with_twin(build_variant(edited, e, config), e, config, edited)

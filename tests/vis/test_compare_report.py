@@ -19,7 +19,7 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgb
 
-from ex_color.comparedir import CompareFacts, ControlFacts, Verdict
+from ex_color.comparedir import CompareFacts, ModelFacts, Verdict
 from ex_color.rundir import RunArtifactsError
 from ex_color.vis.compare_figures import (
     MODEL_COLORS,
@@ -176,13 +176,15 @@ def meta_of(summary: pd.DataFrame, *, ratio: float = 1.2) -> CompareFacts:
         removal_threshold=0.1,
         removes=list(edits['method']),
         least_collateral=edits.loc[edits['collateral_max_mean'].idxmin(), 'method'] if len(edits) else None,
-        control=ControlFacts(
-            keep=['reg-unit'],
-            baseline_median=1.2e-5 * ratio,
-            prepared_baseline_median=1.2e-5,
-            ratio=ratio,
-            fair=ratio <= 2,
-        ),
+        models={
+            'control': ModelFacts(
+                keep=['reg-unit'],
+                baseline_median=1.2e-5 * ratio,
+                prepared_baseline_median=1.2e-5,
+                ratio=ratio,
+                fair=ratio <= 2,
+            )
+        },
     )
 
 
@@ -231,7 +233,7 @@ def test_verdict_when_a_prepared_method_wins():
     assert sentence_with(sentences, 'On selectivity r², the prepared model does better')
     # Collateral damage is compared only among methods that remove: none on the control here.
     assert not [s for s in sentences if s.startswith('On collateral')]
-    assert 'so the comparison is fair' in sentences[-1]
+    assert 'so its comparison is fair' in sentences[-1]
 
 
 def test_verdict_ranks_only_methods_with_the_baselines_targets():

@@ -20,8 +20,10 @@ from ex_color.config.schema import (
     EvaluationSection,
     ExperimentConfig,
     LabelDefinition,
+    ModelEntry,
     PrimaryLabel,
     RegularizerSection,
+    RouteSection,
     SeparateConfig,
     SimilarityLabel,
     SubspaceConfig,
@@ -49,6 +51,7 @@ from ex_color.model import CNColorMLP
 
 if TYPE_CHECKING:  # importing ex_color.training loads Lightning (seconds); a bad file should fail fast
     from ex_color.training.data import TrainingData
+    from ex_color.training.routing import Route
 
 
 def build_model(config: ExperimentConfig) -> CNColorMLP:
@@ -143,10 +146,20 @@ def training_data(config: ExperimentConfig) -> TrainingData:
     )
 
 
-def control_weight_scale(config: ExperimentConfig) -> list[float]:
-    """Per regularizer (in file order), 1 if the control model keeps it, else 0."""
-    keep = set(config.control.keep) if config.control is not None else set()
-    return [1.0 if r.name in keep else 0.0 for r in config.regularizers]
+def model_weight_scale(config: ExperimentConfig, model: ModelEntry) -> list[float]:
+    """Per regularizer (in file order), 1 if `model` keeps it, else 0 (the prepared model keeps them all)."""
+    if model.keep is None:
+        return [1.0] * len(config.regularizers)
+    return [1.0 if r.name in model.keep else 0.0 for r in config.regularizers]
+
+
+def build_route(section: RouteSection | None) -> Route | None:
+    """The engine's route for a `route = {...}` table (None for none)."""
+    from ex_color.training.routing import Route
+
+    if section is None:
+        return None
+    return Route(section.layer, tuple(section.dims), dict(section.labels), others=section.others)
 
 
 def run_columns(config: ExperimentConfig) -> list[str]:
@@ -176,8 +189,9 @@ __all__ = [
     'build_model',
     'build_regularizer',
     'build_regularizers',
+    'build_route',
     'build_targets',
-    'control_weight_scale',
+    'model_weight_scale',
     'run_columns',
     'sweep_objectives',
     'training_cube',

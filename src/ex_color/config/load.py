@@ -240,6 +240,7 @@ def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:
     model = build_model(config)
     named = [(f'regularizers.{i}.layers', layer) for i, r in enumerate(config.regularizers) for layer in r.layers]
     named += [(f'evaluations.{i}.layer', e.layer) for i, e in enumerate(config.evaluations)]
+    named += [(f'models.{i}.route.layer', m.route.layer) for i, m in enumerate(config.models or []) if m.route]
     for field, layer in named:
         try:
             get_layer(model, layer)
@@ -285,6 +286,9 @@ def _shape_problems(config: ExperimentConfig, model: nn.Module, widths: dict[str
             build_regularizer(r)
         except ValueError as e:
             yield f'regularizers.{i}', str(e)
+    for i, m in enumerate(config.models or []):
+        if m.route is not None:
+            yield from _index_problem(f'models.{i}.route.dims', m.route.dims, m.route.layer, widths[m.route.layer])
     for i, e in enumerate(config.evaluations):
         width = widths[e.layer]
         if isinstance(e, SuppressEvaluation):

@@ -27,10 +27,10 @@ from ex_color.loss.config import COMPLEMENT, parse_label_key
 EXPERIMENT_FILE = 'experiment.toml'
 BASELINE = 'baseline'
 """The untouched model's name among the evaluated variants."""
+PREPARED = 'prepared'
+"""The model trained with every regularizer: what `run`, `sweep` and `search` train."""
 CONTROL = 'control'
-"""The untouched control model's name among the evaluated variants (in `ex-color compare`)."""
-ModelRole = Literal['prepared', 'control']
-"""Which model an evaluation edits: the one trained with every regularizer, or the control."""
+"""The name `[control]` (the older spelling of one `[[models]]` entry) gives its model."""
 NamedColor = Literal[tuple(NAMED_COLORS)]  # type: ignore[valid-type]
 PrimaryColor = Literal[tuple(PRIMARY_CHANNELS)]  # type: ignore[valid-type]
 
@@ -373,10 +373,10 @@ class _EvaluationBase(_Section):
     targets: each colour is compared with its nearest one."""
     layer: str
     """The module path the edit acts on, e.g. `"bottleneck"`."""
-    model: ModelRole = 'prepared'
-    """The model the edit applies to: `"prepared"` (trained with every regularizer) or `"control"` (see
-    [`[control]`](#control)). `run` and `sweep` apply only the prepared model's evaluations; `ex-color compare`
-    applies all of them."""
+    model: str = PREPARED
+    """The model the edit applies to: `"prepared"` (trained with every regularizer) or the name of a
+    [`[[models]]`](#models) entry (such as `"control"`). `run` and `sweep` apply only the prepared model's
+    evaluations; `ex-color compare` applies all of them."""
 
     @property
     def targets(self) -> list[str]:
@@ -419,6 +419,43 @@ class EraseEvaluation(_EvaluationBase):
 
 
 EvaluationSection = Annotated[AblateEvaluation | SuppressEvaluation | EraseEvaluation, Field(discriminator='kind')]
+
+
+class RouteSection(_Section):
+    """Gradient routing at one layer (`ex_color.training.routing`): the value is unchanged, but a sample
+    carrying the labels reaches the layers before it only through `dims`, and (with `others`) every other
+    sample only through the remaining dims."""
+
+    layer: str
+    """The module path whose output is routed, e.g. `"bottleneck"` (after the unit norm) or `"encoder"` (before)."""
+    dims: list[int] = Field(min_length=1)
+    """The dims the labelled samples' gradient flows through; each once, within the layer's width."""
+    labels: dict[str, float] = Field(min_length=1)
+    """Label affinities, as a regularizer's (`{ red = 1.0 }`; `~name` for a complement): a sample's weight
+    `p = clamp(Σ affinity · label, 0, 1)` weighs its gradient `p` on `dims` and `1 − p` on the others."""
+    others: StrictBool = True
+    """Route every other sample around `dims`, as the paper's MNIST autoencoder does; false leaves their gradient
+    unmasked (only the labelled samples are routed)."""
+
+    @model_validator(mode='after')
+    def _distinct_dims(self) -> RouteSection:
+        if len(set(self.dims)) != len(self.dims) or min(self.dims) < 0:
+            raise _field_error_here('dims', f'{self.dims}: expected distinct dims >= 0')
+        return self
+
+
+class ModelEntry(_Section):
+    """A model `ex-color compare` trains beside the prepared one, in the same ensemble: same architecture, seed,
+    initial weights, batches and labels, with only the regularizers it keeps, and an optional route."""
+
+    name: str = Field(min_length=1)
+    """How evaluations (`model = "..."`) and the comparison's tables name it. `"prepared"` names the prepared
+    model itself, which may then take a `route` (it keeps every regularizer, so no `keep`)."""
+    keep: list[str] | None = None
+    """Names of declared regularizers it keeps (required, possibly empty, except for `"prepared"`). None may have
+    label affinities or be an anti-anchor: those shape the concept, which only the prepared model may have."""
+    route: RouteSection | None = None
+    """Gradient routing during training (see above); a route is how a model learns the concept without anchoring."""
 
 
 class ControlSection(_Section):
@@ -706,8 +743,11 @@ class ExperimentConfig(_Section):
     """One table per edit to evaluate (none by default)."""
     sweep: SweepSection | None = None
     """How a sweep ranks its seeds."""
+    models: list[ModelEntry] | None = None
+    """The models `ex-color compare` trains beside the prepared one (a control, a routed model, ...)."""
     control: ControlSection | None = None
-    """The control model `ex-color compare` trains beside each prepared one; required by `compare`."""
+    """The older spelling of `[[models]] name = "control"`: the control `ex-color compare` trains beside each
+    prepared model."""
     search: SearchSection | None = None
     """What `ex-color search` varies and optimises."""
     tracking: TrackingSection = TrackingSection()
@@ -759,15 +799,18 @@ class ExperimentConfig(_Section):
                         f'{what} is not declared{did_you_mean(name, labels)}; expected one of the [labels] tables '
                         f'({declared}), or {COMPLEMENT}<label> for its complement',
                     )
+        self._check_models()
+        models = [PREPARED, *(m.name for m in self.compared_models())]
         for i, e in enumerate(self.evaluations):
-            if e.name in (BASELINE, CONTROL):
+            if e.name == BASELINE or e.name in models:
                 raise _field_error(
                     f'evaluations.{i}.name', f"'{e.name}' is reserved: the name of an untouched model's figures"
                 )
-            if e.model == CONTROL and self.control is None:
+            if e.model not in models:
                 raise _field_error(
                     f'evaluations.{i}.model',
-                    "'control' needs a [control] table saying which regularizers the control model keeps",
+                    f'{e.model!r} is not a model{did_you_mean(e.model, models)}; expected {PREPARED!r} or a '
+                    "[[models]] entry's name",
                 )
             if not e.targets:
                 raise _field_error(f'evaluations.{i}.target', 'is empty; expected a label or named colour')
@@ -788,7 +831,6 @@ class ExperimentConfig(_Section):
                         f'({", ".join(NAMED_COLORS)}){did_you_mean(target, [*labels, *NAMED_COLORS])}',
                     )
         self._check_erasures()
-        self._check_control()
         for i, parameter in enumerate(self.search.parameters if self.search else []):
             if isinstance(parameter, LabelPowerParameter) and parameter.label not in labels:
                 raise _field_error(
@@ -823,36 +865,75 @@ class ExperimentConfig(_Section):
             if labels[e.concept].scale == 0:
                 raise _field_error(field, f'label {e.concept!r} is off (scale 0), so there is nothing to fit with')
 
-    def _check_control(self) -> None:
-        """The control keeps declared regularizers only, and none that shapes a concept."""
-        if self.control is None:
-            return
+    def _check_models(self) -> None:
+        """Models have distinct names; each keeps declared, concept-free regularizers and routes declared labels."""
+        if self.control is not None and any(m.name == CONTROL for m in self.models or []):
+            raise _field_error('control', 'and a [[models]] entry both declare the control; keep the [[models]] one')
+        entries = [(f'models.{i}', m) for i, m in enumerate(self.models or [])]
+        if self.control is not None:
+            entries.append(('control', ModelEntry(name=CONTROL, keep=self.control.keep)))
         regularizers = {r.name: r for r in self.regularizers}
-        keep = self.control.keep
-        if len(set(keep)) != len(keep):
-            raise _field_error('control.keep', f'{keep} repeats a regularizer; expected each once')
-        for i, name in enumerate(keep):
-            r = regularizers.get(name)
-            if r is None:
-                declared = ', '.join(regularizers) or 'none'
+        declared = ', '.join(regularizers) or 'none'
+        seen: set[str] = set()
+        for field, model in entries:
+            if model.name in seen or model.name == BASELINE:
+                why = 'is reserved' if model.name == BASELINE else 'is declared twice'
+                raise _field_error(f'{field}.name', f'{model.name!r} {why}; expected a name of its own')
+            seen.add(model.name)
+            if model.name == PREPARED:
+                if model.keep is not None:
+                    raise _field_error(f'{field}.keep', 'the prepared model keeps every regularizer; remove keep')
+            elif model.keep is None:
                 raise _field_error(
-                    f'control.keep.{i}',
-                    f'{name!r} is not a regularizer{did_you_mean(name, regularizers)}; expected one of {declared}',
+                    f'{field}.keep', "is missing; expected the regularizers this model keeps (e.g. ['reg-unit'])"
                 )
-            if r.labels is not None or isinstance(r, AntiAnchorConfig):
-                why = 'has label affinities' if r.labels is not None else 'is an anti-anchor'
-                raise _field_error(
-                    f'control.keep.{i}',
-                    f'{name!r} {why}, so it shapes a concept; the control keeps only concept-free regularizers',
-                )
+            keep = model.keep or []
+            if len(set(keep)) != len(keep):
+                raise _field_error(f'{field}.keep', f'{keep} repeats a regularizer; expected each once')
+            for i, name in enumerate(keep):
+                r = regularizers.get(name)
+                if r is None:
+                    raise _field_error(
+                        f'{field}.keep.{i}',
+                        f'{name!r} is not a regularizer{did_you_mean(name, regularizers)}; expected one of {declared}',
+                    )
+                if r.labels is not None or isinstance(r, AntiAnchorConfig):
+                    why = 'has label affinities' if r.labels is not None else 'is an anti-anchor'
+                    raise _field_error(
+                        f'{field}.keep.{i}',
+                        f'{name!r} {why}, so it shapes a concept; only the prepared model may have such terms',
+                    )
+            labels = self.labels.definitions
+            for key in model.route.labels if model.route is not None else ():
+                try:
+                    label, _ = parse_label_key(key)
+                except ValueError as e:
+                    raise _field_error(f'{field}.route.labels.{key}', str(e)) from None
+                if label not in labels:
+                    raise _field_error(
+                        f'{field}.route.labels.{key}',
+                        f'label {label!r} is not declared{did_you_mean(label, labels)}; expected one of '
+                        f'{", ".join(labels) or "none"}',
+                    )
 
-    def control_evaluations(self) -> list[EvaluationSection]:
-        """The evaluations of the control model."""
-        return [e for e in self.evaluations if e.model == CONTROL]
+    def compared_models(self) -> list[ModelEntry]:
+        """The models `compare` trains beside the prepared one, in file order (a `[control]` table last)."""
+        models = [m for m in self.models or [] if m.name != PREPARED]
+        if self.control is not None:
+            models.append(ModelEntry(name=CONTROL, keep=self.control.keep))
+        return models
+
+    def prepared_route(self) -> RouteSection | None:
+        """The prepared model's route (a `[[models]]` entry named `"prepared"`), if any."""
+        return next((m.route for m in self.models or [] if m.name == PREPARED), None)
+
+    def model_evaluations(self, model: str) -> list[EvaluationSection]:
+        """The evaluations of one model, in file order."""
+        return [e for e in self.evaluations if e.model == model]
 
     def prepared_evaluations(self) -> list[EvaluationSection]:
         """The evaluations of the prepared model (all that `run` and `sweep` apply)."""
-        return [e for e in self.evaluations if e.model != CONTROL]
+        return self.model_evaluations(PREPARED)
 
     def _check_labels(self) -> None:
         """Label names are non-empty, and a label named like a named colour has that colour."""

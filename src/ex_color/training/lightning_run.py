@@ -25,6 +25,7 @@ from ex_color.temporal import Dopesheet
 from ex_color.training.data import TrainingData
 from ex_color.training.engine import TrainingInterrupted
 from ex_color.training.lightning import TrainingModule
+from ex_color.training.routing import Route
 
 
 def train_lightning(
@@ -39,6 +40,7 @@ def train_lightning(
     progress: bool | None = None,
     loggers: Sequence[Logger] = (),
     device: str = 'cpu',
+    route: Route | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Seed everything, build the model and train it for `steps` steps; return it with its metrics.
 
@@ -49,7 +51,7 @@ def train_lightning(
     set_deterministic_mode(seed)
     model = make_model()
     loader = data.loader()
-    module = TrainingModule(model, dopesheet, torch.nn.MSELoss(), regularizers, planned_steps=steps)
+    module = TrainingModule(model, dopesheet, torch.nn.MSELoss(), regularizers, planned_steps=steps, route=route)
     with tempfile.TemporaryDirectory() as logs:
         trainer = L.Trainer(
             max_steps=steps,

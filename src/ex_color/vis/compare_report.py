@@ -217,15 +217,18 @@ def _best(rows: pd.DataFrame, figure: str) -> dict[str, Any] | None:
 
 
 def fairness_warning(facts: CompareFacts) -> str | None:
-    """The warning the page shows when the control reconstructs much worse than the prepared model; else None."""
-    control = facts.control
-    if control is None or control.fair:
+    """The warning the page shows when another model reconstructs much worse than the prepared model; else None."""
+    unfair = [
+        f"unedited, the {name} model's median error is {sig(m.baseline_median)} against "
+        f'{sig(m.prepared_baseline_median)}, {sig(m.ratio)} times as large'
+        for name, m in facts.models.items()
+        if not m.fair
+    ]
+    if not unfair:
         return None
     return (
-        f'The control reconstructs worse than the prepared model: unedited, its median error is '
-        f'{sig(control.baseline_median)} against {sig(control.prepared_baseline_median)}, '
-        f'{sig(control.ratio)} times as large (a fair control is within {FAIRNESS_RATIO:g} times). '
-        "The comparison is not fair: the control's methods start from a worse model."
+        f'{join(unfair)[0].upper()}{join(unfair)[1:]} (a fair comparison is within {FAIRNESS_RATIO:g} times). '
+        'That comparison is not fair: its methods start from a worse model.'
     )
 
 
@@ -305,17 +308,16 @@ def verdict(summary: pd.DataFrame, facts: CompareFacts) -> list[str]:
         parts = [f'{_possessive(r["model"])} {interval(r, "target_error")}' for _, r in baselines.iterrows()]
         parts[0] = parts[0].replace("'s ", "'s target error is ", 1)
         sentences.append(f'For reference, unedited, {join(parts)}.')
-    control = facts.control
-    if control is not None:
-        ratio = sig(control.ratio)
-        if control.fair:
+    for name, model in facts.models.items():
+        ratio = sig(model.ratio)
+        if model.fair:
             sentences.append(
-                f'The control reconstructs about as well as the prepared model (unedited median error '
-                f'{ratio} times as large), so the comparison is fair.'
+                f'The {name} model reconstructs about as well as the prepared model (unedited median error '
+                f'{ratio} times as large), so its comparison is fair.'
             )
         else:
             sentences.append(
-                f"Read the control's numbers with care: unedited, it reconstructs {ratio} times worse than the "
+                f"Read the {name} model's numbers with care: unedited, it reconstructs {ratio} times worse than the "
                 'prepared model (see the warning above).'
             )
     return sentences
@@ -532,7 +534,6 @@ def _write_compare_report(directory: Path, stop_if_asked: Callable[[], None]) ->
             summary_rows=summary_rows,
             figures=figures,
             has_hue=hue is not None,
-            control=facts.control,
             fair_ratio=f'{FAIRNESS_RATIO:g}',
             settings=settings_table(facts.methods),
             per_seed=seeds_table(table, order),
