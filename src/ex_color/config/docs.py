@@ -30,7 +30,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from ex_color.config.schema import ExperimentConfig, LabelDefinition, LabelsSection
+from ex_color.config.schema import ExperimentConfig, LabelDefinition, LabelsSection, RouteSection
 
 PAGE = Path(__file__).resolve().parents[3] / 'docs' / 'experiment-file.md'
 """The reference page in a source checkout."""
@@ -219,6 +219,8 @@ def section_key_table(name: str) -> str:
     """The key table of one section; for a list of kinds (and for `labels`, its label tables) the shared keys."""
     if name == 'labels':
         return _table(KEY_HEADER, _rows(LabelsSection.model_fields, field_docs(LabelsSection)))
+    if name == 'route':
+        return _table(KEY_HEADER, _rows(RouteSection.model_fields, field_docs(RouteSection)))
     if name == 'label':
         kinds = _kinds(LabelDefinition)
     elif name in ExperimentConfig.model_fields:

@@ -455,7 +455,8 @@ class ModelEntry(_Section):
     """Names of declared regularizers it keeps (required, possibly empty, except for `"prepared"`). None may have
     label affinities or be an anti-anchor: those shape the concept, which only the prepared model may have."""
     route: RouteSection | None = None
-    """Gradient routing during training (see above); a route is how a model learns the concept without anchoring."""
+    """Gradient routing during training (see [route](#route)): how a model learns the concept's place without
+    anchoring."""
 
 
 class ControlSection(_Section):
