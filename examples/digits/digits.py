@@ -7,6 +7,10 @@ pin every 3 to latent dimension 0 and keep the other digits off it, under the sc
 the other nine digits as they were. This script measures exactly that, per seed: each digit's
 reconstruction error on a held-out split before and after the ablation.
 
+The *routed* method is the training-time peer (gradient routing, Cloud et al., 2024): no
+anchoring terms, but a 3 reaches the encoder only through dim 0 and every other digit only
+through the other dims; the same ablation is then measured the same way.
+
     python examples/digits/digits.py --seeds 0-4 --out digits.csv
 
 Needs scikit-learn (`pip install 'ex-color[digits]'`); the data ships with it, so nothing is
@@ -39,6 +43,7 @@ from ex_color import (
     Dopesheet,
     L2Norm,
     RegularizerConfig,
+    Route,
     TrainingModule,
     Unitarity,
     ablate,
@@ -54,7 +59,13 @@ CONCEPT_DIM = 0
 """The latent dimension it is pinned to, and the one `ablate` zeroes."""
 BOTTLENECK = 'bottleneck'
 N_PIXELS = 64
-RESULT_COLUMNS = ('seed', 'digit', 'mse_before', 'mse_after', 'ratio')
+RESULT_COLUMNS = ('seed', 'method', 'digit', 'mse_before', 'mse_after', 'ratio')
+METHODS = ('anchored', 'routed')
+"""How dim 0 learns the 3s: anchoring regularizers, or gradient routing (see `routed_training`)."""
+ROUTE = Route(BOTTLENECK, (CONCEPT_DIM,), {'three': 1.0})
+"""A 3's gradient reaches the encoder only through dim 0, every other digit's only through the others."""
+CONCEPT_TERMS = ('reg-anchor', 'reg-away')
+"""The anchoring terms, which the routed method leaves out (and its schedule with them)."""
 MIN_STEPS = 100
 """Fewer steps would squeeze the dopesheet's warm-up (1 % of the first stretch) onto step 0."""
 MAX_SEEDS = 1000
@@ -178,11 +189,18 @@ def train(
     data: DigitsData,
     dopesheet: Dopesheet,
     *,
+    method: str = 'anchored',
     k_bottleneck: int = 16,
     hidden: int = 64,
     batch_size: int = 128,
 ) -> DigitsAutoencoder:
-    """Train one autoencoder on `data.x_train` for `len(dopesheet)` steps; the same seed gives the same model."""
+    """Train one autoencoder on `data.x_train` for `len(dopesheet)` steps; the same seed gives the same model.
+
+    `method`: 'anchored' (every regularizer) or 'routed' (only `reg-unit`, with `ROUTE`): the same
+    initial weights, batches and learning rate either way.
+    """
+    if method not in METHODS:
+        raise ValueError(f'method must be one of {METHODS}, got {method!r}')
     set_deterministic_mode(seed)
     model = DigitsAutoencoder(k_bottleneck, hidden)
     loader = DataLoader(
@@ -193,7 +211,11 @@ def train(
         collate_fn=collate,
         generator=torch.Generator().manual_seed(seed),
     )
-    module = TrainingModule(model, dopesheet, nn.MSELoss(), regularizers(k_bottleneck))
+    terms = regularizers(k_bottleneck)
+    if method == 'routed':
+        terms = [r for r in terms if r.name not in CONCEPT_TERMS]
+        dopesheet = dopesheet.without([c for c in CONCEPT_TERMS if c in dopesheet.props])
+    module = TrainingModule(model, dopesheet, nn.MSELoss(), terms, route=ROUTE if method == 'routed' else None)
     trainer = L.Trainer(
         max_steps=len(dopesheet),
         accelerator='cpu',
@@ -223,6 +245,7 @@ class SeedResult:
     before: dict[int, float]
     after: dict[int, float]
     train_seconds: float
+    method: str = 'anchored'
 
     def ratio(self, digit: int) -> float:
         """Error after / before for `digit` (inf if it was reconstructed perfectly before)."""
@@ -244,6 +267,7 @@ class SeedResult:
         return [
             {
                 'seed': self.seed,
+                'method': self.method,
                 'digit': d,
                 'mse_before': self.before[d],
                 'mse_after': self.after[d],
@@ -254,19 +278,20 @@ class SeedResult:
 
 
 def run_seed(
-    seed: int, data: DigitsData, dopesheet: Dopesheet
+    seed: int, data: DigitsData, dopesheet: Dopesheet, method: str = 'anchored'
 ) -> tuple[SeedResult, DigitsAutoencoder, DigitsAutoencoder]:
-    """Train, ablate `CONCEPT_DIM` of the bottleneck, and measure: (result, model, ablated copy)."""
+    """Train with `method`, ablate `CONCEPT_DIM` of the bottleneck, and measure: (result, model, ablated copy)."""
     start = time.perf_counter()
-    model = train(seed, data, dopesheet)
+    model = train(seed, data, dopesheet, method=method)
     seconds = time.perf_counter() - start
-    log.info('seed %d: trained %d steps in %.1f s', seed, len(dopesheet), seconds)
+    log.info('seed %d (%s): trained %d steps in %.1f s', seed, method, len(dopesheet), seconds)
     ablated = ablate(model, BOTTLENECK, [CONCEPT_DIM])
     result = SeedResult(
         seed,
         before=per_digit_mse(model, data.x_test, data.y_test),
         after=per_digit_mse(ablated, data.x_test, data.y_test),
         train_seconds=seconds,
+        method=method,
     )
     return result, model, ablated
 
@@ -316,6 +341,14 @@ def _threads(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def _methods(text: str) -> list[str]:
+    """'anchored,routed' → ['anchored', 'routed']; each one of `METHODS`, once."""
+    methods = [part.strip() for part in text.split(',')]
+    if not methods or any(m not in METHODS for m in methods) or len(set(methods)) != len(methods):
+        raise argparse.ArgumentTypeError(f'cannot read methods {text!r}; expected some of {", ".join(METHODS)}')
+    return methods
+
+
 def _out_path(text: str) -> Path:
     """A CSV file path whose folder exists and is writable, checked before training (not after it)."""
     path = Path(text)
@@ -338,6 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--out', type=_out_path, help='write per-seed, per-digit results to this CSV file')
     parser.add_argument(
         '--threads', type=_threads, default=1, help='torch CPU threads, at least 1 (default: 1; the model is tiny)'
+    )
+    parser.add_argument(
+        '--methods',
+        type=_methods,
+        default=list(METHODS),
+        help="how dim 0 learns the 3s, comma-separated: 'anchored', 'routed' (default: both)",
     )
     args = parser.parse_args(argv)
 
@@ -362,27 +401,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results = []
     for seed in args.seeds:
-        result, _, _ = run_seed(seed, data, dopesheet)
-        results.append(result)
-        console.print(
-            f'seed {seed}: digit {CONCEPT} error ×{result.concept_ratio:.2f}, '
-            f'other digits (median) ×{result.others_median_ratio:.3f}  ({result.train_seconds:.1f} s)'
-        )
+        for method in args.methods:
+            result, _, _ = run_seed(seed, data, dopesheet, method)
+            results.append(result)
+            console.print(
+                f'seed {seed}, {method}: digit {CONCEPT} error ×{result.concept_ratio:.2f}, '
+                f'other digits (median) ×{result.others_median_ratio:.3f}  ({result.train_seconds:.1f} s)'
+            )
 
-    first = results[0]
-    table = Table(title=f'Seed {first.seed}: held-out error per digit, before and after ablating dim {CONCEPT_DIM}')
-    for column in ('digit', 'before', 'after', 'ratio'):
-        table.add_column(column, justify='right')
+    first_seed = results[0].seed
+    firsts = [r for r in results if r.seed == first_seed]
+    table = Table(title=f'Seed {first_seed}: held-out error per digit, before and after ablating dim {CONCEPT_DIM}')
+    table.add_column('digit', justify='right')
+    for r in firsts:
+        for column in ('before', 'after', 'ratio'):
+            table.add_column(f'{r.method} {column}', justify='right')
     for d in range(10):
-        style = 'bold red' if d == CONCEPT else None
-        table.add_row(str(d), f'{first.before[d]:.4f}', f'{first.after[d]:.4f}', f'{first.ratio(d):.2f}', style=style)
+        cells = [c for r in firsts for c in (f'{r.before[d]:.4f}', f'{r.after[d]:.4f}', f'{r.ratio(d):.2f}')]
+        table.add_row(str(d), *cells, style='bold red' if d == CONCEPT else None)
     console.print(table)
 
     summary = Table(title=f'{len(dopesheet)} steps per seed')
-    for column in ('seed', f'digit {CONCEPT} ratio', 'other digits, median ratio', 'train s'):
+    for column in ('seed', 'method', f'digit {CONCEPT} ratio', 'other digits, median ratio', 'train s'):
         summary.add_column(column, justify='right')
     for r in results:
-        summary.add_row(str(r.seed), f'{r.concept_ratio:.2f}', f'{r.others_median_ratio:.3f}', f'{r.train_seconds:.1f}')
+        summary.add_row(
+            str(r.seed), r.method, f'{r.concept_ratio:.2f}', f'{r.others_median_ratio:.3f}', f'{r.train_seconds:.1f}'
+        )
     console.print(summary)
 
     if args.out is not None:

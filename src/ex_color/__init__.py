@@ -28,6 +28,7 @@ _EXPORTS = {
     'ex_color.surgery': ['SurgeryError', 'ablate', 'prune'],
     'ex_color.temporal': ['Dopesheet', 'Timeline'],
     'ex_color.training': ['TrainingModule'],
+    'ex_color.training.routing': ['Route'],
     'ex_color.vis': ['plot_colors', 'plot_cube_series', 'plot_latent_grid_3d'],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -74,6 +75,7 @@ __all__ = [
     'Planarity',
     'RegularizerConfig',
     'Repulsion',
+    'Route',
     'Separate',
     'Suppression',
     'SurgeryError',

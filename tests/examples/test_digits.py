@@ -139,8 +139,9 @@ def test_results_file_has_one_row_per_digit(trained, tmp_path: Path) -> None:
     with path.open() as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    assert tuple(reader.fieldnames or ()) == ('seed', 'digit', 'mse_before', 'mse_after', 'ratio')
+    assert tuple(reader.fieldnames or ()) == ('seed', 'method', 'digit', 'mse_before', 'mse_after', 'ratio')
     assert [int(row['digit']) for row in rows] == list(range(10))
+    assert {row['method'] for row in rows} == {'anchored'}
     for row in rows:
         assert float(row['ratio']) == pytest.approx(float(row['mse_after']) / float(row['mse_before']))
     assert float(rows[digits.CONCEPT]['ratio']) == pytest.approx(result.concept_ratio)
@@ -157,12 +158,33 @@ def test_training_is_deterministic_per_seed(data) -> None:
 
 def test_main_prints_the_table_and_writes_the_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / 'results.csv'
-    assert digits.main(['--seeds', '0-1', '--steps', str(digits.MIN_STEPS), '--out', str(out)]) == 0
+    argv = ['--seeds', '0-1', '--steps', str(digits.MIN_STEPS), '--out', str(out)]
+    assert digits.main(argv) == 0
     printed = capsys.readouterr().out
     assert 'digit 3 ratio' in printed and 'other digits, median ratio' in printed
+    assert 'held-out error per digit' in printed
+    assert printed.count('routed') >= 5  # a line per seed, a row per seed in the summary, the per-digit table's
     with out.open() as f:
         rows = list(csv.DictReader(f))
-    assert [(int(r['seed']), int(r['digit'])) for r in rows] == [(s, d) for s in (0, 1) for d in range(10)]
+    expected = [(s, m, d) for s in (0, 1) for m in ('anchored', 'routed') for d in range(10)]
+    assert [(int(r['seed']), r['method'], int(r['digit'])) for r in rows] == expected
+
+
+def test_the_routed_method_trains_without_the_anchoring_terms_and_with_the_route(data) -> None:
+    """Routed: only reg-unit, and the route; the same seed without the route (and the anchored model) differ."""
+    sheet = digits.load_dopesheet(digits.MIN_STEPS)
+    routed = digits.train(3, data, sheet, method='routed').state_dict()
+    anchored = digits.train(3, data, sheet, method='anchored').state_dict()
+    original = digits.ROUTE
+    try:
+        digits.ROUTE = None  # the routed method's terms and schedule, without routing
+        unrouted = digits.train(3, data, sheet, method='routed').state_dict()
+    finally:
+        digits.ROUTE = original
+    for other in (anchored, unrouted):
+        assert not torch.allclose(routed['encoder.2.weight'], other['encoder.2.weight'])
+    with pytest.raises(ValueError, match='method'):
+        digits.train(3, data, sheet, method='erased')
 
 
 @pytest.mark.parametrize('text, seeds', [('0-4', [0, 1, 2, 3, 4]), ('1,3,7-9', [1, 3, 7, 8, 9]), ('5', [5])])

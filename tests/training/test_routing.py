@@ -153,3 +153,14 @@ def test_routed_members_train_in_an_ensemble_exactly_as_alone(data, regularizers
     # Routing changed training: the routed member and the control started alike and ended apart.
     routed, control = ensemble[1].state_dict(), ensemble[2].state_dict()
     assert (routed['encoder.0.weight'] - control['encoder.0.weight']).abs().max() > 1e-3
+
+
+def test_regularizers_read_the_layer_before_routing():
+    """A term on the routed layer still teaches the layers before it: it reads the output before the mask."""
+    torch.manual_seed(0)
+    x = torch.rand(8, 3)
+    chain = StackedChain([TwoLayers()])
+    masks = MemberRoutes([ROUTE]).masks({'concept': torch.zeros(1, 8)}, {'encoder': 4})  # nobody labelled
+    _, captured = chain.forward(x.unsqueeze(0), capture=['encoder'], masks=masks)
+    captured['encoder'][..., 0].square().sum().backward()  # a penalty on dim 0, which routing closes to them
+    assert torch.count_nonzero(chain.weights[0].grad[0, 0]) == 3

@@ -10,6 +10,10 @@ With a label probability `p` (soft labels, or label affinities that add up to a 
 mask is a weight on the gradient: `p` on the routed dims and `1 − p` on the others (with
 `others=False`, `1` on the routed dims). Hard labels give masks of exactly 0 and 1.
 
+Routing masks what the layers *after* `L` send back. Regularizers that read `L` read its output
+before the mask, so a term the user adds (say, one that keeps unlabelled samples off `d`) still
+reaches the layers before it.
+
 `route_gradient(x, mask)` is the one place the mask acts: `x.detach() + mask · (x − x.detach())`
 equals `x` exactly in the forward pass (the bracket is exactly 0) and passes `mask · ∂L/∂x` back.
 """

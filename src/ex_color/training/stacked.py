@@ -107,8 +107,8 @@ class StackedChain:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Run every member on its own batch: `x [S, B, in]` → (`[S, B, out]`, {layer: `[S, B, D]`}).
 
-        `masks` {layer: `[S, B, D]`} route the gradient at those layers (`ex_color.training.routing`); a captured
-        layer is captured as routed.
+        `masks` {layer: `[S, B, D]`} route the gradient at those layers (`ex_color.training.routing`) for the layers
+        after them; a captured layer is captured before routing, so regularizers reading it act unmasked.
         """
         wanted = set(capture)
         masks = masks or {}
@@ -129,10 +129,10 @@ class StackedChain:
             else:
                 x = op.module(x)
             for path in op.ends:
-                if path in masks:
-                    x = route_gradient(x, masks[path])
                 if path in wanted:
                     captured[path] = x
+                if path in masks:
+                    x = route_gradient(x, masks[path])
         return x, captured
 
     def to_models(self, make_copy: Callable[[], nn.Module] | None = None) -> list[nn.Module]:
