@@ -177,6 +177,11 @@ class _ChannelSelector:
         if torch.compiler.is_compiling():
             # A compiled graph holds the index as a constant; filling the cache while tracing would only
             # make the compiler guard on the cache's contents (and recompile once it is filled).
+            chosen = self._chosen(n_dims, invert)
+            if chosen and chosen == list(range(chosen[0], chosen[-1] + 1)):
+                # A run of channels is a slice. Inductor (torch 2.13) corrupts the heap when it compiles
+                # index_select with a one-element index over the unbacked member dim; a slice compiles cleanly.
+                return x.narrow(-1, chosen[0], len(chosen))
             return x.index_select(-1, self._index(n_dims, x.device, invert))
         key = (n_dims, x.device, invert)
         index = self._cache.get(key)
@@ -184,11 +189,13 @@ class _ChannelSelector:
             index = self._cache[key] = self._index(n_dims, x.device, invert)
         return x.index_select(-1, index)
 
-    def _index(self, n_dims: int, device: torch.device, invert: bool) -> Tensor:
+    def _chosen(self, n_dims: int, invert: bool) -> list[int]:
         if self.channels and max(self.channels) >= n_dims:
             raise ValueError(f'{self.owner}: dims {self.channels} out of range for activations with {n_dims} dims')
-        chosen = [d for d in range(n_dims) if (d in self.channels) != invert]
-        return torch.tensor(chosen, dtype=torch.long, device=device)
+        return [d for d in range(n_dims) if (d in self.channels) != invert]
+
+    def _index(self, n_dims: int, device: torch.device, invert: bool) -> Tensor:
+        return torch.tensor(self._chosen(n_dims, invert), dtype=torch.long, device=device)
 
 
 class Separate(nn.Module):
