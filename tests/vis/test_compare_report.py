@@ -25,6 +25,7 @@ from ex_color.vis.compare_figures import (
     MODEL_COLORS,
     median_band,
     method_order,
+    model_colors,
     plot_hue_error,
     plot_method_boxes,
 )
@@ -402,8 +403,17 @@ def test_method_boxes_draw_every_seed_of_every_method_in_its_models_colour(fake_
             np.testing.assert_allclose(dots[f'seeds:{method}'].get_offsets()[:, 1], expected)
             # Edge colour is the model's colour for every method, filled or hollow.
             edge = dots[f'seeds:{method}'].get_edgecolors()[0][:3]
-            np.testing.assert_allclose(edge, to_rgb(MODEL_COLORS[models[method]]['light']))
+            colour = dict(MODEL_COLORS)['blue' if models[method] == 'prepared' else 'orange']['light']
+            np.testing.assert_allclose(edge, to_rgb(colour))
     assert [t.get_text() for t in target_ax.get_xticklabels()] == order
+
+
+def test_models_take_colours_in_order_the_prepared_model_first():
+    models = {'baseline': 'prepared', 'routed-ablated': 'routed', 'control': 'control', 'ablated': 'prepared'}
+    names = {model: name for model, (name, _) in model_colors(models).items()}
+    assert names == {'prepared': 'blue', 'routed': 'orange', 'control': 'green'}
+    many = {f'm{i}': f'model-{i}' for i in range(7)}
+    assert [name for name, _ in model_colors(many).values()][-2:] == ['grey', 'grey']
 
 
 def test_hue_error_lines_are_the_median_over_seeds(fake_dir, close_figures):
@@ -423,7 +433,7 @@ def test_hue_error_lines_are_the_median_over_seeds(fake_dir, close_figures):
     np.testing.assert_allclose(lines['median:ablated'].get_xdata(), HUES)
     assert ax.get_yscale() == 'log'
     # The first method of a model has its colour; the unedited model too, dotted.
-    assert lines['median:control-leace'].get_color() == MODEL_COLORS['control']['dark']
+    assert lines['median:control-leace'].get_color() == dict(MODEL_COLORS)['orange']['dark']
     assert lines['median:control'].get_linestyle() == ':'
 
 

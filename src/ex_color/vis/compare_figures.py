@@ -1,7 +1,8 @@
-"""Figures of a prepared-against-control comparison: each method's spread over seeds, and its error along hue.
+"""Figures of a comparison of models: each method's spread over seeds, and its error along hue.
 
 Every method is drawn in the colour of the model it edits (the prepared model blue, the
-control orange, in both themes), so the two models read apart across figures; the
+others orange, green, purple and brown in the order the comparison lists them, in both
+themes), so the models read apart across figures; the
 unedited models (kind 'baseline') are drawn hollow or dotted, for reference. The figures
 take the tables `ex-color compare` writes (`compare.csv`, `hue_error.csv`) as they are.
 """
@@ -19,20 +20,23 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ex_color.comparedir import BASELINE_KIND
+from ex_color.config import PREPARED
 from ex_color.statistics import bootstrap_interval
 from ex_color.vis.describe import g, hue_name, join
 from ex_color.vis.sweep import seed_jitter
 from ex_color.vis.theme import Palette, get_palette, new_figure, set_title
 
-MODEL_COLORS: dict[str, dict[str, str]] = {
-    'prepared': {'light': '#1f77b4', 'dark': '#7fb8ff'},
-    'control': {'light': '#d95f02', 'dark': '#ffa657'},
-}
-"""Colour of each model's methods per theme (lighter on the dark background)."""
-MODEL_COLOR_NAMES = {'prepared': 'blue', 'control': 'orange'}
-"""What the alt texts call those colours."""
-OTHER_MODEL_COLOR = {'light': '#777777', 'dark': '#aaaaaa'}
-"""A model outside MODEL_COLORS."""
+MODEL_COLORS: list[tuple[str, dict[str, str]]] = [
+    ('blue', {'light': '#1f77b4', 'dark': '#7fb8ff'}),
+    ('orange', {'light': '#d95f02', 'dark': '#ffa657'}),
+    ('green', {'light': '#2ca02c', 'dark': '#7ee787'}),
+    ('purple', {'light': '#7b3294', 'dark': '#d2a8ff'}),
+    ('brown', {'light': '#8c564b', 'dark': '#e0a98f'}),
+]
+"""The colours of the models' methods per theme (lighter on the dark background): the prepared model's first,
+then each other model's in the order the comparison lists them."""
+OTHER_MODEL_COLOR = ('grey', {'light': '#777777', 'dark': '#aaaaaa'})
+"""A model past the end of MODEL_COLORS."""
 LOG_FIGURES = ('target_error', 'collateral_max', 'collateral_median')
 """Figures of merit drawn on a logarithmic axis (errors span several decades)."""
 FIGURE_LABELS = {
@@ -63,9 +67,19 @@ def figure_label(figure: str) -> str:
     return FIGURE_LABELS.get(figure, figure)
 
 
-def model_color(model: str, theme: str) -> str:
-    """The colour of a model's methods in `theme`."""
-    return MODEL_COLORS.get(model, OTHER_MODEL_COLOR)[theme]
+def model_colors(models: Mapping[str, str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each model's (colour name, {theme: colour}), for `models` (method → model): the prepared model blue, the
+    others in order of first appearance."""
+    others = [m for m in dict.fromkeys(models.values()) if m != PREPARED]
+    chosen = {PREPARED: MODEL_COLORS[0]}
+    for i, model in enumerate(others, start=1):
+        chosen[model] = MODEL_COLORS[i] if i < len(MODEL_COLORS) else OTHER_MODEL_COLOR
+    return chosen
+
+
+def model_color(model: str, theme: str, models: Mapping[str, str]) -> str:
+    """The colour of `model`'s methods in `theme`, among the models of `models` (method → model)."""
+    return model_colors(models)[model][1][theme]
 
 
 def method_order(summary: pd.DataFrame) -> list[str]:
@@ -143,7 +157,7 @@ def plot_method_boxes(
             ax.axhline(removal_threshold, color=palette.spine, linestyle='--', linewidth=1, zorder=1)
 
     handles: list = [
-        Patch(facecolor=model_color(m, theme), edgecolor=model_color(m, theme), label=f'{m} model')
+        Patch(facecolor=model_color(m, theme, models), edgecolor=model_color(m, theme, models), label=f'{m} model')
         for m in dict.fromkeys(models[name] for name in order)
     ]
     if any(kinds[name] == BASELINE_KIND for name in order):
@@ -179,7 +193,7 @@ def _method_panel(
             floored |= bool((values <= 0).any())
             values = np.where(values <= 0, LOG_FLOOR, values)
         kept = np.isfinite(values)
-        color = model_color(models[method], theme)
+        color = model_color(models[method], theme, models)
         reference = kinds[method] == BASELINE_KIND
         if kept.any():
             ax.boxplot(
@@ -239,11 +253,11 @@ def method_styles(order: Sequence[str], models: Mapping[str, str], kinds: Mappin
     for method in order:
         model = models[method]
         if kinds[method] == BASELINE_KIND:
-            styles[method] = {'color': model_color(model, theme), 'linestyle': ':', 'linewidth': 1.2}
+            styles[method] = {'color': model_color(model, theme, models), 'linestyle': ':', 'linewidth': 1.2}
             continue
         i = count[model] = count.get(model, -1) + 1
         styles[method] = {
-            'color': _shade(model_color(model, theme), get_palette(theme).text, min(SHADE_STEP * i, 0.5)),
+            'color': _shade(model_color(model, theme, models), get_palette(theme).text, min(SHADE_STEP * i, 0.5)),
             'linestyle': LINE_STYLES[i % len(LINE_STYLES)],
             'linewidth': 1.8,
         }
@@ -333,9 +347,8 @@ def plot_hue_error(
 
 
 def _model_words(models: Mapping[str, str], order: Sequence[str]) -> str:
-    words = [
-        f'{m}-model methods in {MODEL_COLOR_NAMES.get(m, "grey")}' for m in dict.fromkeys(models[n] for n in order)
-    ]
+    colors = model_colors(models)
+    words = [f'{m}-model methods in {colors[m][0]}' for m in dict.fromkeys(models[n] for n in order)]
     return join(words)
 
 
