@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -646,3 +647,15 @@ def test_compare_report_renders_in_chromium(browser: Chromium, report: Path, tmp
         assert all((img['alt'] or '').strip() for img in page.images)
     assert all(img['currentSrc'].endswith('.dark.png') for img in dark.images)
     assert not any(img['currentSrc'].endswith('.dark.png') for img in light.images)
+
+
+def test_a_compare_json_from_before_models_reads_its_control_as_a_model(tmp_path):
+    """compare.json written before [[models]] held one `control` object; it is read as the model 'control'."""
+    facts = meta_of(summary_of(BASELINES), ratio=1.5)
+    data = json.loads(json.dumps(asdict(facts)))
+    data['control'] = data.pop('models')['control']
+    data['control'].pop('route')
+    (tmp_path / 'compare.json').write_text(json.dumps(data))
+    read = CompareFacts.read(tmp_path)
+    assert list(read.models) == ['control'] and read.models['control'].ratio == 1.5
+    assert read.models['control'].route is None
