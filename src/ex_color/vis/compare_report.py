@@ -219,16 +219,17 @@ def _best(rows: pd.DataFrame, figure: str) -> dict[str, Any] | None:
 def fairness_warning(facts: CompareFacts) -> str | None:
     """The warning the page shows when another model reconstructs much worse than the prepared model; else None."""
     unfair = [
-        f"unedited, the {name} model's median error is {sig(m.baseline_median)} against "
-        f'{sig(m.prepared_baseline_median)}, {sig(m.ratio)} times as large'
+        f"the {name} model's is {sig(m.baseline_median)} ({sig(m.ratio)} times as large)"
         for name, m in facts.models.items()
         if not m.fair
     ]
     if not unfair:
         return None
+    prepared = next(iter(facts.models.values())).prepared_baseline_median
+    which = "that model's" if len(unfair) == 1 else "those models'"
     return (
-        f'{join(unfair)[0].upper()}{join(unfair)[1:]} (a fair comparison is within {FAIRNESS_RATIO:g} times). '
-        'That comparison is not fair: its methods start from a worse model.'
+        f"Unedited, the prepared model's median error is {sig(prepared)}; {join(unfair)}. That is not fair (a fair "
+        f'comparison is within {FAIRNESS_RATIO:g} times): {which} methods start from a worse model.'
     )
 
 
