@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib.image
+import numpy as np
 import pytest
 
 CHROMIUM_FLAGS = [
@@ -163,3 +165,25 @@ def chromium(executable: str) -> Iterator[Chromium]:
             yield Chromium(browser)
         finally:
             browser.close()
+
+
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def read_screenshot(path: Path) -> np.ndarray:
+    """The screenshot as an `[H, W, 3]` float image, after checking it is a real, non-flat PNG."""
+    assert path.is_file(), f'no screenshot at {path}'
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f'{path.name} is not a PNG'
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3, image.shape
+    assert image.shape[1] == 1280, image.shape
+    assert image.shape[0] >= 200, image.shape
+    rgb = image[..., :3]
+    assert rgb.reshape(-1, 3).std(axis=0).max() > 0.02, f'{path.name} is a single flat colour'
+    return rgb
+
+
+def image_luminance(rgb: np.ndarray) -> float:
+    """Mean Rec. 709 luminance of an `[H, W, 3]` image in [0, 1]."""
+    return float((rgb @ np.array([0.2126, 0.7152, 0.0722])).mean())

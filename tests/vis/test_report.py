@@ -22,6 +22,7 @@ from ex_color.vis.report import (
     write_run_report,
     write_sweep_report,
 )
+from tests.browser import Chromium, assert_page_clean, image_luminance, read_screenshot
 from tests.vis.conftest import EX29
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
@@ -324,3 +325,53 @@ def test_sweep_report_without_a_best_run_and_with_damaged_files(short_run, tmp_p
         f.write('garbage,,,,,,,,,\n')
     with pytest.raises(ReportError, match=r'dopesheet\.csv, row 7'):
         write_report(sweep)
+
+
+# In headless Chromium (here, beside the run and sweep they share, so a worker trains them once) ---------
+
+
+def test_run_report_renders_in_chromium(browser: Chromium, short_run_report: Path, tmp_path: Path) -> None:
+    run_report = short_run_report
+    light = browser.open(run_report, tmp_path / 'report-light.png', 'light', height=2000)
+    dark = browser.open(run_report, tmp_path / 'report-dark.png', 'dark', height=2000)
+
+    for report in (light, dark):
+        assert_page_clean(report)
+        # Baseline and ablated colours, error series and latents, the dopesheet and the training curves, at least.
+        assert len(report.images) >= 8, [img['src'] for img in report.images]
+        assert all((img['alt'] or '').strip() for img in report.images), 'every figure needs an alt text'
+        # Figures are local files of the run directory.
+        assert all(img['currentSrc'].startswith('file://') for img in report.images)
+    # prefers-color-scheme picks the dark PNG of every figure, and only in dark mode.
+    assert not [img['currentSrc'] for img in light.images if img['currentSrc'].endswith('.dark.png')]
+    assert not [img['currentSrc'] for img in dark.images if not img['currentSrc'].endswith('.dark.png')]
+    assert sorted(img['src'] for img in light.images) == sorted(img['src'] for img in dark.images)
+
+    light_rgb = read_screenshot(light.screenshot)
+    dark_rgb = read_screenshot(dark.screenshot)
+    assert light.screenshot.stat().st_size > 20_000
+    assert dark.screenshot.stat().st_size > 20_000
+    # Dark mode is dark overall, light mode light.
+    assert image_luminance(dark_rgb) < 0.35 < 0.65 < image_luminance(light_rgb), (
+        image_luminance(dark_rgb),
+        image_luminance(light_rgb),
+    )
+
+
+def test_sweep_report_renders_in_chromium(browser: Chromium, short_sweep, tmp_path: Path) -> None:
+    report_path = short_sweep.directory / 'report.html'
+    light = browser.open(report_path, tmp_path / 'sweep-light.png', 'light', height=1500)
+    dark = browser.open(report_path, tmp_path / 'sweep-dark.png', 'dark', height=1500)
+    for report in (light, dark):
+        assert_page_clean(report)
+        # The box plots and the best run's headline figures (from best/figures/).
+        sources = sorted(img['src'] for img in report.images)
+        assert 'figures/sweep-boxes.png' in sources
+        assert sum(src.startswith('best/figures/') for src in sources) == 3
+    assert all(img['currentSrc'].endswith('.dark.png') for img in dark.images)
+    assert (
+        image_luminance(read_screenshot(dark.screenshot))
+        < 0.35
+        < 0.65
+        < image_luminance(read_screenshot(light.screenshot))
+    )
