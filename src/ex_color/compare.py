@@ -54,6 +54,7 @@ from ex_color.comparedir import (
 from ex_color.compiling import resolve_compile
 from ex_color.config import (
     BASELINE,
+    CONTROL,
     PREPARED,
     ConfigError,
     Experiment,
@@ -76,9 +77,6 @@ from ex_color.training.schedule import TrainingSchedule
 from ex_color.variants import ErasureEdit, build_variants
 
 log = logging.getLogger(__name__)
-
-CONTROL_KEY = 'control'
-"""Where a seed file of an older ex-color (before `[[models]]`) holds its control model."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ class SeedComparison:
     def from_state(cls, state: dict[str, Any], config: ExperimentConfig) -> SeedComparison:
         """A saved seed (`to_state`), its models rebuilt from `config` (a file of an older ex-color holds
         'prepared' and 'control' at its top level)."""
-        saved = state.get('models') or {name: state[name] for name in (PREPARED, CONTROL_KEY) if name in state}
+        saved = state.get('models') or {name: state[name] for name in (PREPARED, CONTROL) if name in state}
         models = {}
         for name, weights in saved.items():
             models[name] = build_model(config)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ex_color.config import BASELINE, PREPARED
+from ex_color.config import BASELINE, CONTROL, PREPARED
 from ex_color.files import write_atomic
 from ex_color.rundir import RunArtifactsError, read_json
 from ex_color.workdir import DirectoryError, check_recorded_files, record_files
@@ -113,9 +113,9 @@ class CompareFacts:
             raise RunArtifactsError(f'{path}: expected a JSON object, got {type(data).__name__}')
         try:
             models = data.get('models', {})
-            if 'control' in data:  # compare.json of an older ex-color: one control, no [[models]]
-                control = data.pop('control')
-                models = {'control': control} if control is not None else {}
+            if CONTROL in data:  # compare.json of an older ex-color: one control, no [[models]]
+                control = data.pop(CONTROL)
+                models = {CONTROL: control} if control is not None else {}
             return cls(**{**data, 'models': {name: ModelFacts(**m) for name, m in models.items()}})
         except (TypeError, AttributeError) as e:
             raise RunArtifactsError(f'{path}: not the facts of a comparison ({e})') from None
