@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from ex_color.model import CNColorMLP, L2Norm, UnknownLayerError, get_layer
+from ex_color.model import CharTransformer, CNColorMLP, L2Norm, UnknownLayerError, get_layer
 
 
 def test_forward_keeps_leading_shape():
@@ -112,3 +112,54 @@ def test_get_layer_unknown_name_lists_valid_layers():
 def test_bottleneck_width_follows_k(k, n_nonlinear):
     model = CNColorMLP(k, k_codec=4, n_nonlinear=n_nonlinear)
     assert model.encoder(torch.rand(2, 3)).shape == (2, k)
+
+
+# CharTransformer -------------------------------------------------------------------------------
+
+
+def small_transformer(**sizes) -> CharTransformer:
+    torch.manual_seed(0)
+    return CharTransformer(
+        **{'vocab_size': 11, 'context': 8, 'layers': 2, 'width': 16, 'heads': 2, 'k_bottleneck': 4, **sizes}
+    )
+
+
+def test_char_transformer_logits_shape_and_unit_norm_bottleneck():
+    model = small_transformer()
+    tokens = torch.randint(11, (3, 8))
+    captured = []
+    handle = model.bottleneck.register_forward_hook(lambda m, i, out: captured.append(out))
+    logits = model(tokens)
+    handle.remove()
+    assert logits.shape == (3, 8, 11)
+    assert captured[0].shape == (3, 8, 4)
+    assert torch.allclose(captured[0].norm(dim=-1), torch.ones(3, 8), atol=1e-5)
+
+
+def test_char_transformer_is_causal():
+    """A position's logits depend on it and the positions before it, never on later ones."""
+    model = small_transformer().eval()
+    tokens = torch.randint(11, (2, 8))
+    changed = tokens.clone()
+    changed[:, 5:] = (changed[:, 5:] + 1) % 11
+    with torch.no_grad():
+        before, after = model(tokens), model(changed)
+    assert torch.equal(before[:, :5], after[:, :5])
+    assert not torch.allclose(before[:, 5:], after[:, 5:])
+
+
+def test_char_transformer_unembeds_the_bottleneck_with_one_linear():
+    model = small_transformer(logit_scale=3.0).eval()
+    tokens = torch.randint(11, (2, 8))
+    captured = []
+    handle = model.bottleneck.register_forward_hook(lambda m, i, out: captured.append(out))
+    with torch.no_grad():
+        logits = model(tokens)
+    handle.remove()
+    torch.testing.assert_close(logits, (captured[0] @ model.unembed.weight.T + model.unembed.bias) * 3.0)
+
+
+@pytest.mark.parametrize('bad', [{'width': 15}, {'layers': 0}, {'heads': True}])
+def test_char_transformer_rejects_bad_sizes(bad):
+    with pytest.raises(ValueError, match='CharTransformer'):
+        small_transformer(**bad)

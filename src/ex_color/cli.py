@@ -416,6 +416,14 @@ def _compare(args: argparse.Namespace, experiment: Experiment) -> None:
     )
     facts = result.facts
     print(f'{facts.title} · {len(facts.seeds)} seeds · {facts.wall_seconds_this_call:.1f} s')
+    if experiment.config.is_text:
+        print_text_summary(result.summary, facts)
+        print(f'Results: {result.directory}')
+        if args.report:
+            from ex_color.vis.compare_report import write_compare_report
+
+            print(f'Report: {write_compare_report(result.directory)}')
+        return
     print_summary(result.summary)
     if len(facts.seeds) < 2:
         print(ONE_SEED_CAVEAT)
@@ -451,6 +459,38 @@ def print_summary(summary: object) -> None:
         print(f'{row["method"]:<28}{row["model"]:<10}' + ''.join(f'{c:>28}' for c in cells))
 
 
+def print_text_summary(summary: Any, facts: Any) -> None:
+    """A text comparison's summary: per method, the means over seeds of the concept's and each class's
+    cross-entropy ratio, and the probability on the concept where it comes next, before → after."""
+    from ex_color.data.corpus import ALL, CHAR_CLASSES
+
+    classes = [*CHAR_CLASSES, ALL]
+    print(
+        f'{"method":<26}{"model":<10}{"concept":>9}{"worst":>8}'
+        + ''.join(f'{c:>8}' for c in classes)
+        + f'{"p(concept) before → after":>28}{"untouched CE":>14}'
+    )
+    for row in summary.to_dict('records'):
+        cells = ''.join(f'{row[f"ratio_{c}_mean"]:>8.3f}' for c in classes)
+        mass = f'{row["target_mass_before_mean"]:.3g} → {row["target_mass_after_mean"]:.3g}'
+        print(
+            f'{row["method"]:<26}{row["model"]:<10}{row["target_ratio_mean"]:>9.3f}{row["collateral_ratio_mean"]:>8.3f}'
+            f'{cells}{mass:>28}{row["untouched_ce_mean"]:>14.4f}'
+        )
+    print(
+        'Ratios: held-out cross-entropy after the edit over the same model untouched (means over seeds); '
+        'worst: the largest ratio of a class outside the concept.'
+    )
+    for name, ce in facts.untouched_ce.items():
+        print(f'{name}: untouched held-out cross-entropy {ce:.4f} nats per character')
+    if facts.least_collateral is not None:
+        print(
+            f'Removes the concept (p falls ≥ {facts.mass_fall:g}×) with the least collateral: {facts.least_collateral}'
+        )
+    else:
+        print(f'No method makes the probability on the concept fall {facts.mass_fall:g}× or more')
+
+
 def _interval(mean: float, low: float, high: float) -> str:
     return f'{_figure(mean)} [{_figure(low)}, {_figure(high)}]'
 
@@ -476,6 +516,10 @@ def print_results(directory: object, results: RunResults) -> None:
         f'{results.title} · seed {results.seed} · {results.engine} engine · {results.steps} steps '
         f'in {results.train_seconds:.1f} s'
     )
+    if results.is_text:
+        print_text_results(results.evaluations)  # type: ignore[arg-type]
+        print(f'Results: {directory}')
+        return
     from ex_color.data.named_colors import NAMED_COLORS
 
     targets = [t for e in results.evaluations.values() for t in e.targets if t in NAMED_COLORS]
@@ -489,6 +533,27 @@ def print_results(directory: object, results: RunResults) -> None:
     if targets_line:
         print(f'Targets: {targets_line}')
     print(f'Results: {directory}')
+
+
+def print_text_results(evaluations: dict[str, Any]) -> None:
+    """A text run's table: held-out cross-entropy per class of the next character (the untouched model's in nats,
+    each edit's as a ratio to it), the concept's ratio, the worst other class's, and the probability on the concept
+    where it comes next."""
+    from ex_color.data.corpus import ALL, CHAR_CLASSES
+
+    classes = [*CHAR_CLASSES, ALL]
+    print(f'{"":<14}' + ''.join(f'{c:>8}' for c in classes) + f'{"concept":>9}{"worst other":>18}{"p(concept)":>12}')
+    for name, e in evaluations.items():
+        values = e.class_ce if name == 'baseline' else e.class_ce_ratio
+        unit = '' if name == 'baseline' else '×'
+        cells = ''.join(f'{f"{values[c]:.3g}{unit}":>8}' for c in classes)
+        other = '' if name == 'baseline' else f'{e.collateral_ratio:.3g}× {e.collateral_class}'
+        concept = '' if name == 'baseline' else f'{e.target_ratio:.3g}×'
+        print(f'{name:<14}{cells}{concept:>9}{other:>18}{e.target_mass:>12.3g}')
+    print(
+        'baseline: cross-entropy in nats per character; the rest: ratio to it. p(concept): the probability on the '
+        "concept's characters where one comes next."
+    )
 
 
 def removal_words(name: str, evaluation: Any, baseline: Any) -> str:

@@ -27,6 +27,15 @@ def evaluation_columns(name: str, colors: Iterable[str]) -> list[str]:
     return [f'{name}_{metric}' for metric in METRICS] + [color_column(name, c) for c in colors]
 
 
+TEXT_METRICS = ('target_ratio', 'collateral_ratio', 'target_mass')
+"""A text variant's figures besides its per-class cross-entropy and ratios."""
+
+
+def text_evaluation_columns(name: str, classes: Iterable[str]) -> list[str]:
+    """A text variant's columns in a sweep's table: `<name>_<metric>`, `<name>_ce_<class>`, `<name>_ratio_<class>`."""
+    return [f'{name}_{m}' for m in TEXT_METRICS] + [f'{name}_{kind}_{c}' for kind in ('ce', 'ratio') for c in classes]
+
+
 def train_loss_column(term: str) -> str:
     """A training loss as reported: `'loss'` (the total) → `'train_loss'`, `'reg-anchor'` → `'train_reg-anchor'`."""
     return f'train_{term}'
@@ -39,9 +48,11 @@ def validation_column(regularizer_name: str) -> str:
 
 __all__ = [
     'METRICS',
+    'TEXT_METRICS',
     'VALIDATION_RECON',
     'color_column',
     'evaluation_columns',
+    'text_evaluation_columns',
     'train_loss_column',
     'validation_column',
 ]

@@ -68,7 +68,7 @@ from ex_color.config import (
 )
 from ex_color.device import resolve_device
 from ex_color.evaluation import Removal, evaluate_variants, hue_ring, measure_removal
-from ex_color.experiment import checked_steps
+from ex_color.experiment import check_text_engine, checked_steps
 from ex_color.runner import SeedJob, SeedRunner
 from ex_color.statistics import bootstrap_interval
 from ex_color.temporal import Dopesheet
@@ -267,6 +267,10 @@ COMPARE = SeedJob(
 
 def compare_job(config: ExperimentConfig) -> SeedJob:
     """The comparison's job for `config`: one ensemble member per model and seed."""
+    if config.is_text:
+        from ex_color.text_compare import TEXT_COMPARE
+
+        return replace(TEXT_COMPARE, members=1 + len(config.compared_models()))
     return replace(COMPARE, members=1 + len(config.compared_models()))
 
 
@@ -293,10 +297,17 @@ def run_compare(
     own, grouped by the comparison, holding its rows as `final/<method>_<figure>`.
     """
     check_comparable(experiment.config, str(experiment.path))
+    check_text_engine(experiment.config, compile=compile)
     steps = checked_steps(experiment, steps)
     device = resolve_device(device)
     compile = resolve_compile(compile, 'compare')
     directory = Path(out) if out is not None else default_compare_dir(experiment)
+    if experiment.config.is_text:
+        from ex_color.text_compare import run_text_compare
+
+        trainer = chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device)
+        options = {'chunk': chunk, 'loggers': loggers, 'device': device, 'compile': False}
+        return run_text_compare(experiment, seeds, directory, steps, options, trainer, progress)  # type: ignore[return-value]
     started = time.perf_counter()
     seeds = list(seeds)
     with SeedRunner(

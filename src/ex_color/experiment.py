@@ -30,6 +30,7 @@ from ex_color.config import (
     build_regularizers,
     build_route,
     check_seed,
+    text_data,
     training_data,
     validation_regularizers,
 )
@@ -39,6 +40,7 @@ from ex_color.rundir import (
     CHECKPOINT_FILE,
     RESULTS_FILE,
     RunResults,
+    evaluation_from_dict,
     read_results,
     resolved_config,
     run_identity,
@@ -47,6 +49,7 @@ from ex_color.rundir import (
 )
 from ex_color.signals import stop_on_signals
 from ex_color.temporal import Dopesheet
+from ex_color.text_evaluation import TextEvaluation, evaluate_text_variants, text_validation
 from ex_color.training.engine import (
     EngineOptions,
     EnsembleResult,
@@ -55,6 +58,7 @@ from ex_color.training.engine import (
     train_ensemble,
 )
 from ex_color.training.schedule import TrainingSchedule
+from ex_color.training.text import train_text_ensemble
 from ex_color.variants import build_variants
 from ex_color.workdir import claim, lock
 
@@ -90,7 +94,7 @@ class SeedOutcome:
     model: nn.Module
     metrics: pd.DataFrame
     """This seed's rows of the training metrics (step, lr, train_loss, train_<term>, weight_<name>)."""
-    evaluations: dict[str, Evaluation]
+    evaluations: dict[str, Evaluation | TextEvaluation]
     """'baseline' and each evaluation of the experiment."""
     validation: dict[str, float]
     """`val_recon` and `val_<name>` for the regularizers marked for validation."""
@@ -132,7 +136,7 @@ class SeedOutcome:
             seed=state['seed'],
             model=model,
             metrics=pd.DataFrame(state['metrics']),
-            evaluations={name: Evaluation.from_dict(e) for name, e in state['evaluations'].items()},
+            evaluations={name: evaluation_from_dict(e) for name, e in state['evaluations'].items()},
             validation=state['validation'],
         )
 
@@ -205,6 +209,7 @@ def run_experiment(
     device = resolve_device(device)
     if compile and engine != 'fast':
         raise ConfigError('--compile applies to the fast engine; the Lightning engine trains eager')
+    check_text_engine(experiment.config, engine, compile)
     compile = engine == 'fast' and resolve_compile(compile, 'run')  # EX_COLOR_COMPILE sets the fast engine's default
     directory = Path(out) if out is not None else default_run_dir(experiment, seed)
     claim(
@@ -259,6 +264,18 @@ def run_experiment(
             tracker.log_final(outcome.figures(), step=steps - 1)
         checkpoint.unlink(missing_ok=True)
     return RunResult(directory, results)
+
+
+def check_text_engine(config: ExperimentConfig, engine: str = 'fast', compile: bool | None = None) -> None:
+    """A text experiment trains with the fast engine's text loop (`ex_color.training.text`), eager, unrouted."""
+    if not config.is_text:
+        return
+    if engine != 'fast':
+        raise ConfigError('--engine lightning trains colour models; a text experiment trains with the fast engine')
+    if compile:
+        raise ConfigError('--compile applies to colour models; a text experiment trains eager')
+    if any(m.route is not None for m in config.models or []):
+        raise ConfigError('gradient routing (a [[models]] route) applies to colour experiments, not yet to text')
 
 
 def checked_steps(experiment: Experiment, steps: int | None) -> int:
@@ -336,6 +353,16 @@ def train_seeds(
 ) -> EnsembleResult:
     """Train `seeds` as one ensemble with the fast engine; the models in seed order and their metrics."""
     regularizers = build_regularizers(config)
+    if config.is_text:
+        return train_text_ensemble(
+            init_models(lambda: build_model(config), seeds),
+            list(seeds),
+            text_data(config),
+            regularizers,
+            TrainingSchedule.from_dopesheet(dopesheet, regularizers),
+            steps=steps,
+            options=options,
+        )
     return train_ensemble(
         init_models(lambda: build_model(config), seeds),
         list(seeds),
@@ -351,8 +378,13 @@ def train_seeds(
 def assess(seed: int, model: nn.Module, metrics: pd.DataFrame, config: ExperimentConfig) -> SeedOutcome:
     """Build every variant of a trained model and evaluate it; add the validation losses."""
     started = time.perf_counter()
-    evaluations = evaluate_variants(build_variants(model, config))
-    validation = validation_losses(model, validation_regularizers(config), build_labels(config))
+    evaluations: dict[str, Evaluation | TextEvaluation]
+    if config.is_text:
+        evaluations = dict(evaluate_text_variants(build_variants(model, config), config))
+        validation = text_validation(model, config)
+    else:
+        evaluations = dict(evaluate_variants(build_variants(model, config)))
+        validation = validation_losses(model, validation_regularizers(config), build_labels(config))
     return SeedOutcome(seed, model, metrics, evaluations, validation, time.perf_counter() - started)
 
 
@@ -384,6 +416,7 @@ __all__ = [
     'SeedOutcome',
     'TrainingInterrupted',
     'assess',
+    'check_text_engine',
     'default_run_dir',
     'run_experiment',
     'train_chunk',

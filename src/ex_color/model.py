@@ -1,4 +1,5 @@
-"""The colour autoencoder: an MLP with a unit-norm bottleneck, and layer lookup by module path."""
+"""The models: the colour autoencoder (an MLP with a unit-norm bottleneck), a character-level transformer with
+a unit-norm bottleneck before its unembedding, and layer lookup by module path."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ['CNColorMLP', 'L2Norm', 'UnknownLayerError', 'forward_hooks', 'get_layer']
+__all__ = ['CNColorMLP', 'CharTransformer', 'L2Norm', 'UnknownLayerError', 'forward_hooks', 'get_layer']
 
 
 class UnknownLayerError(KeyError):
@@ -77,6 +78,87 @@ class CNColorMLP(nn.Module):
         if not self.training:
             y = torch.clamp(y, 0.0, 1.0)
         return y
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which each position sees itself and the positions before it.
+
+    `[B, T, width] → [B, T, width]`; `qkv` and `proj` are the two Linears."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # [B, H, T, C/H]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: `x + attention(LN(x))`, then `x + MLP(LN(x))` (hidden width 4×)."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width)
+        self.attention = CausalSelfAttention(width, heads)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class CharTransformer(nn.Module):
+    """A decoder-only character transformer with a unit-norm bottleneck before the unembedding.
+
+    Token ids `[B, T]` (T ≤ `context`) → next-token logits `[B, T, vocab]`. After the blocks and
+    the final LayerNorm, `encoder` (one Linear) maps each position to `k_bottleneck` dims,
+    `bottleneck` (L2Norm) puts them on the unit sphere and `unembed` (one Linear) reads them, so
+    surgery on `'bottleneck'` edits those two Linears exactly as it edits the colour model's. The logits
+    are `unembed`'s output times a fixed `logit_scale`: from a unit vector a Linear's outputs are bounded
+    by its weights, and the factor lets them reach confident predictions early in training.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        context: int,
+        layers: int,
+        width: int,
+        heads: int,
+        k_bottleneck: int,
+        logit_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        sizes = {'vocab_size': vocab_size, 'context': context, 'layers': layers, 'width': width, 'heads': heads}
+        for name, value in {**sizes, 'k_bottleneck': k_bottleneck}.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'CharTransformer: {name} must be a positive integer, got {value!r}')
+        if width % heads:
+            raise ValueError(f'CharTransformer: width {width} must be a multiple of heads {heads}')
+        if not logit_scale > 0:
+            raise ValueError(f'CharTransformer: logit_scale must be > 0, got {logit_scale!r}')
+        self.logit_scale = float(logit_scale)
+        self.vocab_size, self.context, self.width, self.heads = vocab_size, context, width, heads
+        self.n_layers, self.k_bottleneck = layers, k_bottleneck
+        self.embed = nn.Embedding(vocab_size, width)
+        self.position = nn.Embedding(context, width)
+        self.blocks = nn.Sequential(*(Block(width, heads) for _ in range(layers)))
+        self.norm = nn.LayerNorm(width)
+        self.encoder = nn.Linear(width, k_bottleneck)
+        self.bottleneck = L2Norm()
+        self.unembed = nn.Linear(k_bottleneck, vocab_size)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Next-token logits `[B, T, vocab]` for token ids `[B, T]`."""
+        positions = torch.arange(tokens.shape[-1], device=tokens.device)
+        x = self.blocks(self.embed(tokens) + self.position(positions))
+        return self.unembed(self.bottleneck(self.encoder(self.norm(x)))) * self.logit_scale
 
 
 def get_layer(model: nn.Module, path: str) -> nn.Module:

@@ -32,6 +32,7 @@ from ex_color.device import device_fields
 from ex_color.evaluation import Evaluation
 from ex_color.files import write_atomic
 from ex_color.loss import TOTAL_LOSS
+from ex_color.text_evaluation import TextEvaluation
 from ex_color.workdir import (
     MANIFEST_FILE,
     DirectoryError,
@@ -67,7 +68,7 @@ class RunResults:
     engine: str
     steps: int
     train_seconds: float
-    evaluations: dict[str, Evaluation]
+    evaluations: dict[str, Evaluation | TextEvaluation]
     """'baseline' and each evaluation of the experiment."""
     validation: dict[str, float] = field(default_factory=dict)
     """`val_recon` and `val_<name>` for the regularizers marked for validation."""
@@ -86,7 +87,18 @@ class RunResults:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResults:
-        return cls(**{**data, 'evaluations': {n: Evaluation.from_dict(e) for n, e in data['evaluations'].items()}})
+        return cls(**{**data, 'evaluations': {n: evaluation_from_dict(e) for n, e in data['evaluations'].items()}})
+
+    @property
+    def is_text(self) -> bool:
+        """Whether these are a text model's figures (`TextEvaluation`)."""
+        return any(isinstance(e, TextEvaluation) for e in self.evaluations.values())
+
+
+def evaluation_from_dict(data: dict[str, Any]) -> Evaluation | TextEvaluation:
+    """A variant's figures as results.json and seed files hold them: a text model's (with `class_ce`) or a colour
+    model's."""
+    return TextEvaluation.from_dict(data) if 'class_ce' in data else Evaluation.from_dict(data)
 
 
 def resolved_config(experiment: Experiment, seed: int) -> dict[str, Any]:
@@ -261,6 +273,7 @@ __all__ = [
     'RunArtifactsError',
     'RunResults',
     'check_inputs',
+    'evaluation_from_dict',
     'identity',
     'load_run',
     'read_json',

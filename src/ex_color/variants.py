@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
 from torch import nn
 
 from ex_color.config import (
@@ -26,13 +27,17 @@ from ex_color.config import (
     build_intervention,
     build_labels,
     build_targets,
+    sample_input,
+    text_data,
     training_cube,
 )
+from ex_color.data.corpus import windows
 from ex_color.data.cube_sampler import cube_training_tensors
 from ex_color.data.target import Target
 from ex_color.erasure import Erasure, ErasureError, fit_erasure
 from ex_color.inference import infer
 from ex_color.intervention import InterventionConfig
+from ex_color.model import forward_hooks
 from ex_color.surgery import ablate, prune, prune_equals_ablate
 
 log = logging.getLogger(__name__)
@@ -112,9 +117,9 @@ def build_variant(model: nn.Module, evaluation: EvaluationSection, config: Exper
     targets = build_targets(config, e)
     match e:
         case AblateEvaluation(kind='ablate'):
-            return Variant(e.name, ablate(model, e.layer, e.dims), [], targets)
+            return Variant(e.name, ablate(model, e.layer, e.dims, sample=sample_input(config)), [], targets)
         case AblateEvaluation(kind='prune'):
-            return Variant(e.name, prune(model, e.layer, e.dims), [], targets)
+            return Variant(e.name, prune(model, e.layer, e.dims, sample=sample_input(config)), [], targets)
         case SuppressEvaluation():
             return Variant(e.name, model, [build_intervention(e)], targets)
         case EraseEvaluation():
@@ -124,9 +129,16 @@ def build_variant(model: nn.Module, evaluation: EvaluationSection, config: Exper
     raise AssertionError(e)
 
 
+ERASURE_FIT_WINDOWS = 256
+"""A text erasure is fitted on this many training windows (spread evenly over the training text), every position."""
+
+
 def fit_erasure_of(model: nn.Module, evaluation: EraseEvaluation, config: ExperimentConfig) -> Erasure:
     """Fit an erasure evaluation to `model`: its layer's activations over the training colours (each weighted as
-    training samples it) against the label's probabilities, the expected value of the label training draws."""
+    training samples it) against the label's probabilities, the expected value of the label training draws.
+    For text: over every position of `ERASURE_FIT_WINDOWS` training windows, against the label per position."""
+    if config.is_text:
+        return _fit_text_erasure(model, evaluation, config)
     samples = cube_training_tensors(training_cube(config))
     label = build_labels(config)[evaluation.concept]
     activations = infer(model, samples.colors, capture_layers=[evaluation.layer]).captured[evaluation.layer]
@@ -135,6 +147,28 @@ def fit_erasure_of(model: nn.Module, evaluation: EraseEvaluation, config: Experi
         activations.double(),
         label.probabilities(samples.colors, samples.vibrancies).double(),
         samples.weights,
+        renormalize=evaluation.renormalize,
+        name=f'evaluation {evaluation.name!r} at layer {evaluation.layer!r}',
+    )
+
+
+def _fit_text_erasure(model: nn.Module, evaluation: EraseEvaluation, config: ExperimentConfig) -> Erasure:
+    data = text_data(config)
+    train, T = data.corpus.train, data.context
+    starts = torch.linspace(0, len(train) - T - 1, ERASURE_FIT_WINDOWS).long()
+    window = windows(train, starts, T + 1)
+    x, y = window[:, :-1], window[:, 1:]
+    captured: list[torch.Tensor] = []
+    with torch.no_grad(), forward_hooks(model, [evaluation.layer], lambda _, out: captured.append(out)):
+        model.eval()(x)
+    activations = captured[0].flatten(0, -2)  # [W·T, D]
+    label = data.labels[evaluation.concept]
+    probabilities = label.probabilities(x, y, data.members(label.chars)).flatten()
+    return fit_erasure(
+        evaluation.kind,
+        activations.double(),
+        probabilities.double(),
+        torch.ones(len(probabilities), dtype=torch.float64),
         renormalize=evaluation.renormalize,
         name=f'evaluation {evaluation.name!r} at layer {evaluation.layer!r}',
     )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ex_color.columns import evaluation_columns, train_loss_column, validation_column
+from ex_color.columns import evaluation_columns, text_evaluation_columns, train_loss_column, validation_column
 from ex_color.config.schema import (
     BASELINE,
     AnchorConfig,
@@ -28,13 +28,17 @@ from ex_color.config.schema import (
     SimilarityLabel,
     SubspaceConfig,
     SuppressEvaluation,
+    TextDataSection,
+    TokenLabelSection,
     UnitarityConfig,
 )
 from ex_color.data import ColorCube, arange_cyclic
+from ex_color.data.corpus import ALL, CHAR_CLASSES, Corpus, load_corpus
 from ex_color.data.cube_sampler import cube_training_tensors
 from ex_color.data.labels import ConceptLabel
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.data.target import Target
+from ex_color.data.token_labels import TokenLabel
 from ex_color.intervention import BoundedFalloff, InterventionConfig, Suppression
 from ex_color.loss import (
     RECON_TERM,
@@ -47,16 +51,60 @@ from ex_color.loss import (
     Separate,
     Unitarity,
 )
-from ex_color.model import CNColorMLP
+from ex_color.model import CharTransformer, CNColorMLP
 
 if TYPE_CHECKING:  # importing ex_color.training loads Lightning (seconds); a bad file should fail fast
     from ex_color.training.data import TrainingData
     from ex_color.training.routing import Route
+    from ex_color.training.text import TextData
 
 
-def build_model(config: ExperimentConfig) -> CNColorMLP:
+def build_model(config: ExperimentConfig) -> CNColorMLP | CharTransformer:
     m = config.model
+    if m.kind == 'char-transformer':
+        data = text_section(config)
+        vocab = len(text_corpus(config).vocab)
+        return CharTransformer(vocab, data.context, m.layers, m.width, m.heads, m.k_bottleneck, m.logit_scale)
     return CNColorMLP(m.k_bottleneck, k_codec=m.k_codec, n_nonlinear=m.n_nonlinear)
+
+
+def text_section(config: ExperimentConfig) -> TextDataSection:
+    """The `[data]` table of a text experiment; a ValueError for a colour one."""
+    if not isinstance(config.data, TextDataSection):
+        raise ValueError('not a text experiment: [data] has no kind = "text"')
+    return config.data
+
+
+def text_corpus(config: ExperimentConfig) -> Corpus:
+    """A text experiment's corpus, split as `[data]` says (read once per process)."""
+    data = text_section(config)
+    return load_corpus(data.corpus_source if data.path is None else None, data.path, data.held_out)
+
+
+def token_labels(config: ExperimentConfig) -> dict[str, TokenLabel]:
+    """A text experiment's labels, by name."""
+    return {
+        name: TokenLabel(label.chars, label.position, power=label.power, scale=label.scale)
+        for name, label in config.labels.definitions.items()
+        if isinstance(label, TokenLabelSection)
+    }
+
+
+def text_data(config: ExperimentConfig) -> TextData:
+    """What a text model trains on: the corpus's training windows and the labels per position."""
+    from ex_color.training.text import TextData
+
+    data = text_section(config)
+    return TextData(text_corpus(config), data.context, data.batch_size, token_labels(config), config.labels.soft)
+
+
+def sample_input(config: ExperimentConfig) -> torch.Tensor | None:
+    """A small fixed input that surgery traces the model with: token ids `[2, 8]` for text; None for colours (the
+    surgery's own generated sample)."""
+    if not config.is_text:
+        return None
+    vocab = len(text_corpus(config).vocab)
+    return torch.arange(16).remainder(vocab).view(2, 8)
 
 
 def build_label(definition: LabelDefinition) -> ConceptLabel:
@@ -71,7 +119,9 @@ def build_label(definition: LabelDefinition) -> ConceptLabel:
 
 def build_labels(config: ExperimentConfig) -> dict[str, ConceptLabel]:
     """Label name → definition, in file order."""
-    return {name: build_label(d) for name, d in config.labels.definitions.items()}
+    return {
+        name: build_label(d) for name, d in config.labels.definitions.items() if not isinstance(d, TokenLabelSection)
+    }
 
 
 def build_regularizer(r: RegularizerSection) -> RegularizerConfig:
@@ -109,7 +159,10 @@ def build_intervention(e: SuppressEvaluation) -> InterventionConfig:
 
 
 def build_targets(config: ExperimentConfig, evaluation: EvaluationSection) -> list[Target]:
-    """The colours an evaluation's `target` names: a declared label's colour, else a named colour."""
+    """The colours an evaluation's `target` names: a declared label's colour, else a named colour (none for text,
+    whose targets are labels: `evaluation.targets`)."""
+    if config.is_text:
+        return []
     labels = build_labels(config)
     targets = []
     for name in evaluation.targets:
@@ -168,7 +221,10 @@ def run_columns(config: ExperimentConfig) -> list[str]:
     columns = ['seed', *(train_loss_column(t) for t in terms)]
     columns += ['val_recon', *(validation_column(r.name) for r in config.regularizers if r.validation)]
     for name in (BASELINE, *(e.name for e in config.prepared_evaluations())):
-        columns += evaluation_columns(name, NAMED_COLORS)
+        if config.is_text:
+            columns += text_evaluation_columns(name, [*CHAR_CLASSES, ALL])
+        else:
+            columns += evaluation_columns(name, NAMED_COLORS)
     return columns
 
 
@@ -193,7 +249,12 @@ __all__ = [
     'build_targets',
     'model_weight_scale',
     'run_columns',
+    'sample_input',
     'sweep_objectives',
+    'text_corpus',
+    'text_data',
+    'text_section',
+    'token_labels',
     'training_cube',
     'training_data',
     'validation_regularizers',

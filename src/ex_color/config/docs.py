@@ -30,7 +30,16 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from ex_color.config.schema import ExperimentConfig, LabelDefinition, LabelsSection, RouteSection
+from ex_color.config.schema import (
+    CharTransformerSection,
+    DataSection,
+    ExperimentConfig,
+    LabelDefinition,
+    LabelsSection,
+    ModelSection,
+    RouteSection,
+    TextDataSection,
+)
 
 PAGE = Path(__file__).resolve().parents[3] / 'docs' / 'experiment-file.md'
 """The reference page in a source checkout."""
@@ -161,7 +170,7 @@ def _cell(text: str) -> str:
 
 def _kinds(union: Any) -> list[type[BaseModel]]:
     """The models of a discriminated union (`RegularizerSection`, `LabelDefinition`, …)."""
-    return list(get_args(_strip(union)))
+    return [_strip(kind) for kind in get_args(_strip(union))]
 
 
 def _list_item(annotation: Any) -> Any:
@@ -215,12 +224,22 @@ def shared_keys(kinds: list[type[BaseModel]]) -> dict[str, FieldInfo]:
     return dict([*list(shared.items())[:at], ('kind', kind), *list(shared.items())[at:]])
 
 
+SINGLE_TABLES: dict[str, type[BaseModel]] = {
+    'labels': LabelsSection,
+    'route': RouteSection,
+    'model': ModelSection,
+    'model-char-transformer': CharTransformerSection,
+    'data': DataSection,
+    'data-text': TextDataSection,
+}
+"""Tables of one section model each (a section with a colour and a text form has a table per form)."""
+
+
 def section_key_table(name: str) -> str:
     """The key table of one section; for a list of kinds (and for `labels`, its label tables) the shared keys."""
-    if name == 'labels':
-        return _table(KEY_HEADER, _rows(LabelsSection.model_fields, field_docs(LabelsSection)))
-    if name == 'route':
-        return _table(KEY_HEADER, _rows(RouteSection.model_fields, field_docs(RouteSection)))
+    if name in SINGLE_TABLES:
+        section = SINGLE_TABLES[name]
+        return _table(KEY_HEADER, _rows(section.model_fields, field_docs(section)))
     if name == 'label':
         kinds = _kinds(LabelDefinition)
     elif name in ExperimentConfig.model_fields:

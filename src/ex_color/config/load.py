@@ -29,6 +29,9 @@ from ex_color.config.build import (
     build_regularizer,
     build_regularizers,
     run_columns,
+    sample_input,
+    text_corpus,
+    token_labels,
     training_data,
 )
 from ex_color.config.overrides import apply_file_overrides, parse_overrides
@@ -42,6 +45,7 @@ from ex_color.config.schema import (
     SeparateConfig,
     SubspaceConfig,
     SuppressEvaluation,
+    TextDataSection,
     did_you_mean,
     name_the_entry,
     parse_config,
@@ -151,6 +155,7 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
         raise ConfigError(f'{path}: not valid TOML: {" ".join(str(e).split())}') from None
     source = f'{path} with {" ".join(f"--set {t}" for t in changes.texts)}' if changes.texts else str(path)
     config = parse_config(apply_file_overrides(raw, changes.file, str(path)), source=source)
+    config = _with_corpus_path(config, path)
     dopesheet_path = path.parent / config.experiment.dopesheet
     try:
         data = read_regular_file(dopesheet_path)
@@ -207,6 +212,28 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
     )
 
 
+def _with_corpus_path(config: ExperimentConfig, path: Path) -> ExperimentConfig:
+    """A text experiment's corpus `path` made absolute (it is relative to the experiment file) and checked readable."""
+    data = config.data
+    if not isinstance(data, TextDataSection) or data.path is None:
+        return config
+    corpus = (path.parent / data.path).resolve()
+    try:
+        text = read_regular_file(corpus).decode('utf-8')
+    except UnreadableFileError as e:
+        raise ConfigError(
+            f'{path}: data.path: {data.path!r} {e}; expected a UTF-8 text file (relative to the experiment file)'
+        ) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f'{path}: data.path: {data.path!r} is not UTF-8 text: {e}') from None
+    if len(text) < 4 * (data.context + 1) / data.held_out:
+        raise ConfigError(
+            f'{path}: data.path: {data.path!r} has {len(text):,} characters; expected enough for training windows and '
+            f'a held-out part of at least a few windows of {data.context + 1} (data.context + 1)'
+        )
+    return config.model_copy(update={'data': data.model_copy(update={'path': str(corpus)})})
+
+
 def _named(config: ExperimentConfig, field: str) -> str:
     """`field`, saying which regularizer or evaluation it belongs to (see `name_the_entry`)."""
     names = {'regularizers': [r.name for r in config.regularizers], 'evaluations': [e.name for e in config.evaluations]}
@@ -246,16 +273,17 @@ def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:
             get_layer(model, layer)
         except KeyError as e:
             raise ConfigError(f'{source}: {_named(config, field)}: {e}') from None
-    widths = layer_widths(model, {layer for _, layer in named})
+    widths = layer_widths(model, {layer for _, layer in named}, sample_input(config))
     for field, problem in (*_shape_problems(config, model, widths), *_sweep_problems(config)):
         raise ConfigError(f'{source}: {_named(config, field)}: {problem}')
 
 
-def layer_widths(model: nn.Module, layers: Iterable[str]) -> dict[str, int]:
-    """The output width (last dimension) of each named layer, from one forward pass of a black pixel `[1, 3]`."""
+def layer_widths(model: nn.Module, layers: Iterable[str], sample: torch.Tensor | None = None) -> dict[str, int]:
+    """The output width (last dimension) of each named layer, from one forward pass of `sample` (default: a black
+    pixel `[1, 3]`)."""
     widths: dict[str, int] = {}
     with torch.no_grad(), forward_hooks(model, layers, lambda name, output: widths.setdefault(name, output.shape[-1])):
-        model(torch.zeros(1, 3))
+        model(torch.zeros(1, 3) if sample is None else sample)
     return widths
 
 
@@ -300,22 +328,25 @@ def _shape_problems(config: ExperimentConfig, model: nn.Module, widths: dict[str
             continue
         if isinstance(e, EraseEvaluation):
             if e.renormalize:
-                yield from _unit_norm_problem(f'evaluations.{i}.renormalize', model, e.layer)
+                yield from _unit_norm_problem(f'evaluations.{i}.renormalize', model, e.layer, sample_input(config))
             continue  # otherwise fitted after training: nothing to check against the layer's width
         yield from _index_problem(f'evaluations.{i}.dims', e.dims, e.layer, width)
         try:
-            (ablate if e.kind == 'ablate' else prune)(model, e.layer, e.dims)
+            (ablate if e.kind == 'ablate' else prune)(model, e.layer, e.dims, sample=sample_input(config))
         except ValueError as error:
             yield f'evaluations.{i}', str(error)
 
 
-def _unit_norm_problem(field: str, model: nn.Module, layer: str) -> Iterator[tuple[str, str]]:
+def _unit_norm_problem(
+    field: str, model: nn.Module, layer: str, sample: torch.Tensor | None = None
+) -> Iterator[tuple[str, str]]:
     """Renormalising an erased activation only makes sense on a layer that outputs unit vectors: a layer whose
-    outputs are not unit vectors in the untrained model (checked on the RGB cube's corners) will not be after."""
+    outputs are not unit vectors in the untrained model (checked on the RGB cube's corners, or `sample`) will not be
+    after."""
     outputs: list[torch.Tensor] = []
     corners = torch.tensor([[r, g, b] for r in (0.0, 1.0) for g in (0.0, 1.0) for b in (0.0, 1.0)])
     with torch.no_grad(), forward_hooks(model, [layer], lambda name, output: outputs.append(output)):
-        model(corners)
+        model(corners if sample is None else sample)
     norms = torch.linalg.vector_norm(outputs[0].reshape(-1, outputs[0].shape[-1]), dim=-1)
     if ((norms - 1).abs() > 1e-3).any():
         yield (
@@ -350,6 +381,15 @@ def check_regularizers_apply(config: ExperimentConfig, source: str = '<config>')
     config that `check_layers` accepts: it builds the regularizers.
     """
     _check_switched_off(config, source)
+    if config.is_text:
+        vocab = set(text_corpus(config).vocab)
+        for name, label in token_labels(config).items():
+            if not vocab & set(label.chars):
+                raise ConfigError(
+                    f'{source}: labels.{name}.chars: none of {label.chars!r} occurs in the corpus; expected '
+                    'characters the text has'
+                )
+        return
     labelled = [r for r in build_regularizers(config) if r.label_affinities is not None]
     if not labelled:
         return

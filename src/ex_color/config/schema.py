@@ -15,10 +15,21 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from ex_color.columns import VALIDATION_RECON, validation_column
+from ex_color.data.corpus import PYTHON_REFERENCE
 from ex_color.data.labels import PRIMARY_CHANNELS
 from ex_color.data.named_colors import NAMED_COLORS, NAMED_COLORS_HSV
 from ex_color.intervention.falloff import DEFAULT_PEAK, DEFAULT_POWER, DEFAULT_THRESHOLD
@@ -157,9 +168,55 @@ class ModelSection(_Section):
     """GELU layers in each of encoder and decoder."""
 
 
+class CharTransformerSection(_Section):
+    """A decoder-only character transformer (`ex_color.model.CharTransformer`) for `[data] kind = "text"`: the
+    blocks, the final LayerNorm, then `encoder` (one Linear) → `bottleneck` (unit norm) → `unembed` (one Linear)."""
+
+    kind: Literal['char-transformer']
+    layers: int = Field(3, gt=0, le=64)
+    """Transformer blocks."""
+    width: int = Field(96, gt=0, le=4096)
+    """The residual stream's width; a multiple of `heads`."""
+    heads: int = Field(4, gt=0, le=64)
+    """Attention heads per block."""
+    k_bottleneck: int = Field(16, gt=0, le=1024)
+    """Width of the unit-norm latent the unembedding reads."""
+    logit_scale: float = Field(8.0, gt=0, le=1000)
+    """A fixed factor on the unembedding's output. Logits of a unit vector are bounded by the Linear's weights,
+    which Adam grows slowly; a factor lets them reach confident predictions early (8: about 0.35 nats better
+    held-out cross-entropy after 1000 steps of lm-digits' control)."""
+
+    @model_validator(mode='after')
+    def _heads_divide_width(self) -> CharTransformerSection:
+        if self.width % self.heads:
+            raise _field_error_here('width', f'{self.width} is not a multiple of heads ({self.heads})')
+        return self
+
+
+def _kind_of(default: str) -> Any:
+    """A discriminator for a section whose `kind` may be left out (then `default`)."""
+
+    def kind(value: Any) -> str:
+        found = value.get('kind', default) if isinstance(value, dict) else getattr(value, 'kind', None) or default
+        return found if isinstance(found, str) else repr(found)
+
+    return Discriminator(kind)
+
+
+DEFAULT_KINDS = {'CNColorMLP': 'CNColorMLP', 'colors': 'colors'}
+"""The kinds a section may leave out (`[model]` and `[data]` default to the colour domain's)."""
+
+ModelKind = Annotated[
+    Annotated[ModelSection, Tag('CNColorMLP')] | Annotated[CharTransformerSection, Tag('char-transformer')],
+    _kind_of('CNColorMLP'),
+]
+
+
 class DataSection(_Section):
     """Training colours: an HSV cube sampled with replacement, weighted by its bias."""
 
+    kind: Literal['colors'] | None = None
+    """`"colors"` (the default when left out), or `"text"` for a text experiment (see [text data](#data-text))."""
     hues: int = Field(36, gt=0, le=3600)
     """Number of hues, `arange_cyclic(step_size=1/hues)`."""
     saturations: int = Field(10, gt=1, le=1000)
@@ -178,6 +235,40 @@ class DataSection(_Section):
                 f'= {colors:,} training colours; expected at most {MAX_CUBE_COLORS:,}'
             )
         return self
+
+
+class TextDataSection(_Section):
+    """A text corpus in character tokens: training windows from its first part, evaluation on its held-out end."""
+
+    kind: Literal['text']
+    source: Literal['python-reference'] | None = None
+    """A corpus that ships with Python: `"python-reference"`, CPython's `pydoc_data.topics` (about 465 KB). The
+    default when `path` is not given."""
+    path: str | None = None
+    """A UTF-8 text file instead, relative to the experiment file."""
+    context: int = Field(64, gt=1, le=4096)
+    """Characters per training window (the model's context)."""
+    held_out: float = Field(0.1, gt=0, lt=1)
+    """The fraction at the corpus's end held out for evaluation (never trained on)."""
+    batch_size: int = Field(32, gt=0, le=65536)
+    """Windows per training step; each position is one sample for the regularizers."""
+
+    @model_validator(mode='after')
+    def _one_corpus(self) -> TextDataSection:
+        if self.source is not None and self.path is not None:
+            raise PydanticCustomError('one_corpus', 'give source or path, not both')
+        return self
+
+    @property
+    def corpus_source(self) -> str | None:
+        """The built-in corpus named, or the default one when no path is given."""
+        return self.source if self.source is not None or self.path is not None else PYTHON_REFERENCE
+
+
+DataKind = Annotated[
+    Annotated[DataSection, Tag('colors')] | Annotated[TextDataSection, Tag('text')],
+    _kind_of('colors'),
+]
 
 
 # Labels --------------------------------------------------------------------------------------
@@ -226,13 +317,29 @@ class SimilarityLabel(_LabelBase):
         return self
 
 
+class TokenLabelSection(_LabelBase):
+    """For text: `next-token`, "the next character is one of `chars`", or `current-token`, "this position's
+    character is one of `chars`" (`ex_color.data.token_labels`), per position."""
+
+    kind: Literal['next-token', 'current-token']
+    chars: str = Field(min_length=1)
+    """The characters of the concept, e.g. `"0123456789"`."""
+
+    @property
+    def position(self) -> Literal['next', 'current']:
+        return 'next' if self.kind == 'next-token' else 'current'
+
+
+TOKEN_LABEL_KINDS = ('next-token', 'current-token')
+
+
 def _field_error_here(key: str, message: str) -> PydanticCustomError:
     """An error about one key of the section being validated (its path is completed by `_describe`)."""
     return PydanticCustomError('section_key', message, {'key': key})
 
 
 LabelDefinition = Annotated[
-    PrimaryLabel | VibrancyLabel | DesaturationLabel | SimilarityLabel, Field(discriminator='kind')
+    PrimaryLabel | VibrancyLabel | DesaturationLabel | SimilarityLabel | TokenLabelSection, Field(discriminator='kind')
 ]
 
 
@@ -255,7 +362,8 @@ class LabelsSection(_Section):
                     raise PydanticCustomError(
                         'unknown_key',
                         'not a label table; expected soft = true|false or [labels.<name>] tables with a kind '
-                        "('primary', 'vibrancy', 'desaturation' or 'similarity'), power and scale",
+                        "('primary', 'vibrancy', 'desaturation', 'similarity', 'next-token' or 'current-token'), power "
+                        'and scale',
                         {'key': key},
                     )
         return data
@@ -732,10 +840,10 @@ class ExperimentConfig(_Section):
 
     experiment: ExperimentSection
     """Title, default seed, dopesheet path, dopesheet columns left unused on purpose."""
-    model: ModelSection
-    """The autoencoder's sizes."""
-    data: DataSection = DataSection()
-    """The training cube and batch size."""
+    model: ModelKind
+    """The model: the colour autoencoder's sizes, or a `char-transformer`'s."""
+    data: DataKind = DataSection()
+    """The training cube and batch size, or (`kind = "text"`) the corpus, context and held-out split."""
     labels: LabelsSection = LabelsSection()
     """`soft`, and one `[labels.<name>]` table per label."""
     regularizers: list[RegularizerSection] = Field(default_factory=list)
@@ -756,6 +864,7 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode='after')
     def _cross_references(self) -> ExperimentConfig:
+        self._check_domain()
         self._check_labels()  # first: label names are what the other sections refer to
         for section, entries in (('regularizers', self.regularizers), ('evaluations', self.evaluations)):
             first_index: dict[str, int] = {}
@@ -818,7 +927,14 @@ class ExperimentConfig(_Section):
             if len(set(e.targets)) != len(e.targets):
                 raise _field_error(f'evaluations.{i}.target', f'{e.targets} repeats a target; expected each once')
             for target in e.targets:
-                if target in labels:
+                if self.is_text:
+                    if target not in labels:
+                        raise _field_error(
+                            f'evaluations.{i}.target',
+                            f'{target!r} is not a declared label{did_you_mean(target, labels)}; expected a '
+                            f'next-token or current-token label ({declared})',
+                        )
+                elif target in labels:
                     if labels[target].kind not in ('primary', 'similarity'):
                         raise _field_error(
                             f'evaluations.{i}.target',
@@ -843,6 +959,28 @@ class ExperimentConfig(_Section):
         if best not in (*minimise, *maximise):
             raise _field_error('sweep.best', f'{best!r} is neither minimised nor maximised; expected one of them')
         return self
+
+    @property
+    def is_text(self) -> bool:
+        """Whether this is a text experiment (`[data] kind = "text"`) rather than a colour one."""
+        return isinstance(self.data, TextDataSection)
+
+    def _check_domain(self) -> None:
+        """Model, data and labels belong to one domain: colours, or text."""
+        text_model = isinstance(self.model, CharTransformerSection)
+        if text_model != self.is_text:
+            expected = 'kind = "text"' if text_model else 'a colour cube (no kind)'
+            raise _field_error(
+                'data.kind', f'model kind {self.model.kind!r} trains on {expected}; expected the two to match'
+            )
+        for name, label in self.labels.definitions.items():
+            if (label.kind in TOKEN_LABEL_KINDS) != self.is_text:
+                domain = 'text' if self.is_text else 'colour'
+                raise _field_error(
+                    f'labels.{name}.kind',
+                    f'{label.kind!r} is not a label of a {domain} experiment; expected '
+                    + ("'next-token' or 'current-token'" if self.is_text else 'a colour label'),
+                )
 
     def _check_erasures(self) -> None:
         """An erasure is fitted with a declared label that is on."""
@@ -959,13 +1097,15 @@ class ExperimentConfig(_Section):
         """(minimise, maximise, best, print) for ranking a sweep's seeds: the [sweep] table or its defaults.
 
         Defaults: minimise `val_recon`; maximise the first prepared evaluation's `<name>_selectivity_r2`
-        (nothing without evaluations); best: the first maximised column, else the first
+        (for text, its `<name>_target_ratio`; nothing without evaluations);
+        best: the first maximised column, else the first
         minimised one; print: the objectives.
         """
         section = self.sweep or SweepSection()
         given = bool(section.minimise or section.maximise)
         prepared = self.prepared_evaluations()
-        first = [f'{prepared[0].name}_selectivity_r2'] if prepared else []
+        figure = 'target_ratio' if self.is_text else 'selectivity_r2'
+        first = [f'{prepared[0].name}_{figure}'] if prepared else []
         minimise = list(section.minimise) if given else ['val_recon']
         maximise = list(section.maximise) if given else first
         best = section.best or (maximise or minimise)[0]
@@ -1032,8 +1172,8 @@ def _field_path(loc: tuple[int | str, ...], raw: object) -> list[int | str]:
     path: list[int | str] = []
     node = raw
     for part in loc:
-        if isinstance(node, dict) and part not in node and node.get('kind') == part:
-            continue  # pydantic's step into the tagged-union member named by `kind`
+        if isinstance(node, dict) and part not in node and node.get('kind', DEFAULT_KINDS.get(part)) == part:
+            continue  # pydantic's step into the tagged-union member named by `kind` (or by its default)
         if isinstance(part, str) and node is not None and not isinstance(node, dict | list):
             continue  # pydantic's step into a member of a plain union (e.g. `str` of `str | list[str]`)
         if part == '[key]':

@@ -15,11 +15,10 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ex_color.files import DamagedFileError, read_torch, write_atomic
 from ex_color.progress import Progress
-from ex_color.training.stacked import StackedChain
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,8 @@ class Loop:
     seeds: list[int]
     steps: int
     """The step the loop stops before."""
-    chain: StackedChain
+    chain: nn.Module
+    """The members, as one module (`StackedChain`, or an `nn.ModuleList` of separate models)."""
     optimizer: torch.optim.Optimizer
     generators: list[torch.Generator]
     weight_scale: Tensor | None
@@ -181,7 +181,7 @@ def save_checkpoint(
     step: int,
     seeds: list[int],
     weight_scale: Tensor | None,
-    chain: StackedChain,
+    chain: nn.Module,
     optimizer: torch.optim.Optimizer,
     generator_states: list[Tensor],
     metrics: list[dict[str, Any]],
@@ -211,7 +211,7 @@ def load_checkpoint(
     path: Path,
     seeds: list[int],
     weight_scale: Tensor | None,
-    chain: StackedChain,
+    chain: nn.Module,
     optimizer: torch.optim.Optimizer,
     generators: list[torch.Generator],
     member_schedules: dict[str, Tensor] | None = None,

@@ -343,7 +343,7 @@ def train_ensemble(
                 if step % options.log_every == 0 or step == steps - 1:
                     if compiled is not None:  # the compiled step reads tables; the log shows the schedule's values
                         lr, weights = schedule_at(step)
-                    rows = _metric_rows(step, seeds, lr, weights, total, terms)[:members]
+                    rows = metric_rows(step, seeds, lr, weights, total, terms)[:members]
                     loop.metrics.extend(rows)
                     fire('on_log', rows)
                 fire('on_step_end', step, total)
@@ -434,7 +434,7 @@ def _intra_op_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _metric_rows(
+def metric_rows(
     step: int,
     seeds: list[int],
     lr: float | Tensor,

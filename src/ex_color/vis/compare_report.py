@@ -433,6 +433,14 @@ def target_hues_of(directory: Path, methods: Sequence[str]) -> dict[str, float]:
     return hues
 
 
+def is_text_comparison(directory: Path) -> bool:
+    """Whether the directory holds a text comparison (its compare.json says `"domain": "text"`)."""
+    try:
+        return json.loads((directory / 'compare.json').read_text()).get('domain') == 'text'
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def write_compare_report(directory: str | Path) -> Path:
     """Draw a comparison's figures and write its report.html; return the report's path."""
     directory = Path(directory)
@@ -444,6 +452,10 @@ def write_compare_report(directory: str | Path) -> Path:
 
 def _write_compare_report(directory: Path, stop_if_asked: Callable[[], None]) -> Path:
     started = time.perf_counter()
+    if is_text_comparison(directory):
+        from ex_color.vis.text_report import write_text_compare_report
+
+        return write_text_compare_report(directory, stop_if_asked)
     comparison = load_comparison(directory)
     facts, table, summary, hue = comparison.facts, comparison.table, comparison.summary, comparison.hue
     order = method_order(summary)

@@ -65,6 +65,12 @@ def _write_run_report(directory: str | Path, workers: int | None, stop_if_asked:
     started = time.perf_counter()
     run = load_run(directory)
     directory = run.directory
+    if run.results.is_text:
+        from ex_color.vis.text_report import write_text_run_report
+
+        path = write_text_run_report(run, stop_if_asked)
+        log.info('Wrote %s in %.1f s', path, time.perf_counter() - started)
+        return path
     log.info('Drawing the figures of %s', directory)
     views = variant_views(run)
     stop_if_asked()
