@@ -1,6 +1,7 @@
-"""Speed of the trainers and of evaluation on the Ex 2.9 workload, measured in one process.
+"""Speed of the trainers and of evaluation on the Ex 2.9 workload, and of the text engine on lm-digits' model,
+measured in one process.
 
-Run with `make bench` (or `python benchmarks/bench.py [--steps N]`). Prints each figure
+Run with `make bench` (or `python benchmarks/bench.py [--steps N] [--only text]`). Prints each figure
 and the ratios between them, and writes `benchmarks/results.json`. Numbers from one run
 on one machine: compare ratios, not absolute speeds across machines.
 """
@@ -28,6 +29,7 @@ from ex_color.config import (
     build_model,
     build_regularizers,
     load_experiment,
+    text_data,
     training_data,
 )
 from ex_color.data import named_colors_rgb
@@ -38,6 +40,7 @@ from ex_color.loss import total_loss
 from ex_color.model import forward_hooks
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
+from ex_color.training.text import train_text_ensemble
 from ex_color.trials import train_trials
 from ex_color.variants import build_variants
 from ex_color.vis.report import write_run_report
@@ -45,6 +48,9 @@ from ex_color.vis.run_figures import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / 'experiments' / 'ex-2.9'
+TEXT_EXPERIMENT = ROOT / 'experiments' / 'lm-digits'
+TEXT_STEPS = 60
+TEXT_ROUNDS = 3
 ENSEMBLE_SIZES = (8, 32, 60)
 CHUNK_SEEDS = 20
 """Seeds in the sweep and compare chunks (the acceptance comparison's size)."""
@@ -107,6 +113,71 @@ def plain_loop_steps_per_second(experiment, steps: int) -> float:
         return steps / (time.perf_counter() - started)
     finally:
         torch.set_num_threads(threads)
+
+
+def text_engine_steps_per_second(experiment, steps: int) -> float:
+    """`ex-color run`'s text engine on the experiment's model and batch: steps per second, one model, no files."""
+    config = experiment.config
+    regularizers = build_regularizers(config)
+    schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
+    data = text_data(config)
+    models = init_models(lambda: build_model(config), [0])
+    started = time.perf_counter()
+    train_text_ensemble(models, [0], data, regularizers, schedule, steps=steps, options=EngineOptions(progress=False))
+    return steps / (time.perf_counter() - started)
+
+
+def text_plain_loop_steps_per_second(experiment, steps: int) -> float:
+    """The floor for text: the loop a researcher writes, the same model, batch, labels, losses and Adam, on the same
+    threads; windows drawn with `torch.randint`, activations captured with forward hooks; no logging."""
+    config = experiment.config
+    regularizers = build_regularizers(config)
+    schedule = TrainingSchedule.from_dopesheet(experiment.dopesheet, regularizers)
+    data = text_data(config)
+    layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
+    train, T, B = data.corpus.train, data.context, data.batch_size
+    members = {name: data.members(label.chars) for name, label in data.labels.items()}
+    torch.manual_seed(0)
+    model = build_model(config).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(schedule.lr[0]))
+    generator = torch.Generator().manual_seed(0)
+    captured: dict[str, torch.Tensor] = {}
+    offsets = torch.arange(T + 1)
+    started = time.perf_counter()
+    with forward_hooks(model, layers, lambda name, out: captured.__setitem__(name, out.flatten(0, -2))):
+        for step in range(steps):
+            window = train[torch.randint(len(train) - T, (B,), generator=generator).unsqueeze(-1) + offsets]
+            x, y = window[:, :-1], window[:, 1:]
+            labels = {name: chars[y].flatten() for name, chars in members.items()}
+            for group in optimizer.param_groups:
+                group['lr'] = float(schedule.lr[step])
+            ce = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            loss, _ = total_loss(ce, regularizers, captured, labels, schedule.weights_at(step))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return steps / (time.perf_counter() - started)
+
+
+def text_speeds(steps: int = TEXT_STEPS, rounds: int = TEXT_ROUNDS) -> dict[str, float]:
+    """The text engine and the plain loop, alternated `rounds` times; each one's best round (the least disturbed)."""
+    experiment = load_experiment(TEXT_EXPERIMENT)
+    engine, plain = [], []
+    for _ in range(rounds):
+        plain.append(text_plain_loop_steps_per_second(experiment, steps))
+        engine.append(text_engine_steps_per_second(experiment, steps))
+    return {'engine_steps_per_s': max(engine), 'plain_loop_steps_per_s': max(plain), 'steps': steps}
+
+
+def print_text(text: dict[str, float]) -> None:
+    print(f'lm-digits model ({TEXT_STEPS} steps, best of {TEXT_ROUNDS}, torch threads {torch.get_num_threads()}):')
+    print(f'  text engine, 1 model:        {text["engine_steps_per_s"]:8.2f} steps/s')
+    print(f'  plain PyTorch loop, 1 model: {text["plain_loop_steps_per_s"]:8.2f} steps/s')
+    ratio = text['engine_steps_per_s'] / text['plain_loop_steps_per_s']
+    print(f'  text engine / plain loop:    {ratio:8.2f}×')
+    print(
+        f'  target text engine at least as fast as the plain loop (within 5%): {"met" if ratio >= 0.95 else "NOT met"}'
+    )
 
 
 COMPILE_PROBE = """
@@ -245,7 +316,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--steps', type=int, default=None, help='steps per measurement (default: the whole schedule)')
     parser.add_argument('--out', type=Path, default=ROOT / 'benchmarks' / 'results.json')
+    parser.add_argument('--only', choices=['text'], help='measure only the text engine (results.json is left as is)')
     args = parser.parse_args()
+    if args.only == 'text':
+        print_text(text_speeds())
+        return
     logging.basicConfig(level=logging.WARNING)
     import lightning.pytorch  # it sets its loggers' levels on import: quieten them after
 
@@ -316,6 +391,8 @@ def main() -> None:
     print(f'  report, {default_workers()} processes:         {report_parallel:8.1f} s', flush=True)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f'  peak RSS:                    {peak_rss_mib:8.0f} MiB')
+    text = text_speeds()
+    print_text(text)
 
     eager_by_size, compiled_by_size = {'1': fast, **ensemble}, {'1': compiled, **compiled_ensemble}
     ratios = {
@@ -330,6 +407,7 @@ def main() -> None:
         'compare_over_sweep_seconds': chunk['sweep'] / chunk['compare'],
         'variants_together_over_alone': variant_colours['together'] / variant_colours['alone'],
         'search_batch_over_sweep_chunk': search['batch_seconds'] / search['sweep_chunk_seconds'] if search else None,
+        'text_engine_over_plain_loop': text['engine_steps_per_s'] / text['plain_loop_steps_per_s'],
     }
     print(f'  compiled / plain loop:       {ratios["fast_over_plain_loop"]:8.2f}× (eager engine: '
           f'{ratios["eager_fast_over_plain_loop"]:.2f}×)')  # fmt: skip
@@ -373,6 +451,7 @@ def main() -> None:
         'search_batch': search,
         'report_seconds': {'1': report_serial, str(default_workers()): report_parallel},
         'peak_rss_mib': peak_rss_mib,
+        'text': text,
         'ratios': ratios,
     }
     args.out.write_text(json.dumps(results, indent=2) + '\n')

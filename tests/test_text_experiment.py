@@ -123,3 +123,16 @@ def test_a_model_data_or_label_of_the_other_domain_is_one_line(tmp_path, old, ne
     (tmp_path / 'dopesheet.csv').write_bytes((LM_DIGITS / 'dopesheet.csv').read_bytes())
     result = run_cli('run', tmp_path, '--steps', 5, '--out', tmp_path / 'run')
     assert words in assert_one_line_error(result)
+
+
+@pytest.mark.parametrize(
+    ('command', 'words'),
+    [
+        (['search', '--trials', '2'], 'a text experiment is not searched yet'),
+        (['sweep', '--seeds', '0-1', '--compile'], 'a text experiment trains eager'),
+        (['compare', '--seeds', '0-1', '--compile'], 'a text experiment trains eager'),
+    ],
+)
+def test_what_text_does_not_do_yet_is_one_line(tmp_path, command, words):
+    result = run_cli(command[0], LM_DIGITS, *command[1:], '--steps', 5, '--out', tmp_path / 'out', *set_arguments())
+    assert words in assert_one_line_error(result)

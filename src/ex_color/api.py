@@ -34,6 +34,7 @@ from ex_color.rundir import METRICS_FILE, RunResults, load_run, read_metrics
 from ex_color.runner import parse_seeds
 from ex_color.sweep import SweepResult, run_sweep
 from ex_color.temporal import Dopesheet
+from ex_color.text_compare import TextCompareResult
 from ex_color.variants import Variant, build_variants
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,11 @@ class ExperimentHandle:
     def loader(self) -> DataLoader:
         """The file's training colours as Lightning batches `(colours [B, 3], labels {name: [B]})`, drawn as the
         seed draws them (weighted, with replacement; seed torch first to repeat them)."""
+        if self.experiment.config.is_text:
+            raise ValueError(
+                f'{self.name} is a text experiment: its batches are windows of the corpus, drawn by '
+                'ex_color.config.text_data(config).batch(generator)'
+            )
         return training_data(self.experiment.config).loader()
 
     def run(
@@ -233,7 +239,8 @@ class RunView:
 
     @property
     def figures(self) -> pd.DataFrame:
-        """One row per evaluation (baseline first): mse_max, mse_median, selectivity_r2 and its targets."""
+        """One row per evaluation (baseline first): mse_max, mse_median, selectivity_r2 and its targets (for text,
+        see `evaluations_frame`)."""
         return evaluations_frame(self.results)
 
     @property
@@ -276,7 +283,7 @@ class SweepView:
 class CompareView:
     """A finished comparison: `summary` (summary.csv), `table` (compare.csv) and `facts` (compare.json)."""
 
-    result: CompareResult
+    result: CompareResult | TextCompareResult
 
     @property
     def directory(self) -> Path:
@@ -332,7 +339,16 @@ class SearchView:
 
 
 def evaluations_frame(results: RunResults) -> pd.DataFrame:
-    """A run's evaluations as a table indexed by name."""
+    """A run's evaluations as a table indexed by name (for text: the concept's and the worst other class's ratio,
+    the probability on the concept, and each class's cross-entropy and ratio)."""
+    if results.is_text:
+        return pd.DataFrame.from_dict(
+            {
+                name: {**e.row(''), 'collateral_class': e.collateral_class, 'targets': ', '.join(e.targets)}  # type: ignore[union-attr]
+                for name, e in results.evaluations.items()
+            },
+            orient='index',
+        ).rename(columns=lambda c: c.removeprefix('_'))
     rows = {
         name: {
             'mse_max': e.mse_max,

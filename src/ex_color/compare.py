@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,9 @@ from ex_color.temporal import Dopesheet
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
 from ex_color.variants import ErasureEdit, build_variants
+
+if TYPE_CHECKING:
+    from ex_color.text_compare import TextCompareResult
 
 log = logging.getLogger(__name__)
 
@@ -287,8 +290,9 @@ def run_compare(
     loggers: Sequence[str] = (),
     device: str = 'cpu',
     compile: bool | None = None,
-) -> CompareResult:
-    """Compare prepared and control models over `seeds`; write the compare directory (see the module docstring).
+) -> CompareResult | TextCompareResult:
+    """Compare prepared and control models over `seeds`; write the compare directory (see the module docstring;
+    a text experiment's is `ex_color.text_compare`'s, and so is its result).
 
     Finished seeds found in `out` are skipped, so an interrupted comparison continues where it
     stopped; locally the chunk in progress resumes from its checkpoint. With `ray`, each chunk is
@@ -307,7 +311,7 @@ def run_compare(
 
         trainer = chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device)
         options = {'chunk': chunk, 'loggers': loggers, 'device': device, 'compile': False}
-        return run_text_compare(experiment, seeds, directory, steps, options, trainer, progress)  # type: ignore[return-value]
+        return run_text_compare(experiment, seeds, directory, steps, options, trainer, progress)
     started = time.perf_counter()
     seeds = list(seeds)
     with SeedRunner(

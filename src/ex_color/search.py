@@ -168,6 +168,11 @@ def run_search(
         ray: None to train here; else each batch is split into Ray tasks on that cluster (as `run_sweep`).
         compile: train with the compiled step; None → the default (`ex_color.compiling`: compiled).
     """
+    if experiment.config.is_text:
+        raise ConfigError(
+            f'{experiment.path}: ex-color search trains colour models (a batch of trials as one stacked ensemble); '
+            'a text experiment is not searched yet: tune its dopesheet with sweep'
+        )
     search = search_section(experiment)
     if sampler not in SAMPLERS:
         raise ConfigError(f'--sampler {sampler}: expected one of {", ".join(SAMPLERS)}')

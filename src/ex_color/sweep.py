@@ -30,7 +30,7 @@ from ex_color.backends import chunk_trainer
 from ex_color.compiling import resolve_compile
 from ex_color.config import Experiment, ExperimentConfig, build_model, sweep_objectives
 from ex_color.device import resolve_device
-from ex_color.experiment import SeedOutcome, checked_steps, train_chunk
+from ex_color.experiment import SeedOutcome, check_text_engine, checked_steps, train_chunk
 from ex_color.rundir import write_run
 from ex_color.runner import ENGINE, SeedFiles, SeedJob, SeedRunner, parse_seeds
 from ex_color.statistics import pareto_front
@@ -99,6 +99,7 @@ def run_sweep(
         compile: train with the compiled step; None → the default (`ex_color.compiling`: eager).
     """
     seeds = list(seeds)
+    check_text_engine(experiment.config, compile=compile)
     steps = checked_steps(experiment, steps)
     device = resolve_device(device)
     compile = resolve_compile(compile, 'sweep')
