@@ -43,7 +43,8 @@ test: $(STAMP) chromium
 	$(BIN)/ruff format --check src tests benchmarks examples
 	OMP_NUM_THREADS=1 HYPOTHESIS_PROFILE=repeatable $(BIN)/python -m pytest -q -n logical --dist loadfile
 
-# Trainer and evaluation speed on the Ex 2.9 workload; writes benchmarks/results.json.
+# Trainer and evaluation speed on the Ex 2.9 workload, and the text engine against a plain loop on lm-digits;
+# writes benchmarks/results.json.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
