@@ -1,4 +1,6 @@
-"""Per-seed figures of a sweep, for each ablation: the target's error, the worst collateral colour, selectivity.
+"""Per-seed figures of a sweep, for each ablation: the target's error, the worst collateral colour, selectivity
+(for a text experiment: the concept's cross-entropy ratio, the worst other class's, and the probability on the
+concept).
 
     python experiments/summarise.py experiments/delete-cyan runs/delete-cyan/sweep
 
@@ -26,6 +28,9 @@ COLLATERAL_BELOW = 0.2
 def main(experiment_path: str, sweep_dir: str) -> None:
     experiment = load_experiment(experiment_path)
     table = pd.read_csv(f'{sweep_dir}/sweep.csv')
+    if experiment.config.is_text:
+        summarise_text(experiment, table)
+        return
     names = list(NAMED_COLORS_HSV)
     rgb = hsv_to_rgb(np.array(list(NAMED_COLORS_HSV.values())))
     for evaluation in experiment.config.prepared_evaluations():  # a sweep trains no control model
@@ -46,6 +51,18 @@ def main(experiment_path: str, sweep_dir: str) -> None:
                 f'  seed {int(row.seed)}: target error {hit}; worst collateral {worst} '
                 f'{row[color_column(evaluation.name, worst)]:.2g}; baseline median {row.baseline_mse_median:.2g}; '
                 f'selectivity r² {row[evaluation.name + "_selectivity_r2"]:.3f}'
+            )
+
+
+def summarise_text(experiment, table: pd.DataFrame) -> None:
+    for evaluation in experiment.config.prepared_evaluations():
+        name = evaluation.name
+        print(f'{name} ({evaluation.kind}, aimed at {" + ".join(evaluation.targets)})')
+        for _, row in table.iterrows():
+            print(
+                f'  seed {int(row.seed)}: concept cross-entropy ×{row[name + "_target_ratio"]:.3f}; worst other class '
+                f'×{row[name + "_collateral_ratio"]:.3f}; p(concept) {row["baseline_target_mass"]:.3g} → '
+                f'{row[name + "_target_mass"]:.3g}; all text ×{row[name + "_ratio_all"]:.3f}'
             )
 
 
