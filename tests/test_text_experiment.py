@@ -74,11 +74,22 @@ def test_text_mistakes_are_one_line(tmp_path, arguments, words):
 
 
 def test_text_sweep_and_compare(tmp_path):
-    sweep = run_cli('sweep', LM_DIGITS, '--seeds', '0-1', '--steps', 60, '--out', tmp_path / 'sweep', *set_arguments())
+    sweep = run_cli(
+        'sweep',
+        LM_DIGITS,
+        '--seeds',
+        '0-1',
+        '--steps',
+        60,
+        '--out',
+        tmp_path / 'sweep',
+        '--no-report',
+        *set_arguments(),
+    )
     assert sweep.returncode == 0, sweep.stderr
     table = pd.read_csv(tmp_path / 'sweep' / 'sweep.csv')
     assert {'ablated_target_ratio', 'ablated_ratio_digit', 'val_recon'} <= set(table.columns)
-    assert (tmp_path / 'sweep' / 'best' / 'report.html').exists()
+    assert (tmp_path / 'sweep' / 'best' / 'results.json').exists()
 
     out = tmp_path / 'compare'
     compare = run_cli('compare', LM_DIGITS, '--seeds', '0-1', '--steps', 60, '--out', out, *set_arguments())
