@@ -70,7 +70,7 @@ from ex_color.device import resolve_device
 from ex_color.evaluation import Removal, evaluate_variants, hue_ring, measure_removal
 from ex_color.experiment import check_text_engine, checked_steps
 from ex_color.runner import SeedJob, SeedRunner
-from ex_color.statistics import bootstrap_interval
+from ex_color.statistics import mean_and_interval
 from ex_color.temporal import Dopesheet
 from ex_color.training.engine import EngineOptions, init_models, train_ensemble
 from ex_color.training.schedule import TrainingSchedule
@@ -369,11 +369,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
             'seeds': len(group) - failed,
             'failed': failed,
         }
-        for figure in FIGURES:
-            values = group[figure].dropna().to_numpy(np.float64)  # a seed whose edit could not be fitted is left out
-            low, high = bootstrap_interval(values)
-            mean = float(values.mean()) if values.size else float('nan')
-            row |= {f'{figure}_mean': mean, f'{figure}_low': float(low), f'{figure}_high': float(high)}
+        row |= mean_and_interval(group, FIGURES)  # a seed whose edit could not be fitted (NaN) is left out
         rows.append(row)
     return pd.DataFrame(rows)
 

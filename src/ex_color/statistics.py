@@ -35,6 +35,18 @@ def bootstrap_interval(
     return low, high
 
 
+def mean_and_interval(group: pd.DataFrame, figures: Sequence[str]) -> dict[str, float]:
+    """`<figure>_mean`, `_low` and `_high` of each figure over the rows of `group` (NaN rows left out): the mean and
+    its 95% bootstrap interval (`bootstrap_interval`), as a comparison's summary.csv gives them."""
+    row: dict[str, float] = {}
+    for figure in figures:
+        values = group[figure].dropna().to_numpy(np.float64)
+        low, high = bootstrap_interval(values)
+        mean = float(values.mean()) if values.size else float('nan')
+        row |= {f'{figure}_mean': mean, f'{figure}_low': float(low), f'{figure}_high': float(high)}
+    return row
+
+
 def pareto_front(table: pd.DataFrame, minimise: Sequence[str], maximise: Sequence[str]) -> pd.Series:
     """Which rows no other row dominates (at least as good on every column, better on one).
 

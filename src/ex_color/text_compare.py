@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -46,7 +45,7 @@ from ex_color.data.corpus import ALL, CHAR_CLASSES
 from ex_color.files import write_atomic
 from ex_color.rundir import RunArtifactsError, read_json
 from ex_color.runner import SeedJob, SeedRunner
-from ex_color.statistics import bootstrap_interval
+from ex_color.statistics import mean_and_interval
 from ex_color.temporal import Dopesheet
 from ex_color.text_evaluation import TextEvaluation, continue_text, evaluate_text_variants, prompts
 from ex_color.training.engine import EngineOptions, init_models
@@ -258,12 +257,7 @@ def summarise_text(table: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {c: first[c] for c in ('method', 'model', 'kind', 'targets')}
         row['collateral_class'] = group['collateral_class'].mode().iloc[0]
         row['seeds'] = len(group)
-        for figure in FIGURES:
-            values = group[figure].dropna().to_numpy(np.float64)
-            low, high = bootstrap_interval(values)
-            mean = float(values.mean()) if values.size else float('nan')
-            row |= {f'{figure}_mean': mean, f'{figure}_low': float(low), f'{figure}_high': float(high)}
-        rows.append(row)
+        rows.append(row | mean_and_interval(group, FIGURES))
     return pd.DataFrame(rows)
 
 
