@@ -22,7 +22,7 @@ CLASSES = [*CHAR_CLASSES, ALL]
 @pytest.fixture(scope='module')
 def text_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('text') / 'run'
-    result = run_cli('run', LM_DIGITS, '--steps', STEPS, '--out', out, *set_arguments())
+    result = run_cli('run', LM_DIGITS, '--steps', STEPS, '--out', out, '--logger', 'csv', *set_arguments())
     return out, result
 
 
@@ -47,6 +47,11 @@ def test_run_writes_text_figures(text_run):
     assert 'digit' in result.stdout and 'p(concept)' in result.stdout
     report = (out / 'report.html').read_text()
     assert 'Continuations' in report and 'figures/class-ratios.png' in report
+    tracked = pd.read_csv(out / 'tracking' / 'csv' / 'metrics.csv')  # the tracker has every logged step and the figures
+    assert tracked['train_recon'].dropna().tolist() == pytest.approx(metrics['train_recon'].tolist())
+    assert tracked['final/ablated_target_ratio'].dropna().tolist() == [
+        results['evaluations']['ablated']['target_ratio']
+    ]
 
 
 def test_a_finished_text_run_resumes_as_it_was(text_run):
