@@ -103,3 +103,32 @@ def test_prompts_end_just_before_the_concept_and_continuations_share_their_draws
     text = continue_text(model, [], corpus, shown[0], chars=80, seed=3)
     assert len(text) == 80 and text == continue_text(model, [], corpus, shown[0], chars=80, seed=3)
     assert not any(c.isdigit() for c in continue_text(edited, [], corpus, shown[0], chars=80, seed=3))
+
+
+def test_the_untouched_probability_is_taken_at_each_edits_own_concept():
+    """An edit aimed at another concept than the first evaluation's is compared with the untouched model's
+    probability on *that* concept, at *its* positions."""
+    from ex_color.config import load_experiment
+
+    from .small_text import LM_DIGITS, OVERRIDES
+
+    caps = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
+    config = load_experiment(
+        LM_DIGITS,
+        overrides=[*OVERRIDES, f'labels.caps={{kind="next-token", chars="{caps}"}}', 'evaluations.2.target="caps"'],
+    ).config
+    vocab = text_corpus(config).vocab
+    torch.manual_seed(2)
+    table = torch.randn(len(vocab), len(vocab))
+    variants = {
+        'baseline': Variant('baseline', Bigram(table)),
+        'suppressed': Variant('suppressed', Bigram(table * 0.5)),
+    }
+    results = evaluate_text_variants(variants, config)
+    windows = held_out(config)
+    x, y = windows[:, :-1].flatten(), windows[:, 1:].flatten()
+    capital = torch.tensor([vocab[i] in caps for i in y.tolist()])
+    p_caps = torch.softmax(table.double(), -1)[x][:, [i for i, c in enumerate(vocab) if c in caps]].sum(-1)
+    assert results['suppressed'].targets == ['caps']
+    assert results['suppressed'].untouched_target_mass == pytest.approx(float(p_caps[capital].mean()), rel=1e-5)
+    assert results['baseline'].untouched_target_mass == pytest.approx(results['baseline'].target_mass)

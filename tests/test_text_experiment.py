@@ -71,6 +71,8 @@ def test_a_finished_text_run_resumes_as_it_was(text_run):
         (['--set', 'labels.digit.chars=""'], 'labels.digit.chars'),
         (['--set', 'evaluations.0.target="red"'], 'evaluations.0.target'),
         (['--set', 'data.path="missing.txt"'], 'data'),
+        (['--set', 'data.held_out=0.99999'], 'data.held_out: 0.99999 leaves the training part'),
+        (['--set', 'data.held_out=0.00001'], 'data.held_out: 1e-05 leaves the held-out part'),
     ],
 )
 def test_text_mistakes_are_one_line(tmp_path, arguments, words):
@@ -152,3 +154,50 @@ def test_a_model_data_or_label_of_the_other_domain_is_one_line(tmp_path, old, ne
 def test_what_text_does_not_do_yet_is_one_line(tmp_path, command, words):
     result = run_cli(command[0], LM_DIGITS, *command[1:], '--steps', 5, '--out', tmp_path / 'out', *set_arguments())
     assert words in assert_one_line_error(result)
+
+
+def test_a_concept_of_every_character_has_no_collateral_figure_and_the_reports_say_so(tmp_path):
+    """Every held-out position is the concept's: the collateral ratio is NaN (class 'none'), shown as '—'."""
+    text = (LM_DIGITS / 'experiment.toml').read_text()
+    text = text.replace('source = "python-reference"', 'path = "corpus.txt"').replace('"0123456789"', '"ab12 "')
+    (tmp_path / 'experiment.toml').write_text(text)
+    (tmp_path / 'dopesheet.csv').write_bytes((LM_DIGITS / 'dopesheet.csv').read_bytes())
+    (tmp_path / 'corpus.txt').write_text('ab 12 ba 21 ' * 400)
+    out = tmp_path / 'compare'
+    result = run_cli('compare', tmp_path, '--seeds', '0-1', '--steps', 20, '--out', out, *set_arguments())
+    assert result.returncode == 0, result.stderr
+    assert 'the concept is constant (1) over the fitting samples' in result.stderr  # erasing it fails, as a warning
+    rows = pd.read_csv(out / 'compare.csv')
+    assert rows['collateral_ratio'].isna().all()
+    erased = rows['kind'].isin(['leace', 'mean-difference'])
+    assert rows.loc[erased, 'target_ratio'].isna().all() and rows.loc[~erased, 'target_ratio'].notna().all()
+    assert (rows.loc[~erased, 'collateral_class'] == 'none').all()
+    assert '—' in (out / 'report.html').read_text()
+
+
+def test_a_corpus_file_that_changes_under_a_run_is_refused(tmp_path):
+    text = (LM_DIGITS / 'experiment.toml').read_text().replace('source = "python-reference"', 'path = "corpus.txt"')
+    (tmp_path / 'experiment.toml').write_text(text)
+    (tmp_path / 'dopesheet.csv').write_bytes((LM_DIGITS / 'dopesheet.csv').read_bytes())
+    corpus = tmp_path / 'corpus.txt'
+    corpus.write_text(''.join(f'item {i} costs {i * 7 % 100}. ' for i in range(400)))
+    out = tmp_path / 'run'
+    assert run_cli('run', tmp_path, '--steps', 10, '--out', out, '--no-report', *set_arguments()).returncode == 0
+    corpus.write_text(corpus.read_text().replace('costs', 'takes'))  # same length, other text
+    again = run_cli('run', tmp_path, '--steps', 10, '--out', out, '--resume', '--no-report', *set_arguments())
+    assert 'of another corpus (the text it trained on has changed)' in assert_one_line_error(again)
+    report = run_cli('report', out)
+    assert 'corpus' in assert_one_line_error(report)
+
+
+@pytest.mark.parametrize(
+    ('arguments', 'words'),
+    [
+        (['--set', 'regularizers.1.layers=["position"]'], "layer 'position' outputs [8, 32]"),
+        (['--set', 'data.held_out=0.0001'], "label 'digit' marks no position of the held-out part"),
+    ],
+)
+def test_text_layers_and_concepts_are_checked_at_load(tmp_path, arguments, words):
+    result = run_cli('run', LM_DIGITS, '--steps', 5, '--out', tmp_path / 'run', *set_arguments(), *arguments)
+    assert words in assert_one_line_error(result)
+    assert not (tmp_path / 'run').exists()

@@ -274,8 +274,12 @@ def check_text_engine(config: ExperimentConfig, engine: str = 'fast', compile: b
         raise ConfigError('--engine lightning trains colour models; a text experiment trains with the fast engine')
     if compile:
         raise ConfigError('--compile applies to colour models; a text experiment trains eager')
-    if any(m.route is not None for m in config.models or []):
-        raise ConfigError('gradient routing (a [[models]] route) applies to colour experiments, not yet to text')
+    for i, m in enumerate(config.models or []):
+        if m.route is not None:
+            raise ConfigError(
+                f'models.{i}.route (model {m.name!r}): gradient routing applies to colour experiments, not yet to '
+                'text; remove the route'
+            )
 
 
 def checked_steps(experiment: Experiment, steps: int | None) -> int:

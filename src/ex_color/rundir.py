@@ -27,7 +27,7 @@ from torch import nn
 
 from ex_color.columns import train_loss_column
 from ex_color.compiling import compile_fields
-from ex_color.config import ConfigError, Experiment, build_model, load_experiment
+from ex_color.config import ConfigError, Experiment, build_model, load_experiment, text_corpus
 from ex_color.device import device_fields
 from ex_color.evaluation import Evaluation
 from ex_color.files import write_atomic
@@ -116,6 +116,8 @@ def identity(experiment: Experiment, **fields: Any) -> dict[str, Any]:
     del config['experiment']['seed']
     del config['tracking']  # where a run is tracked never changes what it computes
     config.pop('search', None)  # nor does what a search of it would vary (a search adds it to its own identity)
+    if experiment.config.is_text:  # the corpus is a file outside the directory (or Python's own): its text counts
+        fields = {'corpus_sha256': text_corpus(experiment.config).sha256, **fields}
     return fingerprint(config, dopesheet_bytes(experiment), **fields)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -69,6 +70,8 @@ FIGURES = (
     'untouched_ce',
 )
 """The per-method figures summary.csv gives as `<figure>_mean, _low, _high`."""
+EDIT_FIGURES = tuple(f for f in FIGURES if f not in ('target_mass_before', 'untouched_ce'))
+"""The figures an edit's measurement fills (the untouched model's probability and cross-entropy are known anyway)."""
 LABEL_COLUMNS = ('method', 'model', 'kind', 'targets', 'collateral_class')
 ROW_COLUMNS = ('seed', *LABEL_COLUMNS, *FIGURES)
 MASS_FALL = 5.0
@@ -140,16 +143,26 @@ def assess_text_models(
     """Every evaluation on the model it names, each measured against that model's untouched version."""
     started = time.perf_counter()
     others = {name: model for name, model in models.items() if name != PREPARED}
-    variants = build_variants(models[PREPARED], config, others)
+    failures: dict[str, str] = {}
+    variants = build_variants(models[PREPARED], config, others, failures=failures)
+    for why in failures.values():
+        log.warning('Seed %d: %s; its figures are left empty for this seed', seed, why)
     model_of = {BASELINE: PREPARED, **{name: name for name in others}}
-    model_of |= {e.name: e.model for e in config.evaluations if e.name in variants}
+    model_of |= {e.name: e.model for e in config.evaluations}
     untouched = {name: BASELINE if model == PREPARED else model for name, model in model_of.items()}
     measured = evaluate_text_variants(variants, config, untouched)
     kinds = {e.name: e.kind for e in config.evaluations}
-    rows = [
-        _row(seed, name, model_of[name], kinds.get(name, 'baseline'), e, measured[untouched[name]])
-        for name, e in measured.items()
-    ]
+    targets = {e.name: e.targets for e in config.evaluations}
+    order = [BASELINE, *others, *(e.name for e in config.prepared_evaluations())]
+    order += [e.name for other in others for e in config.model_evaluations(other)]
+    rows = []
+    for name in (n for n in order if n in measured or n in failures):
+        before = measured[untouched[name]]
+        if name in failures:  # figures left NaN: summary.csv counts this seed as failed for the method
+            row = _row(seed, name, model_of[name], kinds[name], before, before) | dict.fromkeys(EDIT_FIGURES, math.nan)
+            rows.append(row | {'targets': '+'.join(targets[name]), 'collateral_class': ''})
+        else:
+            rows.append(_row(seed, name, model_of[name], kinds.get(name, 'baseline'), measured[name], before))
     continuations: dict[str, list[str]] = {}
     if continue_prompts:
         corpus = text_corpus(config)
@@ -178,7 +191,7 @@ def _row(seed: int, method: str, model: str, kind: str, e: TextEvaluation, untou
         'target_ratio': e.target_ratio,
         'collateral_ratio': e.collateral_ratio,
         **{f'ratio_{c}': e.class_ce_ratio[c] for c in (*CHAR_CLASSES, ALL)},
-        'target_mass_before': untouched.target_mass,
+        'target_mass_before': e.untouched_target_mass,
         'target_mass_after': e.target_mass,
         'untouched_ce': untouched.class_ce[ALL],
     }

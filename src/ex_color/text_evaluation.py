@@ -12,7 +12,9 @@ characters (`data.corpus.held_out_windows`): every position of every window pred
   the cross-entropy ratio at those positions; `collateral_ratio` is the worst ratio, over the
   classes, at the positions outside the concept (`collateral_class` says which class).
 - `target_mass`: the mean probability the model gives to *some* character of the concept at the
-  concept's positions; `other_mass`: the same elsewhere.
+  concept's positions (for a `current-token` concept: the probability that the *next* character is one
+  of its characters, where the current one is); `other_mass`: the same elsewhere;
+  `untouched_target_mass`: the untouched model's `target_mass` at the same concept.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ PROMPTS = 4
 """Prompts in a report: held-out text that ends just before the concept."""
 PROMPT_CHARS = 40
 CONTINUATION_CHARS = 60
+NO_CLASS = 'none'
+"""`collateral_class` when no position lies outside the concept."""
 TEMPERATURE = 0.7
 """Sampling temperature of the continuations (the same random draws for every version of a model)."""
 
@@ -58,6 +62,8 @@ class TextEvaluation:
     targets: list[str] = field(default_factory=list)
     """The labels that mark the concept's positions."""
     edit: ErasureEdit | None = None
+    untouched_target_mass: float = float('nan')
+    """`target_mass` of the untouched model at this version's concept (its own for an untouched model)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(replace(self, edit=None)), 'edit': self.edit.to_dict() if self.edit is not None else {}}
@@ -145,35 +151,45 @@ def evaluate_text_variants(
     sections = {e.name: e for e in config.evaluations}
     first = config.evaluations[0].targets if config.evaluations else []
     figures: dict[str, tuple[PositionFigures, Tensor, list[str]]] = {}
+    concepts: dict[str, tuple[Tensor, Tensor]] = {}
     for name, variant in variants.items():
         targets = sections[name].targets if name in sections else first
-        positions, members = concept_of(labels, targets, x, y, corpus)
+        positions, members = concepts[name] = concept_of(labels, targets, x, y, corpus)
         figures[name] = (position_figures(variant.model, variant.interventions, windows, members), positions, targets)
     reference = dict(untouched or {})
     results = {}
     for name, (measured, positions, targets) in figures.items():
-        base = figures[reference.get(name, 'baseline')][0]
+        base_name = reference.get(name, 'baseline')
+        base, _, base_targets = figures[base_name]
+        base_mass = base.mass
+        if sorted(base_targets) != sorted(targets):  # another concept than the untouched model was measured on
+            untouched_variant = variants[base_name]
+            base_mass = position_figures(
+                untouched_variant.model, untouched_variant.interventions, windows, concepts[name][1]
+            ).mass
         ce = _class_means(measured.ce, classes)
         outside = ~positions
         ratio = {c: ce[c] / base_ce for c, base_ce in _class_means(base.ce, classes).items()}
         collateral = {
             c: _class_means(measured.ce, classes, outside)[c] / v
             for c, v in _class_means(base.ce, classes, outside).items()
-            if c != ALL and v == v
+            if c != ALL and v == v  # a class with no position outside the concept has a NaN mean: skipped
         }
-        worst = max(collateral, key=lambda c: collateral[c])
+        # No class outside the concept (a concept of every character): nothing to damage, so no collateral figure.
+        worst = max(collateral, key=lambda c: collateral[c]) if collateral else NO_CLASS
         target_ce = _mean(measured.ce, positions)
         results[name] = TextEvaluation(
             class_ce=ce,
             class_ce_ratio=ratio,
             target_ce=target_ce,
             target_ratio=target_ce / _mean(base.ce, positions),
-            collateral_ratio=collateral[worst],
+            collateral_ratio=collateral.get(worst, float('nan')),
             collateral_class=worst,
             target_mass=_mean(measured.mass, positions),
             other_mass=_mean(measured.mass, outside),
             targets=list(targets),
             edit=variants[name].edit,
+            untouched_target_mass=_mean(base_mass, positions),
         )
     return results
 

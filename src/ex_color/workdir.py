@@ -152,6 +152,8 @@ def describe_difference(manifest: dict[str, Any], identity: dict[str, Any], keys
             parts.append(f'of another experiment config ({", ".join(fields[:4]) or "its sections"} {verb})')
         elif key == 'dopesheet_sha256':
             parts.append('with another dopesheet (its contents differ)')
+        elif key == 'corpus_sha256':
+            parts.append('of another corpus (the text it trained on has changed)')
         elif key == 'compiled':
             compiled = manifest.get(key, RECORDED_UNLESS_DEFAULT[key])
             parts.append('trained compiled (add --compile)' if compiled else 'trained eager (add --no-compile)')

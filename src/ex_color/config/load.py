@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -156,6 +157,8 @@ def load_experiment(path: str | Path, *, strict: bool = False, overrides: Sequen
     source = f'{path} with {" ".join(f"--set {t}" for t in changes.texts)}' if changes.texts else str(path)
     config = parse_config(apply_file_overrides(raw, changes.file, str(path)), source=source)
     config = _with_corpus_path(config, path)
+    _check_text_split(config, source)
+    _check_text_concepts(config, source)
     dopesheet_path = path.parent / config.experiment.dopesheet
     try:
         data = read_regular_file(dopesheet_path)
@@ -226,12 +229,47 @@ def _with_corpus_path(config: ExperimentConfig, path: Path) -> ExperimentConfig:
         ) from None
     except UnicodeDecodeError as e:
         raise ConfigError(f'{path}: data.path: {data.path!r} is not UTF-8 text: {e}') from None
-    if len(text) < 4 * (data.context + 1) / data.held_out:
+    shortest = math.ceil(4 * (data.context + 1) / data.held_out)
+    if len(text) < shortest:
         raise ConfigError(
-            f'{path}: data.path: {data.path!r} has {len(text):,} characters; expected enough for training windows and '
-            f'a held-out part of at least a few windows of {data.context + 1} (data.context + 1)'
+            f'{path}: data.path: {data.path!r} has {len(text):,} characters; expected at least {shortest:,}, so '
+            f'that the held-out part (data.held_out = {data.held_out}) holds 4 windows of {data.context + 1} '
+            '(data.context + 1)'
         )
     return config.model_copy(update={'data': data.model_copy(update={'path': str(corpus)})})
+
+
+def _check_text_split(config: ExperimentConfig, source: str) -> None:
+    """A text corpus's training part and held-out part each hold at least one window of `context + 1` characters."""
+    if not isinstance(config.data, TextDataSection):
+        return
+    data, corpus = config.data, text_corpus(config)
+    window = data.context + 1
+    for part, size in (('training', len(corpus.train)), ('held-out', len(corpus.held_out))):
+        if size <= window:
+            raise ConfigError(
+                f'{source}: data.held_out: {data.held_out} leaves the {part} part of {corpus.name} {size:,} '
+                f'characters; expected more than one window of {window:,} (data.context + 1) in each part'
+            )
+
+
+def _check_text_concepts(config: ExperimentConfig, source: str) -> None:
+    """Each evaluation's concept marks some training position (else nothing anchors or erases it) and some held-out
+    position (else its figures are empty)."""
+    if not isinstance(config.data, TextDataSection):
+        return
+    corpus, labels = text_corpus(config), token_labels(config)
+    for part, tokens in (('training', corpus.train), ('held-out', corpus.held_out)):
+        x, y = tokens[:-1], tokens[1:]
+        for i, e in enumerate(config.evaluations):
+            for target in e.targets:
+                label = labels[target]
+                if not label.indicator(x, y, corpus.members(label.chars)).any():
+                    raise ConfigError(
+                        f'{source}: {_named(config, f"evaluations.{i}.target")}: label {target!r} marks no position '
+                        f'of the {part} part of {corpus.name} (no {label.chars!r} as the {label.position} '
+                        'character); expected a concept both parts have (data.held_out moves the split)'
+                    )
 
 
 def _named(config: ExperimentConfig, field: str) -> str:
@@ -274,8 +312,33 @@ def check_layers(config: ExperimentConfig, source: str = '<config>') -> None:
         except KeyError as e:
             raise ConfigError(f'{source}: {_named(config, field)}: {e}') from None
     widths = layer_widths(model, {layer for _, layer in named}, sample_input(config))
+    if config.is_text:
+        for field, problem in _per_position_problems(config, model, named):
+            raise ConfigError(f'{source}: {_named(config, field)}: {problem}')
     for field, problem in (*_shape_problems(config, model, widths), *_sweep_problems(config)):
         raise ConfigError(f'{source}: {_named(config, field)}: {problem}')
+
+
+def _per_position_problems(
+    config: ExperimentConfig, model: nn.Module, named: list[tuple[str, str]]
+) -> Iterator[tuple[str, str]]:
+    """(field, problem) for a text layer a regularizer or edit reads whose output is not one vector per position
+    (`[batch, positions, features]`): its samples would not line up with the labels."""
+    sample = sample_input(config)
+    assert sample is not None
+    shapes: dict[str, tuple[int, ...]] = {}
+    layers = {layer for _, layer in named}
+    with torch.no_grad(), forward_hooks(model, layers, lambda name, out: shapes.setdefault(name, tuple(out.shape))):
+        model(sample)
+    for field, layer in named:
+        shape = shapes[layer]
+        if len(shape) != 3 or shape[:2] != tuple(sample.shape):
+            yield (
+                field,
+                f'layer {layer!r} outputs {list(shape)} for a batch of {sample.shape[0]} windows of '
+                f'{sample.shape[1]} positions; expected one vector per position, [batch, positions, features] '
+                "(e.g. 'bottleneck')",
+            )
 
 
 def layer_widths(model: nn.Module, layers: Iterable[str], sample: torch.Tensor | None = None) -> dict[str, int]:
@@ -433,5 +496,10 @@ def _sweep_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
                 yield (
                     f'sweep.{key}.{i}',
                     f'{column!r} is not a column a run produces{did_you_mean(column, produced)}; expected e.g. '
-                    'val_recon or <evaluation>_selectivity_r2, <evaluation>_mse_max, <evaluation>_<colour>',
+                    + (
+                        'val_recon or <evaluation>_target_ratio, <evaluation>_collateral_ratio, '
+                        '<evaluation>_ratio_<class>'
+                        if config.is_text
+                        else 'val_recon or <evaluation>_selectivity_r2, <evaluation>_mse_max, <evaluation>_<colour>'
+                    ),
                 )

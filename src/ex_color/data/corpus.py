@@ -8,6 +8,7 @@ fraction, one contiguous stretch, so no training window overlaps it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -88,6 +89,12 @@ class Corpus:
     def decode(self, ids: Iterable[int]) -> str:
         return ''.join(self.vocab[int(i)] for i in ids)
 
+    @property
+    def sha256(self) -> str:
+        """A fingerprint of the text (its characters and their order): work on a corpus records it, so a corpus file
+        that changes under a run directory is noticed."""
+        return hashlib.sha256(self.vocab.encode() + self.tokens.numpy().tobytes()).hexdigest()
+
     def class_ids(self) -> Tensor:
         """Each token's class as an index into `CHAR_CLASSES`, `[vocab]` int64."""
         return torch.tensor([CHAR_CLASSES.index(char_class(c)) for c in self.vocab], dtype=torch.long)
@@ -97,14 +104,23 @@ class Corpus:
         return torch.tensor([float(c in chars) for c in self.vocab])
 
 
-@cache
 def load_corpus(source: str | None, path: str | None, held_out: float) -> Corpus:
-    """The corpus an experiment names: the built-in `source`, or a UTF-8 file at `path` (cached per process)."""
+    """The corpus an experiment names: the built-in `source`, or a UTF-8 file at `path`.
+
+    Read once per process for each file version: a file that changes (its size or modification time) is read again.
+    """
     if path is not None:
-        text = Path(path).read_text(encoding='utf-8')
-        return Corpus.from_text(text, held_out, name=path)
+        stat = Path(path).stat()
+        return _read_corpus(None, path, held_out, (stat.st_size, stat.st_mtime_ns))
     if source != PYTHON_REFERENCE:
         raise ValueError(f'unknown corpus source {source!r}; expected {PYTHON_REFERENCE!r} or a path')
+    return _read_corpus(source, None, held_out, None)
+
+
+@cache
+def _read_corpus(source: str | None, path: str | None, held_out: float, version: object) -> Corpus:
+    if path is not None:
+        return Corpus.from_text(Path(path).read_text(encoding='utf-8'), held_out, name=path)
     return Corpus.from_text(python_reference(), held_out, name=PYTHON_REFERENCE)
 
 

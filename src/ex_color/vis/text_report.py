@@ -80,10 +80,10 @@ def write_text_run_report(run: Run, stop_if_asked: Callable[[], None]) -> Path:
             [
                 name,
                 ' + '.join(e.targets),
-                *(f'{values[c]:.3g}{unit}' for c in CLASSES),
-                f'{e.target_ratio:.3g}×' if edited else '—',  # type: ignore[union-attr]
-                f'{e.collateral_ratio:.3g}× ({e.collateral_class})' if edited else '—',  # type: ignore[union-attr]
-                f'{e.target_mass:.3g}',  # type: ignore[union-attr]
+                *(_figure(values[c], unit) for c in CLASSES),
+                _figure(e.target_ratio, '×') if edited else '—',  # type: ignore[union-attr]
+                f'{_figure(e.collateral_ratio, "×")} ({e.collateral_class})' if edited else '—',  # type: ignore[union-attr]
+                _figure(e.target_mass),  # type: ignore[union-attr]
             ]
         )
     table = Table(['version', 'concept', *CLASSES, 'concept ratio', 'worst other', 'p(concept)'], rows)
@@ -113,7 +113,7 @@ def write_text_compare_report(directory: Path, stop_if_asked: Callable[[], None]
     """A text comparison's page: the summary table, the per-class bars (means over seeds with 95% intervals) and
     the first seed's continuations."""
     facts = TextCompareFacts.read(directory)
-    summary = pd.read_csv(directory / SUMMARY_FILE, keep_default_na=False)
+    summary = pd.read_csv(directory / SUMMARY_FILE)
     edited = summary[summary['kind'] != 'baseline']
     ratios = {r['method']: {c: float(r[f'ratio_{c}_mean']) for c in CLASSES} for _, r in edited.iterrows()}
     errors = {
@@ -144,7 +144,7 @@ def write_text_compare_report(directory: Path, stop_if_asked: Callable[[], None]
     ]
     rows = []
     for _, r in summary.iterrows():
-        cells = [f'{r[f"{f}_mean"]:.3g} [{r[f"{f}_low"]:.3g}, {r[f"{f}_high"]:.3g}]' for f in shown]
+        cells = [_interval(r[f'{f}_mean'], r[f'{f}_low'], r[f'{f}_high']) for f in shown]
         rows.append([r['method'], r['model'], r['kind'], *cells])
     table = Table(['method', 'model', 'kind', *shown], rows)
     assert set(shown) <= set(COMPARE_FIGURES)
@@ -156,6 +156,16 @@ def write_text_compare_report(directory: Path, stop_if_asked: Callable[[], None]
     path = directory / REPORT_FILE
     write_atomic(path, html)
     return path
+
+
+def _figure(value: float, unit: str = '') -> str:
+    """'1.75×', or '—' for a figure with no held-out position to measure it on (NaN)."""
+    return '—' if pd.isna(value) else f'{value:.3g}{unit}'
+
+
+def _interval(mean: float, low: float, high: float) -> str:
+    """'1.75 [1.68, 1.82]', or '—' for a figure no seed had (a class or concept with no held-out position)."""
+    return '—' if pd.isna(mean) else f'{mean:.3g} [{low:.3g}, {high:.3g}]'
 
 
 __all__ = ['write_text_compare_report', 'write_text_run_report']
