@@ -306,12 +306,6 @@ def run_compare(
     device = resolve_device(device)
     compile = resolve_compile(compile, 'compare')
     directory = Path(out) if out is not None else default_compare_dir(experiment)
-    if experiment.config.is_text:
-        from ex_color.text_compare import run_text_compare
-
-        trainer = chunk_trainer(experiment, steps, directory, ray=ray, ray_cpus=ray_cpus, device=device)
-        options = {'chunk': chunk, 'loggers': loggers, 'device': device, 'compile': False}
-        return run_text_compare(experiment, seeds, directory, steps, options, trainer, progress)
     started = time.perf_counter()
     seeds = list(seeds)
     with SeedRunner(
@@ -327,6 +321,10 @@ def run_compare(
         compile=compile,
     ) as runner:
         runner.run(progress=progress)
+        if experiment.config.is_text:
+            from ex_color.text_compare import finish_text_compare
+
+            return finish_text_compare(runner, experiment, seeds, directory, started)
         compared = [SeedComparison.from_state(runner.files.read(seed), experiment.config) for seed in seeds]
         table = pd.DataFrame([row for seed in compared for row in seed.rows], columns=list(ROW_COLUMNS))
         summary = summarise(table)

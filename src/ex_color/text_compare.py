@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -313,27 +313,17 @@ class TextCompareResult:
     facts: TextCompareFacts
 
 
-def run_text_compare(
-    experiment: Experiment,
-    seeds: Sequence[int],
-    directory: Path,
-    steps: int,
-    runner_options: dict[str, Any],
-    trainer: Any,
-    progress: bool | None,
+def finish_text_compare(
+    runner: SeedRunner, experiment: Experiment, seeds: Sequence[int], directory: Path, started: float
 ) -> TextCompareResult:
-    """`ex_color.compare.run_compare` for a text experiment (arguments as it resolves them)."""
-    started = time.perf_counter()
+    """After `ex_color.compare.run_compare`'s runner has every seed: the text comparison's tables and facts."""
     seeds = list(seeds)
-    job = replace(TEXT_COMPARE, members=1 + len(experiment.config.compared_models()))
-    with SeedRunner(job, experiment, directory, steps, seeds, trainer=trainer, **runner_options) as runner:
-        runner.run(progress=progress)
-        compared = [TextSeedComparison.from_state(runner.files.read(seed), experiment.config) for seed in seeds]
-        table = pd.DataFrame([row for seed in compared for row in seed.rows], columns=list(ROW_COLUMNS))
-        summary = summarise_text(table)
-        first = next((c for c in compared if c.continuations), compared[0])
-        facts = text_facts(experiment, seeds, summary, first, time.perf_counter() - started)
-        write_text_comparison(directory, table, summary, facts)
+    compared = [TextSeedComparison.from_state(runner.files.read(seed), experiment.config) for seed in seeds]
+    table = pd.DataFrame([row for seed in compared for row in seed.rows], columns=list(ROW_COLUMNS))
+    summary = summarise_text(table)
+    first = next((c for c in compared if c.continuations), compared[0])
+    facts = text_facts(experiment, seeds, summary, first, time.perf_counter() - started)
+    write_text_comparison(directory, table, summary, facts)
     return TextCompareResult(directory, table, summary, facts)
 
 
@@ -353,7 +343,7 @@ __all__ = [
     'TextCompareResult',
     'TextSeedComparison',
     'assess_text_models',
-    'run_text_compare',
+    'finish_text_compare',
     'summarise_text',
     'text_compare_chunk',
     'text_facts',
