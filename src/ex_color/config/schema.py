@@ -985,7 +985,11 @@ class ExperimentConfig(_Section):
                 raise _field_error(
                     f'labels.{name}.kind',
                     f'{label.kind!r} is not a label of a {domain} experiment; expected '
-                    + ("'next-token' or 'current-token'" if self.is_text else 'a colour label'),
+                    + (
+                        "'next-token' or 'current-token'"
+                        if self.is_text
+                        else "'primary', 'vibrancy', 'desaturation' or 'similarity'"
+                    ),
                 )
 
     def _check_erasures(self) -> None:
