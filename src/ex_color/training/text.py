@@ -116,7 +116,8 @@ def train_text_ensemble(
         raise ValueError(f'weight_scale must be [members, regularizers], got {list(scale.shape)}')
     device = torch.device(options.device)
     members = nn.ModuleList(copy.deepcopy(m) for m in models).to(device).train()
-    optimizer = torch.optim.Adam(members.parameters(), lr=float(schedule.lr[0]), foreach=True)
+    # Fused: one kernel for every parameter of every member (elementwise, so a member still trains as alone).
+    optimizer = torch.optim.Adam(members.parameters(), lr=float(schedule.lr[0]), fused=True)
     generators = [data_generator(seed) for seed in seeds]
     loop = Loop(seeds, steps, members, optimizer, generators, scale)
     layers = sorted({layer for r in regularizers for layer in r.layer_affinities})
