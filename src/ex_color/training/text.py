@@ -21,6 +21,7 @@ import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -73,13 +74,18 @@ class TextData:
     def probabilities(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Each label's probability per position, `{name: [B, T]}` (labels with scale 0 left out)."""
         return {
-            name: label.probabilities(x, y, self.members(label.chars))
+            name: label.probabilities(x, y, self._members[name])
             for name, label in self.labels.items()
             if label.scale > 0
         }
 
     def members(self, chars: str) -> Tensor:
         return self.corpus.members(chars)
+
+    @cached_property
+    def _members(self) -> dict[str, Tensor]:
+        """Each label's characters as a `[vocab]` indicator, built once (not at every step)."""
+        return {name: self.members(label.chars) for name, label in self.labels.items()}
 
 
 def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
